@@ -1,0 +1,82 @@
+"""asyncws: declarative, AsyncAPI-first WebSocket APIs on FastAPI that scale across processes.
+
+The seed's imperative API (fastapi-distributed-websocket) is available under the same names:
+`WebSocketManager`, `Connection`, `Message`, the brokers, `matches`, `handle`/`ahandle`, ...
+"""
+
+from __future__ import annotations
+
+from .brokers import BrokerInterface, BrokerMessage, BrokerState, InMemoryBroker, create_broker
+from .codes import CloseCode, ErrorCode
+from .connection import Connection, ConnectionState
+from .exceptions import (
+    AsyncWSError,
+    BrokerError,
+    ForbiddenError,
+    InvalidSubscription,
+    InvalidSubscriptionMessage,
+    InvalidTopicError,
+    PayloadValidationError,
+    ProtocolError,
+    RateLimitedError,
+    TooManySubscriptionsError,
+    UnknownTopicError,
+    UnknownTypeError,
+    WebSocketException,
+)
+from .manager import WebSocketManager
+from .message import (
+    Message,
+    ahandle,
+    handle,
+    handle_subscription_message,
+    subscribe,
+    unsubscribe,
+)
+from .topics import TopicIndex, TopicLimits, matches
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncWSError",
+    "BrokerError",
+    "BrokerInterface",
+    "BrokerMessage",
+    "BrokerState",
+    "CloseCode",
+    "Connection",
+    "ConnectionState",
+    "ErrorCode",
+    "ForbiddenError",
+    "InMemoryBroker",
+    "InvalidSubscription",
+    "InvalidSubscriptionMessage",
+    "InvalidTopicError",
+    "Message",
+    "PayloadValidationError",
+    "ProtocolError",
+    "RateLimitedError",
+    "RedisBroker",
+    "TooManySubscriptionsError",
+    "TopicIndex",
+    "TopicLimits",
+    "UnknownTopicError",
+    "UnknownTypeError",
+    "WebSocketException",
+    "WebSocketManager",
+    "ahandle",
+    "create_broker",
+    "handle",
+    "handle_subscription_message",
+    "matches",
+    "subscribe",
+    "unsubscribe",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name == "RedisBroker":  # imported lazily, like every backend
+        from .brokers.redis import RedisBroker
+
+        return RedisBroker
+    raise AttributeError(f"module 'asyncws' has no attribute {name!r}")

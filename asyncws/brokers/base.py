@@ -1,0 +1,93 @@
+"""The broker interface: how instances of one application reach each other.
+
+A broker moves opaque byte strings between *channels*. Channel names are ``/``-separated
+levels; a subscription may be a pattern using the MQTT wildcards (``+`` one level, ``#`` the
+remaining levels, last only). A broker MAY over-approximate patterns (Redis maps ``+`` to its
+glob ``*``); the manager filters exactly, and drops the copies a broker delivers more than once
+for one publish (see `WebSocketManager`).
+
+Delivery is at-most-once: a message published while the broker is unreachable raises
+`BrokerError`; a message in flight when the connection drops may be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+__all__ = ["BrokerInterface", "BrokerMessage", "BrokerState"]
+
+
+class BrokerMessage(NamedTuple):
+    """One message received from the broker: the channel it was published on, and its bytes."""
+
+    channel: str
+    data: bytes
+
+
+class BrokerState(StrEnum):
+    DISCONNECTED = "disconnected"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+class BrokerInterface(ABC):
+    """A pub/sub backend. The first six methods are the seed's; keep them working.
+
+    Implementations must be safe to call ``subscribe``/``unsubscribe``/``publish`` while another
+    task is blocked in `listen` (or ``get_message``).
+    """
+
+    state: BrokerState = BrokerState.DISCONNECTED
+
+    def is_closed(self) -> bool:
+        """True once `disconnect` was called: listeners stop."""
+        return self.state is BrokerState.CLOSED
+
+    @abstractmethod
+    async def connect(self) -> None: ...
+
+    @abstractmethod
+    async def disconnect(self) -> None: ...
+
+    @abstractmethod
+    async def subscribe(self, channel: str) -> None:
+        """Receive messages published on ``channel`` (a name, or a pattern with ``+``/``#``)."""
+
+    @abstractmethod
+    async def unsubscribe(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def publish(self, channel: str, message: Any) -> None:
+        """Publish ``message`` (bytes or str; str is UTF-8 encoded) on ``channel``.
+
+        Raises `asyncws.exceptions.BrokerError` when the broker cannot take it.
+        """
+
+    @abstractmethod
+    async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
+        """The next message, waiting up to ``timeout`` seconds (None: until one arrives)."""
+
+    async def listen(self) -> AsyncIterator[BrokerMessage]:
+        """Yield messages until the broker is disconnected. Never busy-waits.
+
+        The default implementation loops over ``get_message(timeout=None)``; backends override it
+        to batch reads or to reconnect.
+        """
+        while not self.is_closed():
+            message = await self.get_message(timeout=None)
+            if message is not None:
+                yield message
+            else:
+                await asyncio.sleep(0)
+
+    async def __aenter__(self) -> BrokerInterface:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.disconnect()

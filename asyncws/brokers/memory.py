@@ -1,0 +1,91 @@
+"""`memory://`: an in-process broker, for one process and for tests.
+
+``memory://`` gives each broker its own hub; brokers created from the same named URL
+(``memory://shared``) in one process share a hub, so several managers can be tested together.
+A subscriber's queue is bounded: a publisher waits when a subscriber falls behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from ..topics import TopicIndex, is_pattern
+from .base import BrokerInterface, BrokerMessage, BrokerState
+
+__all__ = ["InMemoryBroker", "MemoryHub"]
+
+
+class MemoryHub:
+    """Routes published messages to the in-memory brokers subscribed to them."""
+
+    def __init__(self) -> None:
+        self.index: TopicIndex[InMemoryBroker] = TopicIndex()
+
+    def route(self, channel: str) -> set[InMemoryBroker]:
+        return self.index.match(channel)
+
+
+class InMemoryBroker(BrokerInterface):
+    """A broker living in this process. ``maxsize`` bounds each subscriber's pending messages."""
+
+    _named_hubs: ClassVar[dict[str, MemoryHub]] = {}
+
+    def __init__(self, name: str = "", *, maxsize: int = 65536) -> None:
+        if name:
+            self.hub = self._named_hubs.setdefault(name, MemoryHub())
+        else:
+            self.hub = MemoryHub()
+        self._queue: asyncio.Queue[BrokerMessage | None] = asyncio.Queue(maxsize)
+        self._channels: set[str] = set()
+
+    async def connect(self) -> None:
+        self.state = BrokerState.CONNECTED
+
+    async def disconnect(self) -> None:
+        if self.state is BrokerState.CLOSED:
+            return
+        self.hub.index.remove_all(self, tuple(self._channels))
+        self._channels.clear()
+        self.state = BrokerState.CLOSED
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)  # wake a blocked listener
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        self.hub.index.add(channel, self)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        self.hub.index.remove(channel, self)
+
+    async def publish(self, channel: str, message: Any) -> None:
+        if is_pattern(channel):
+            raise ValueError("cannot publish on a pattern")
+        data = message.encode() if isinstance(message, str) else bytes(message)
+        item = BrokerMessage(channel, data)
+        for broker in self.hub.route(channel):
+            await broker._queue.put(item)
+
+    async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
+        timeout: float | None = kwargs.get("timeout", 0.0)
+        if self.state is BrokerState.CLOSED:
+            return None
+        if timeout is None:
+            return await self._queue.get()
+        try:
+            if timeout <= 0:
+                return self._queue.get_nowait()
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except (TimeoutError, asyncio.QueueEmpty):
+            return None
+
+    async def listen(self) -> AsyncIterator[BrokerMessage]:
+        queue = self._queue
+        while self.state is not BrokerState.CLOSED:
+            item = await queue.get()
+            if item is None:
+                return
+            yield item

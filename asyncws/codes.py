@@ -1,0 +1,43 @@
+"""Error codes (sent in error frames) and close codes (sent when a connection ends).
+
+Both are part of the wire protocol: `docs/protocol.md` lists them and the generated AsyncAPI
+document describes them. Close codes follow RFC 6455 section 7.4.1.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+__all__ = ["CloseCode", "ErrorCode"]
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes asyncws uses (RFC 6455 section 7.4.1)."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001  # server shutting down
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    POLICY_VIOLATION = 1008  # sustained abuse, auth failure after accept, forbidden origin
+    MESSAGE_TOO_BIG = 1009  # frame over the configured maximum
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013  # slow consumer: the outgoing queue overflowed
+    BAD_GATEWAY = 1014  # proxy: the upstream failed
+
+
+class ErrorCode(StrEnum):
+    """The ``code`` of an error frame: stable strings a client can switch on."""
+
+    INVALID_JSON = "invalid_json"  # the frame is not JSON
+    INVALID_FRAME = "invalid_frame"  # JSON, but not an object / wrong envelope field types
+    UNSUPPORTED_DATA = "unsupported_data"  # a binary frame where text is expected
+    UNKNOWN_TYPE = "unknown_type"  # no operation with that ``type``
+    VALIDATION_ERROR = "validation_error"  # the payload does not match its model
+    INVALID_TOPIC = "invalid_topic"  # bad syntax, over the length/depth limits
+    UNKNOWN_TOPIC = "unknown_topic"  # not a declared topic
+    FORBIDDEN = "forbidden"  # authorization refused
+    TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+    RATE_LIMITED = "rate_limited"
+    BROKER_UNAVAILABLE = "broker_unavailable"  # the message could not be published
+    INTERNAL_ERROR = "internal_error"  # a bug on the server; details are in its log

@@ -1,0 +1,342 @@
+"""`Connection`: one websocket, its identity, its subscriptions and its outgoing queue.
+
+Every message for a connection goes through ONE bounded queue drained by ONE writer task, so
+messages arrive in the order they were queued and a slow socket never blocks the code that
+queued them. When the queue is full the slow-consumer policy applies: ``"close"`` (default)
+closes the connection with 1013 (try again later) and logs it; ``"drop_oldest"`` drops the
+oldest queued message and counts it in `dropped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Literal
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from .codes import CloseCode, ErrorCode
+from .exceptions import AsyncWSError, ProtocolError
+from .protocol import dumps, error_frame_for, frame_id, parse_frame
+
+if TYPE_CHECKING:
+    from .manager import WebSocketManager
+
+__all__ = ["Connection", "ConnectionState", "SlowConsumerPolicy", "new_connection_id"]
+
+logger = logging.getLogger("asyncws.connection")
+
+SlowConsumerPolicy = Literal["close", "drop_oldest"]
+Outgoing = dict[str, Any]  # an ASGI "websocket.send" message, shared by every recipient
+
+
+def new_connection_id() -> str:
+    """A server-assigned connection id: 128 random bits, URL-safe."""
+    return secrets.token_urlsafe(16)
+
+
+class ConnectionState(Enum):
+    CONNECTING = "connecting"  # created, not accepted yet
+    OPEN = "open"  # accepted; frames flow both ways
+    CLOSING = "closing"  # close started: nothing more is queued
+    CLOSED = "closed"  # the socket is gone
+
+
+class Connection:
+    """A websocket with an id, an optional user id, subscriptions and a bounded outgoing queue.
+
+    ``id`` is assigned (or validated) by the server and unique on its manager; ``user_id``
+    groups the connections of one user. ``topics`` holds the subscription patterns.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_drained",
+        "_queue",
+        "_waiter",
+        "_writer",
+        "close_code",
+        "dropped",
+        "id",
+        "manager",
+        "max_frame_size",
+        "max_queue",
+        "principal",
+        "slow_consumer",
+        "state",
+        "strikes",
+        "topics",
+        "user_id",
+        "websocket",
+    )
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        conn_id: str | None = None,
+        topic: str | None = None,
+        *,
+        user_id: str | None = None,
+        max_queue: int = 2048,
+        slow_consumer: SlowConsumerPolicy = "close",
+        max_frame_size: int = 1 << 20,
+    ) -> None:
+        self.websocket = websocket
+        self.id: str = conn_id or new_connection_id()
+        self.user_id = user_id
+        self.topics: set[str] = {topic} if topic else set()
+        self.state = ConnectionState.CONNECTING
+        self.max_queue = max_queue
+        self.slow_consumer: SlowConsumerPolicy = slow_consumer
+        self.max_frame_size = max_frame_size
+        self.manager: WebSocketManager | None = None
+        #: Whatever authentication produced for this connection (a user, claims, ...).
+        self.principal: Any = None
+        self.dropped = 0
+        self.strikes = 0  # protocol errors, decayed by good frames
+        self.close_code: int | None = None
+        self._queue: deque[Outgoing] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closed: asyncio.Event | None = None
+        self._drained: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} user={self.user_id!r} {self.state.value}>"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        """Accept the websocket (if not done yet) and start the writer."""
+        if self.websocket.application_state is WebSocketState.CONNECTING:
+            await self.websocket.accept(subprotocol=subprotocol, headers=headers)
+        self.state = ConnectionState.OPEN
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the websocket with ``code``, after sending what is already queued (<= 1 s)."""
+        if self.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
+            return
+        self.state = ConnectionState.CLOSING
+        await self._flush(1.0)
+        await self._close_socket(code, reason)
+
+    async def _close_socket(self, code: int, reason: str = "") -> None:
+        self._stop_writer()
+        self.close_code = code
+        ws = self.websocket
+        try:
+            if ws.application_state is not WebSocketState.DISCONNECTED and (
+                ws.client_state is not WebSocketState.DISCONNECTED
+            ):
+                await asyncio.wait_for(ws.close(code, reason[:120]), 2.0)
+        except Exception:  # the peer is already gone: nothing to tell it
+            pass
+        self._mark_closed()
+
+    def _mark_closed(self) -> None:
+        self.state = ConnectionState.CLOSED
+        self._queue.clear()
+        self._stop_writer()
+        if self._closed is not None:
+            self._closed.set()
+
+    def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None and writer is not asyncio.current_task():
+            writer.cancel()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.cancel()
+
+    async def _flush(self, within: float) -> None:
+        """Wait until the writer has sent everything queued, for at most ``within`` seconds."""
+        if not self._queue or self._writer is None:
+            return
+        if self._drained is None:
+            self._drained = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), within)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def push(self, message: Outgoing) -> bool:
+        """Queue an ASGI send message (shared, never mutated). False if it was not queued."""
+        if self.state is not ConnectionState.OPEN:
+            return False
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            if self.slow_consumer == "drop_oldest":
+                queue.popleft()
+                self.dropped += 1
+            else:
+                self._overflow()
+                return False
+        queue.append(message)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
+
+    def send_text_nowait(self, text: str) -> bool:
+        """Queue one text frame."""
+        return self.push({"type": "websocket.send", "text": text})
+
+    async def send_text(self, text: str) -> None:
+        self.send_text_nowait(text)
+
+    async def send_json(self, data: Any, mode: str = "text") -> None:
+        """Queue ``data`` as a JSON text frame (seed API; returns once queued)."""
+        self.send_text_nowait(dumps(data))
+
+    def _overflow(self) -> None:
+        logger.warning(
+            "connection %s: outgoing queue full (%d messages); closing with 1013",
+            self.id,
+            self.max_queue,
+        )
+        self.state = ConnectionState.CLOSING
+        self._queue.clear()
+        self._stop_writer()
+        task = asyncio.get_running_loop().create_task(
+            self._close_socket(CloseCode.TRY_AGAIN_LATER, "slow consumer")
+        )
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        send = self.websocket.send
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while queue:
+                    await send(queue.popleft())
+                if self._drained is not None:
+                    self._drained.set()
+                    self._drained = None
+                waiter = loop.create_future()
+                self._waiter = waiter
+                await waiter
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the socket went away: stop sending, the reader ends the connection
+            self._queue.clear()
+            if self.state is ConnectionState.OPEN:
+                self.state = ConnectionState.CLOSING
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def receive_text(self) -> str | None:
+        """The next text frame; None for a binary frame. Raises WebSocketDisconnect at the end.
+
+        A frame over ``max_frame_size`` closes the connection with 1009.
+        """
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            self._mark_closed()
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        text = message.get("text")
+        size = len(text) if text is not None else len(message.get("bytes") or b"")
+        if size > self.max_frame_size:
+            await self._close_socket(CloseCode.MESSAGE_TOO_BIG, "frame too big")
+            raise WebSocketDisconnect(CloseCode.MESSAGE_TOO_BIG)
+        return text
+
+    async def receive_json(self, mode: str = "text") -> Any:
+        """The next frame decoded as JSON (seed API). Raises WebSocketDisconnect at the end."""
+        return parse_json_text(await self.receive_text())
+
+    async def iter_frames(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield client frames that follow the protocol envelope; answer the others.
+
+        A frame that is not JSON, not an object or binary gets an error frame and is skipped;
+        the iteration ends cleanly when the client disconnects (or is closed for abuse).
+        """
+        while True:
+            try:
+                text = await self.receive_text()
+            except WebSocketDisconnect:
+                return
+            try:
+                frame = parse_frame(text)
+            except ProtocolError as exc:
+                if not await self.reject(exc, None):
+                    return
+                continue
+            yield frame
+
+    async def iter_json(self) -> AsyncIterator[Any]:
+        """Yield decoded JSON objects until the client disconnects (seed API).
+
+        Frames that are not JSON objects are answered with an error frame and skipped.
+        """
+        async for frame in self._iter_objects():
+            yield frame
+
+    async def _iter_objects(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            try:
+                text = await self.receive_text()
+            except WebSocketDisconnect:
+                return
+            try:
+                obj = parse_json_text(text)
+                if not isinstance(obj, dict):
+                    raise ProtocolError("a frame must be a JSON object")
+            except ProtocolError as exc:
+                if not await self.reject(exc, None):
+                    return
+                continue
+            yield obj
+
+    async def reject(self, exc: AsyncWSError, frame: Any) -> bool:
+        """Answer a bad frame with an error frame; False if the connection was closed for abuse.
+
+        Each rejected frame adds a strike; each good frame removes one (see `good_frame`).
+        Past 20 strikes the connection is closed with 1008.
+        """
+        self.send_text_nowait(error_frame_for(exc, frame_id(frame)))
+        self.strikes += 2
+        if self.strikes > 40:
+            logger.warning("connection %s: too many bad frames; closing with 1008", self.id)
+            await self.close(CloseCode.POLICY_VIOLATION, "too many invalid frames")
+            return False
+        return True
+
+    def good_frame(self) -> None:
+        if self.strikes:
+            self.strikes -= 1
+
+    async def wait_closed(self) -> None:
+        if self._closed is None:
+            self._closed = asyncio.Event()
+        if self.state is ConnectionState.CLOSED:
+            return
+        await self._closed.wait()
+
+
+def parse_json_text(text: str | None) -> Any:
+    """Decode JSON text; ProtocolError for binary frames and invalid JSON."""
+    if text is None:
+        raise ProtocolError("binary frames are not supported", code=ErrorCode.UNSUPPORTED_DATA)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ProtocolError("the frame is not valid JSON", code=ErrorCode.INVALID_JSON) from None
+
+
+_background: set[asyncio.Task[None]] = set()

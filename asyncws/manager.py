@@ -1,0 +1,548 @@
+"""`WebSocketManager`: the local registry of connections and the bridge to the broker.
+
+Delivery model
+--------------
+Every distributed send goes through the broker, on a channel that says who it is for::
+
+    {ns}/t/{topic}     a topic (instances with a matching subscriber listen to it)
+    {ns}/c/{conn_id}   one connection (only the instance holding it listens)
+    {ns}/u/{user_id}   every connection of one user
+    {ns}/b             everyone (every instance listens)
+
+so an instance receives only what it has recipients for. A broker message is
+``aws1:{instance}:{seq}\\n`` followed by the frame text, which the publisher encoded once;
+the receiving instance wraps it in one ASGI message and queues that same object on every
+local recipient (no decoding, no per-recipient work beyond a queue append). Copies of one
+publish that the broker delivers twice (an exact and a pattern subscription both matching)
+carry the same header and are dropped.
+
+Delivery is at-most-once and ordered per publisher and channel. A publish while the broker
+is unreachable raises `BrokerError`. One slow or dead connection never delays the others:
+each has its own bounded queue (see `Connection`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import quote, unquote
+
+from starlette.websockets import WebSocket
+
+from .brokers import BrokerInterface, create_broker
+from .codes import CloseCode, ErrorCode
+from .connection import Connection, ConnectionState, SlowConsumerPolicy, new_connection_id
+from .exceptions import AsyncWSError, ProtocolError, TooManySubscriptionsError, UnknownTypeError
+from .message import CLIENT_TYPES, Message
+from .protocol import ack_frame, dumps, error_frame_for, frame_id
+from .topics import DEFAULT_LIMITS, TopicIndex, TopicLimits, validate_pattern, validate_topic
+
+__all__ = ["WebSocketManager"]
+
+logger = logging.getLogger("asyncws.manager")
+
+_CONN_ID_RE = re.compile(r"[A-Za-z0-9._~:@-]{1,128}")
+_MAGIC = b"aws1:"
+
+
+def _channel_key(value: str) -> str:
+    """A conn/user id as one channel level: no '/', '+', '#' survive."""
+    return quote(value, safe="")
+
+
+class WebSocketManager:
+    """Connections of this instance, their subscriptions, and delivery across instances.
+
+    ``broker_channel`` namespaces the broker channels of one application (several apps can
+    share a Redis). ``broker_url`` picks the broker (``memory://``, ``redis://...``); pass
+    ``broker=`` to use an instance, or the seed's ``broker_class=`` plus its kwargs.
+    """
+
+    def __init__(
+        self,
+        broker_channel: str = "asyncws",
+        broker_url: str | None = None,
+        broker_class: Any | None = None,
+        *,
+        broker: BrokerInterface | None = None,
+        max_queue: int = 2048,
+        slow_consumer: SlowConsumerPolicy = "close",
+        max_frame_size: int = 1 << 20,
+        max_subscriptions: int = 256,
+        topic_limits: TopicLimits = DEFAULT_LIMITS,
+        drain_timeout: float = 2.0,
+        **kwargs: Any,
+    ) -> None:
+        if "+" in broker_channel.split("/") or "#" in broker_channel.split("/"):
+            raise ValueError("broker_channel must not contain wildcard levels")
+        if broker is None:
+            if broker_class is not None:
+                broker = broker_class(**kwargs)
+            else:
+                broker = create_broker(broker_url or "memory://", **kwargs)
+        self.broker: BrokerInterface = broker
+        self.broker_channel = broker_channel
+        self.max_queue = max_queue
+        self.slow_consumer: SlowConsumerPolicy = slow_consumer
+        self.max_frame_size = max_frame_size
+        self.max_subscriptions = max_subscriptions
+        self.topic_limits = topic_limits
+        self.drain_timeout = drain_timeout
+        self.connections: dict[str, Connection] = {}
+        self.users: dict[str, set[Connection]] = {}
+        self.index: TopicIndex[Connection] = TopicIndex()
+        self.instance_id = new_connection_id()[:8]
+        self.accepting = True
+        self.started = False
+        # broker channels: topic prefix, connection prefix, user prefix, broadcast
+        self._tp = f"{broker_channel}/t/"
+        self._cp = f"{broker_channel}/c/"
+        self._up = f"{broker_channel}/u/"
+        self._bc = f"{broker_channel}/b"
+        self._seq = 0
+        self._last_header = b""
+        self._listener: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        #: Counters for metrics and tests.
+        self.stats: dict[str, int] = {
+            "broker_messages": 0,
+            "broker_duplicates": 0,
+            "broker_malformed": 0,
+            "deliveries": 0,
+            "published": 0,
+            "publish_errors": 0,
+        }
+
+    # -- context manager / lifecycle ----------------------------------------------------------
+
+    async def __aenter__(self) -> WebSocketManager:
+        await self.startup()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(tuple(self.connections.values()))
+
+    def __len__(self) -> int:
+        return len(self.connections)
+
+    @property
+    def active_connections(self) -> list[Connection]:
+        """The connections of this instance (the seed's attribute)."""
+        return list(self.connections.values())
+
+    async def startup(self) -> None:
+        """Connect the broker and start the listener. Idempotent."""
+        if self.started:
+            return
+        self.started = True
+        self.accepting = True
+        await self.broker.connect()
+        await self.broker.subscribe(self._bc)
+        self._listener = asyncio.get_running_loop().create_task(
+            self._listen(), name=f"asyncws-listener-{self.broker_channel}"
+        )
+
+    async def shutdown(self) -> None:
+        """Stop accepting, drain queues (bounded), close every connection with 1001, stop the
+        listener and close the broker. Safe to call twice, or without `startup`."""
+        self.accepting = False
+        conns = list(self.connections.values())
+        if conns:
+            await asyncio.gather(*(c._flush(self.drain_timeout) for c in conns))
+            await asyncio.gather(
+                *(c._close_socket(CloseCode.GOING_AWAY, "server shutting down") for c in conns)
+            )
+        for conn in conns:
+            self._forget(conn)
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+        for task in list(self._background):
+            task.cancel()
+        self._background.clear()
+        if self.started:
+            self.started = False
+            try:
+                await self.broker.disconnect()
+            except Exception:
+                logger.exception("error while disconnecting the broker")
+
+    # -- connections --------------------------------------------------------------------------
+
+    async def new_connection(
+        self,
+        websocket: WebSocket,
+        conn_id: str | None = None,
+        topic: str | None = None,
+        *,
+        user_id: str | None = None,
+        accept: bool = True,
+        subprotocol: str | None = None,
+    ) -> Connection:
+        """Accept ``websocket`` and register it.
+
+        ``conn_id`` is the client's wish (e.g. from the path): it is used when it is well
+        formed and free on this instance; otherwise the server assigns one and tells the
+        client with a ``{"type":"set_conn_id","conn_id":...}`` frame. A client can never take
+        over the id of a live connection.
+        """
+        requested = conn_id
+        if conn_id is None or not _CONN_ID_RE.fullmatch(conn_id) or conn_id in self.connections:
+            conn_id = new_connection_id()
+        conn = Connection(
+            websocket,
+            conn_id,
+            user_id=user_id,
+            max_queue=self.max_queue,
+            slow_consumer=self.slow_consumer,
+            max_frame_size=self.max_frame_size,
+        )
+        if not self.accepting:
+            await websocket.close(CloseCode.TRY_AGAIN_LATER)  # before accept: HTTP 403
+            conn.state = ConnectionState.CLOSED
+            return conn
+        if accept:
+            await conn.accept(subprotocol=subprotocol)
+        else:
+            conn.state = ConnectionState.OPEN
+            conn._start_writer()
+        self._register(conn)
+        await self._broker_subscribe(self._cp + _channel_key(conn.id))
+        if user_id is not None:
+            await self._broker_subscribe(self._up + _channel_key(user_id))
+        if requested is not None and requested != conn.id:
+            conn.send_text_nowait(dumps({"type": "set_conn_id", "conn_id": conn.id}))
+        if topic:
+            await self.subscribe(conn, topic)
+        return conn
+
+    def _register(self, conn: Connection) -> None:
+        conn.manager = self
+        self.connections[conn.id] = conn
+        if conn.user_id is not None:
+            self.users.setdefault(conn.user_id, set()).add(conn)
+
+    def remove_connection(self, connection: Connection) -> None:
+        """Forget a connection that is already closed (after ``WebSocketDisconnect``).
+
+        The index is updated at once; broker unsubscriptions run in the background.
+        """
+        channels = self._forget(connection)
+        if channels:
+            self._spawn(self._broker_unsubscribe_many(channels))
+
+    async def disconnect(self, connection: Connection) -> None:
+        """`remove_connection`, waiting for the broker unsubscriptions."""
+        await self._broker_unsubscribe_many(self._forget(connection))
+
+    async def close_connection(
+        self, connection: Connection, code: int = CloseCode.NORMAL_CLOSURE
+    ) -> None:
+        """Close the connection with ``code`` and forget it."""
+        await connection.close(code)
+        await self.disconnect(connection)
+
+    def _forget(self, conn: Connection) -> list[str]:
+        """Drop ``conn`` from every local table; return the broker channels nobody needs now."""
+        if self.connections.get(conn.id) is not conn:
+            return []
+        del self.connections[conn.id]
+        if conn.state is not ConnectionState.CLOSED:
+            conn._mark_closed()
+        channels = [self._cp + _channel_key(conn.id)]
+        if conn.user_id is not None:
+            peers = self.users.get(conn.user_id)
+            if peers is not None:
+                peers.discard(conn)
+                if not peers:
+                    del self.users[conn.user_id]
+                    channels.append(self._up + _channel_key(conn.user_id))
+        for pattern in conn.topics:
+            self.index.remove(pattern, conn)
+            if not self.index.has_pattern(pattern):
+                channels.append(self._tp + pattern)
+        conn.topics.clear()
+        return channels
+
+    def set_conn_id(self, connection: Connection, conn_id: str) -> None:
+        """Give ``connection`` a new id and tell the client (seed API).
+
+        Raises ValueError if the id is malformed or belongs to another live connection.
+        """
+        if not _CONN_ID_RE.fullmatch(conn_id):
+            raise ValueError("invalid connection id")
+        other = self.connections.get(conn_id)
+        if other is not None and other is not connection:
+            raise ValueError("connection id already in use")
+        old = connection.id
+        if self.connections.get(old) is connection:
+            del self.connections[old]
+            self.connections[conn_id] = connection
+            self._spawn(self._broker_unsubscribe_many([self._cp + _channel_key(old)]))
+            self._spawn(self._broker_subscribe(self._cp + _channel_key(conn_id)))
+        connection.id = conn_id
+        connection.send_text_nowait(dumps({"type": "set_conn_id", "conn_id": conn_id}))
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    async def subscribe(self, connection: Connection, pattern: str) -> None:
+        """Subscribe ``connection`` to an MQTT ``pattern`` (validated; InvalidTopicError)."""
+        channel = self.subscribe_nowait(connection, pattern)
+        if channel is not None:
+            await self._broker_subscribe(channel)
+
+    async def unsubscribe(self, connection: Connection, pattern: str) -> None:
+        channel = self._unsubscribe_local(connection, pattern)
+        if channel is not None:
+            await self._broker_unsubscribe_many([channel])
+
+    def subscribe_nowait(self, connection: Connection, pattern: str) -> str | None:
+        """Update the index now; return the broker channel to subscribe, if it is new."""
+        pattern = validate_pattern(pattern, self.topic_limits)
+        if pattern in connection.topics:
+            return None
+        if len(connection.topics) >= self.max_subscriptions:
+            raise TooManySubscriptionsError(
+                f"at most {self.max_subscriptions} subscriptions per connection"
+            )
+        connection.topics.add(pattern)
+        if self.connections.get(connection.id) is not connection:
+            return None  # not managed (yet): nothing to route
+        first = not self.index.has_pattern(pattern)
+        self.index.add(pattern, connection)
+        return self._tp + pattern if first else None
+
+    def unsubscribe_nowait(self, connection: Connection, pattern: str) -> None:
+        channel = self._unsubscribe_local(connection, pattern)
+        if channel is not None:
+            self._spawn(self._broker_unsubscribe_many([channel]))
+
+    def _unsubscribe_local(self, connection: Connection, pattern: str) -> str | None:
+        if pattern not in connection.topics:
+            return None
+        connection.topics.discard(pattern)
+        if self.index.remove(pattern, connection) and not self.index.has_pattern(pattern):
+            return self._tp + pattern
+        return None
+
+    async def _broker_subscribe(self, channel: str) -> None:
+        try:
+            await self.broker.subscribe(channel)
+        except Exception:
+            logger.exception("broker subscribe %r failed", channel)
+
+    async def _broker_unsubscribe_many(self, channels: Iterable[str]) -> None:
+        for channel in channels:
+            # A subscriber may have come back while we were getting here.
+            if channel.startswith(self._tp) and self.index.has_pattern(channel[len(self._tp) :]):
+                continue
+            try:
+                await self.broker.unsubscribe(channel)
+            except Exception:
+                logger.exception("broker unsubscribe %r failed", channel)
+
+    # -- distributed sends (every instance) ---------------------------------------------------
+
+    async def _publish(self, channel: str, text: str) -> None:
+        self._seq += 1
+        head = b"%s%s:%d\n" % (_MAGIC, self.instance_id.encode(), self._seq)
+        try:
+            await self.broker.publish(channel, head + text.encode())
+        except AsyncWSError:
+            self.stats["publish_errors"] += 1
+            raise
+        self.stats["published"] += 1
+
+    async def publish(self, topic: str, data: Any = None, *, text: str | None = None) -> None:
+        """Send to every subscriber of ``topic`` on every instance.
+
+        ``data`` is encoded as JSON once (or pass the frame as ``text``). Raises
+        `InvalidTopicError` for a bad topic and `BrokerError` when the broker is unreachable.
+        """
+        topic = validate_topic(topic, self.topic_limits)
+        await self._publish(self._tp + topic, dumps(data) if text is None else text)
+
+    async def publish_to_connection(
+        self, conn_id: str, data: Any = None, *, text: str | None = None
+    ) -> None:
+        """Send to the connection with this id, wherever it is connected."""
+        await self._publish(self._cp + _channel_key(conn_id), dumps(data) if text is None else text)
+
+    async def publish_to_user(
+        self, user_id: str, data: Any = None, *, text: str | None = None
+    ) -> None:
+        """Send to every connection of ``user_id`` on every instance."""
+        await self._publish(self._up + _channel_key(user_id), dumps(data) if text is None else text)
+
+    async def publish_broadcast(self, data: Any = None, *, text: str | None = None) -> None:
+        """Send to every connection on every instance."""
+        await self._publish(self._bc, dumps(data) if text is None else text)
+
+    # -- local sends (this instance only; the seed's API) -------------------------------------
+
+    def _deliver(self, targets: Iterable[Connection], text: str) -> int:
+        message = {"type": "websocket.send", "text": text}
+        count = 0
+        for conn in targets:
+            if conn.push(message):
+                count += 1
+        self.stats["deliveries"] += count
+        return count
+
+    def send(self, message: Message) -> None:
+        """Deliver ``message.data`` to local subscribers of ``message.topic`` (seed API)."""
+        if message.topic is None:
+            return
+        self._deliver(self.index.match(message.topic), dumps(message.data))
+
+    def broadcast(self, message: Message) -> None:
+        """Deliver ``message.data`` to every local connection (seed API)."""
+        self._deliver(tuple(self.connections.values()), dumps(message.data))
+
+    def send_by_conn_id(self, message: Message) -> None:
+        """Deliver ``message.data`` to the local connection(s) named by ``message.conn_id``."""
+        ids = message.conn_id if isinstance(message.conn_id, list) else [message.conn_id]
+        targets = [c for i in ids if isinstance(i, str) and (c := self.connections.get(i))]
+        self._deliver(targets, dumps(message.data))
+
+    def send_msg(self, message: Message) -> None:
+        """`broadcast`, `send_by_conn_id` or `send`, by ``message.type`` (seed API)."""
+        if message.type == "broadcast":
+            self.broadcast(message)
+        elif message.type == "send_by_conn_id":
+            self.send_by_conn_id(message)
+        else:
+            self.send(message)
+
+    # -- seed client protocol -----------------------------------------------------------------
+
+    async def receive(self, connection: Connection, message: Any) -> None:
+        """Handle one frame from a seed-protocol client, on every instance.
+
+        ``subscribe``/``unsubscribe`` change the connection's subscriptions; ``send`` goes to
+        the topic's subscribers, ``broadcast`` to everyone, ``send_by_conn_id`` to the named
+        connection(s). Recipients get the frame's other fields. Bad frames get an error frame;
+        the connection stays open.
+        """
+        raw = message.__serialize__() if isinstance(message, Message) else message
+        try:
+            await self._receive(connection, raw)
+        except AsyncWSError as exc:
+            await connection.reject(exc, raw)
+            return
+        connection.good_frame()
+
+    async def _receive(self, connection: Connection, raw: Any) -> None:
+        if not isinstance(raw, dict):
+            raise ProtocolError("a frame must be a JSON object")
+        msg = Message.from_client_message(data=raw)
+        kind = msg.type
+        if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+            raise UnknownTypeError(f"unknown message type {str(kind)[:40]!r}")
+        if kind in ("subscribe", "unsubscribe"):
+            if not isinstance(msg.topic, str):
+                raise ProtocolError("'topic' must be a string", code=ErrorCode.INVALID_TOPIC)
+            if kind == "subscribe":
+                await self.subscribe(connection, msg.topic)
+            else:
+                await self.unsubscribe(connection, validate_pattern(msg.topic, self.topic_limits))
+            if frame_id(raw) is not None:
+                connection.send_text_nowait(ack_frame(frame_id(raw)))
+            return
+        if kind == "connect":
+            return
+        text = dumps(msg.data)
+        if kind == "send":
+            if not isinstance(msg.topic, str):
+                raise ProtocolError("'send' needs a 'topic'", code=ErrorCode.INVALID_TOPIC)
+            await self.publish(msg.topic, text=text)
+        elif kind == "broadcast":
+            await self.publish_broadcast(text=text)
+        else:  # send_by_conn_id
+            ids = msg.conn_id if isinstance(msg.conn_id, list) else [msg.conn_id]
+            if not ids or not all(isinstance(i, str) for i in ids) or len(ids) > 1000:
+                raise ProtocolError("'conn_id' must be a string or a list of strings")
+            for conn_id in ids:
+                await self.publish_to_connection(conn_id, text=text)  # type: ignore[arg-type]
+
+    async def reject(self, connection: Connection, exc: AsyncWSError, frame: Any = None) -> None:
+        connection.send_text_nowait(error_frame_for(exc, frame_id(frame)))
+
+    # -- the broker listener ------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while not self.broker.is_closed():
+            try:
+                async for channel, data in self.broker.listen():
+                    try:
+                        self._dispatch(channel, data)
+                    except Exception:
+                        self.stats["broker_malformed"] += 1
+                        logger.exception("skipped a broker message on %r", channel[:200])
+                    backoff = 0.1
+                if self.broker.is_closed():
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("broker listener failed; restarting in %.1fs", backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _dispatch(self, channel: str, data: bytes) -> None:
+        """Deliver one broker message to its local recipients (see the module docstring)."""
+        stats = self.stats
+        stats["broker_messages"] += 1
+        nl = data.find(b"\n", 0, 64)
+        if nl < 0 or not data.startswith(_MAGIC):
+            stats["broker_malformed"] += 1
+            logger.warning(
+                "skipped a broker message without an asyncws header on %r", channel[:200]
+            )
+            return
+        header = data[:nl]
+        if header == self._last_header:
+            stats["broker_duplicates"] += 1
+            return
+        self._last_header = header
+        text = data[nl + 1 :].decode()  # UnicodeDecodeError: logged and skipped by _listen
+        targets: Iterable[Connection]
+        if channel.startswith(self._tp):
+            targets = self.index.match(channel[len(self._tp) :])
+        elif channel.startswith(self._cp):
+            conn = self.connections.get(unquote(channel[len(self._cp) :]))
+            targets = (conn,) if conn is not None else ()
+        elif channel.startswith(self._up):
+            targets = tuple(self.users.get(unquote(channel[len(self._up) :]), ()))
+        elif channel == self._bc:
+            targets = tuple(self.connections.values())
+        else:
+            return
+        self._deliver(targets, text)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def health(self) -> dict[str, Any]:
+        """The broker state and local counts, for health endpoints."""
+        return {
+            "broker": self.broker.state.value,
+            "connections": len(self.connections),
+            "patterns": len(self.index),
+            "time": time.time(),
+        }

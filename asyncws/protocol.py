@@ -1,0 +1,145 @@
+"""The wire protocol v1, as pure functions: frames in, envelopes out; envelopes in, text out.
+
+Nothing here does I/O, so every rule is tested without an event loop (see `docs/protocol.md`).
+
+Client -> server frames are JSON objects with a string ``type``, an optional ``id`` (a string
+of at most 64 characters or an integer, echoed by whatever answers the frame), and, by type,
+``topic`` and ``data``. Server -> client frames are built here once per message and the same
+``str`` goes to every recipient.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from pydantic_core import to_json
+
+from .codes import CloseCode, ErrorCode
+from .exceptions import AsyncWSError, ProtocolError
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "CloseCode",
+    "ErrorCode",
+    "FrameId",
+    "ack_frame",
+    "dumps",
+    "error_frame",
+    "error_frame_for",
+    "event_frame",
+    "frame_id",
+    "parse_frame",
+    "reply_frame",
+]
+
+FrameId = int | str | None
+MAX_ID_LENGTH: Final = 64
+_MAX_ID_INT: Final = 2**53  # JavaScript's safe integers: a browser must be able to echo it
+
+_dumps_str = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def dumps(obj: Any) -> str:
+    """Encode ``obj`` as compact JSON text (pydantic models, dataclasses and datetimes too)."""
+    if isinstance(obj, str):
+        return _dumps_str(obj)
+    return to_json(obj).decode()
+
+
+def frame_id(obj: Any) -> FrameId:
+    """The frame's ``id`` when it is a usable one, else None (so errors can still be correlated)."""
+    if not isinstance(obj, Mapping):
+        return None
+    value = obj.get("id")
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH:
+        return value
+    if type(value) is int and -_MAX_ID_INT <= value <= _MAX_ID_INT:
+        return value
+    return None
+
+
+def parse_frame(text: str | bytes | None) -> dict[str, Any]:
+    """Decode one client frame into its JSON object, checking the envelope fields.
+
+    Raises `ProtocolError` with the right code: ``unsupported_data`` (no text, e.g. a binary
+    frame), ``invalid_json``, ``invalid_frame`` (not an object, ``type`` missing or not a
+    string, a bad ``id`` or ``topic`` field type).
+    """
+    if not isinstance(text, str):
+        raise ProtocolError(
+            "binary frames are not supported; send JSON text", code=ErrorCode.UNSUPPORTED_DATA
+        )
+    try:
+        obj = json.loads(text)
+    except ValueError:  # JSONDecodeError, and lone surrogates
+        raise ProtocolError("the frame is not valid JSON", code=ErrorCode.INVALID_JSON) from None
+    except RecursionError:
+        raise ProtocolError("the frame nests too deeply", code=ErrorCode.INVALID_JSON) from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("a frame must be a JSON object")
+    kind = obj.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise ProtocolError("'type' must be a non-empty string")
+    if "id" in obj and obj["id"] is not None and frame_id(obj) is None:
+        raise ProtocolError(
+            f"'id' must be a string of at most {MAX_ID_LENGTH} characters or a safe integer"
+        )
+    topic = obj.get("topic")
+    if topic is not None and not isinstance(topic, str):
+        raise ProtocolError("'topic' must be a string")
+    return obj
+
+
+def _head(kind: str, id: FrameId) -> str:
+    head = '{"type":' + _dumps_str(kind)
+    if id is not None:
+        head += ',"id":' + (_dumps_str(id) if isinstance(id, str) else str(id))
+    return head
+
+
+def ack_frame(id: FrameId) -> str:
+    """``{"type":"ack","id":...}``: the frame was handled and had nothing to return."""
+    return _head("ack", id) + "}"
+
+
+def reply_frame(id: FrameId, data_json: str) -> str:
+    """``{"type":"reply","id":...,"data":...}`` with ``data`` already encoded."""
+    return _head("reply", id) + ',"data":' + data_json + "}"
+
+
+def event_frame(kind: str, topic: str, data_json: str) -> str:
+    """``{"type":kind,"topic":...,"data":...}``: a topic event, encoded once for all recipients."""
+    return (
+        '{"type":'
+        + _dumps_str(kind)
+        + ',"topic":'
+        + _dumps_str(topic)
+        + ',"data":'
+        + data_json
+        + "}"
+    )
+
+
+def error_frame(
+    code: ErrorCode | str,
+    message: str,
+    id: FrameId = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> str:
+    """``{"type":"error","id":...,"code":...,"message":...,"errors":[...]}``."""
+    out = _head("error", id) + ',"code":' + _dumps_str(str(code))
+    out += ',"message":' + _dumps_str(message)
+    if errors:
+        out += ',"errors":' + dumps(errors)
+    return out + "}"
+
+
+def error_frame_for(exc: AsyncWSError, id: FrameId = None) -> str:
+    """The error frame answering ``exc`` (its ``code``, client-safe ``message`` and ``errors``)."""
+    return error_frame(exc.code, exc.message or str(exc.code), id, exc.errors)
+
+
+# Close codes live in codes.py; re-exported here because they are part of the protocol.
+_ = CloseCode
