@@ -196,9 +196,6 @@ class WebSocketManager:
         client with a ``{"type":"set_conn_id","conn_id":...}`` frame. A client can never take
         over the id of a live connection.
         """
-        requested = conn_id
-        if conn_id is None or not _CONN_ID_RE.fullmatch(conn_id) or conn_id in self.connections:
-            conn_id = new_connection_id()
         conn = Connection(
             websocket,
             conn_id,
@@ -207,10 +204,25 @@ class WebSocketManager:
             slow_consumer=self.slow_consumer,
             max_frame_size=self.max_frame_size,
         )
+        await self.attach(conn, accept=accept, subprotocol=subprotocol, topic=topic)
+        return conn
+
+    async def attach(
+        self,
+        conn: Connection,
+        *,
+        accept: bool = True,
+        subprotocol: str | None = None,
+        topic: str | None = None,
+    ) -> None:
+        """Accept a `Connection` built by the caller and register it (see `new_connection`)."""
+        requested = conn.id
+        if not _CONN_ID_RE.fullmatch(requested) or requested in self.connections:
+            conn.id = new_connection_id()
         if not self.accepting:
-            await websocket.close(CloseCode.TRY_AGAIN_LATER)  # before accept: HTTP 403
+            await conn.websocket.close(CloseCode.TRY_AGAIN_LATER)  # before accept: HTTP 403
             conn.state = ConnectionState.CLOSED
-            return conn
+            return
         if accept:
             await conn.accept(subprotocol=subprotocol)
         else:
@@ -218,13 +230,12 @@ class WebSocketManager:
             conn._start_writer()
         self._register(conn)
         await self._broker_subscribe(self._cp + _channel_key(conn.id))
-        if user_id is not None:
-            await self._broker_subscribe(self._up + _channel_key(user_id))
-        if requested is not None and requested != conn.id:
+        if conn.user_id is not None:
+            await self._broker_subscribe(self._up + _channel_key(conn.user_id))
+        if requested != conn.id:
             conn.send_text_nowait(dumps({"type": "set_conn_id", "conn_id": conn.id}))
         if topic:
             await self.subscribe(conn, topic)
-        return conn
 
     def _register(self, conn: Connection) -> None:
         conn.manager = self

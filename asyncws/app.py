@@ -1,0 +1,540 @@
+"""`AsyncWS`: the application object — a router with an endpoint, a manager and a lifespan.
+
+    ws = AsyncWS(title="Chat", version="1.0.0", broker="memory://")
+    ws.include_router(router)
+    app = FastAPI(lifespan=ws.lifespan)
+    app.include_router(ws.asgi_router)   # the websocket endpoint (+ the AsyncAPI routes)
+
+Frames are handled one at a time per connection, in order. Every inbound frame is validated
+by pydantic straight from its JSON text against the union of every envelope the app accepts
+(discriminated by ``type``), so JSON is decoded once. Failures become error frames with a
+code; handler exceptions go through the exception handlers; anything unexpected becomes
+``internal_error`` (traceback to the log, nothing to the client) and the connection survives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal, Union
+
+from fastapi import APIRouter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    TypeAdapter,
+    create_model,
+)
+from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import WebSocketException as StarletteWebSocketException
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from .codes import CloseCode, ErrorCode
+from .connection import Connection, SlowConsumerPolicy
+from .dependencies import Dependant, Resolver, analyze
+from .exceptions import (
+    AsyncWSError,
+    ForbiddenError,
+    PayloadValidationError,
+    ProtocolError,
+    UnknownTopicError,
+    UnknownTypeError,
+)
+from .manager import WebSocketManager
+from .protocol import ack_frame, error_frame_for, frame_id, reply_frame
+from .routing import Operation, Router, Topic, check_authorize
+from .topics import DEFAULT_LIMITS, TopicLimits, validate_pattern, validate_topic
+
+__all__ = ["AsyncWS"]
+
+logger = logging.getLogger("asyncws.app")
+
+FrameIdT = Union[StrictInt, Annotated[str, StringConstraints(max_length=64)]]  # noqa: UP007
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class SubscribeFrame(_Base):
+    type: Literal["subscribe"]
+    id: FrameIdT | None = None
+    topic: str
+
+
+class UnsubscribeFrame(_Base):
+    type: Literal["unsubscribe"]
+    id: FrameIdT | None = None
+    topic: str
+
+
+class PublishFrame(_Base):
+    type: Literal["publish"]
+    id: FrameIdT | None = None
+    topic: str
+    data: Any = None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "asyncws"
+
+
+class AsyncWS(Router):
+    """A declarative websocket application: include routers, plug it into FastAPI.
+
+    ``broker`` is a URL (``memory://``, ``redis://host:6379/0``) or pass ``manager=``.
+    ``authenticate`` (resolved like a handler, with ``Depends``) runs at the handshake; its
+    result becomes ``connection.principal`` — return None to refuse with HTTP 403.
+    ``allowed_origins`` refuses browsers from other sites with 403 (cross-site websocket
+    hijacking); None allows any origin.
+    """
+
+    def __init__(
+        self,
+        *,
+        title: str = "asyncws app",
+        version: str = "0.1.0",
+        description: str | None = None,
+        broker: str = "memory://",
+        manager: WebSocketManager | None = None,
+        path: str = "/ws",
+        broker_channel: str | None = None,
+        authenticate: Callable[..., Any] | None = None,
+        user_id: Callable[[Any], str | None] | None = None,
+        scopes_of: Callable[[Any], Sequence[str]] | None = None,
+        allowed_origins: Sequence[str] | None = None,
+        max_queue: int = 2048,
+        slow_consumer: SlowConsumerPolicy = "close",
+        max_frame_size: int = 1 << 20,
+        max_subscriptions: int = 256,
+        topic_limits: TopicLimits = DEFAULT_LIMITS,
+        contact: dict[str, str] | None = None,
+        license: dict[str, str] | None = None,
+        info_tags: Sequence[str | dict[str, str]] = (),
+        servers: dict[str, dict[str, Any]] | None = None,
+        asyncapi_url: str | None = "/asyncapi.json",
+        asyncapi_yaml_url: str | None = "/asyncapi.yaml",
+        docs_url: str | None = "/asyncapi",
+        tags: Sequence[str] = (),
+    ) -> None:
+        super().__init__(tags=tags)
+        self.title = title
+        self.version = version
+        self.description = description
+        self.path = path
+        self.contact = contact
+        self.license = license
+        self.info_tags = list(info_tags)
+        self.servers = servers
+        self.asyncapi_url = asyncapi_url
+        self.asyncapi_yaml_url = asyncapi_yaml_url
+        self.docs_url = docs_url
+        self.allowed_origins = (
+            frozenset(o.rstrip("/").lower() for o in allowed_origins)
+            if allowed_origins is not None
+            else None
+        )
+        self.manager = manager or WebSocketManager(
+            broker_channel or _slug(title),
+            broker_url=broker,
+            max_queue=max_queue,
+            slow_consumer=slow_consumer,
+            max_frame_size=max_frame_size,
+            max_subscriptions=max_subscriptions,
+            topic_limits=topic_limits,
+        )
+        self.path_params = frozenset(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}", path))
+        self.authenticate = authenticate
+        self._user_id = user_id
+        self._scopes_of = scopes_of
+        self._connect_hooks: list[Callable[..., Any]] = []
+        self._disconnect_hooks: list[Callable[..., Any]] = []
+        self._compiled: _Compiled | None = None
+        self._asgi_router: APIRouter | None = None
+
+    # -- declarations -------------------------------------------------------------------------
+
+    def on_connect(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Run ``func`` at the handshake, before accepting: return False or raise
+        `ForbiddenError` to refuse with HTTP 403. Resolved like a handler (Connection,
+        WebSocket, Depends, endpoint path parameters)."""
+        self._connect_hooks.append(func)
+        self._compiled = None
+        return func
+
+    def on_disconnect(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Run ``func`` after a connection ended (it gets the `Connection`)."""
+        self._disconnect_hooks.append(func)
+        self._compiled = None
+        return func
+
+    def add_topic(self, topic: Topic[Any]) -> None:
+        super().add_topic(topic)
+        topic.bind(self)
+        self._compiled = None
+
+    def add_operation(self, type: str, func: Callable[..., Any], **options: Any) -> Operation:
+        options.setdefault("path_params", self.path_params)
+        op = super().add_operation(type, func, **options)
+        self._compiled = None
+        return op
+
+    def include_router(self, router: Router, *, prefix: str = "", tags: Sequence[str] = ()) -> None:
+        if self.path_params:  # re-analyze handlers so endpoint path parameters resolve
+            for op in router.operations.values():
+                op.dependant = analyze(
+                    op.handler,
+                    allow_payload=True,
+                    path_params=self.path_params,
+                    owner=getattr(op.handler, "__qualname__", op.type),
+                )
+        super().include_router(router, prefix=prefix, tags=tags)
+        self._compiled = None
+
+    # -- FastAPI integration ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """Start the manager (broker, listener) and stop it: ``FastAPI(lifespan=ws.lifespan)``.
+
+        To combine with your own lifespan: ``async with ws.lifespan(app): ...`` inside it.
+        """
+        self.compile()
+        await self.manager.startup()
+        try:
+            yield
+        finally:
+            await self.manager.shutdown()
+
+    @property
+    def asgi_router(self) -> APIRouter:
+        """An APIRouter with the websocket endpoint and the AsyncAPI document and docs routes."""
+        if self._asgi_router is None:
+            router = APIRouter()
+            router.add_api_websocket_route(self.path, self.endpoint, name=f"{_slug(self.title)}-ws")
+            from .asyncapi import add_routes
+
+            add_routes(self, router)
+            self._asgi_router = router
+        return self._asgi_router
+
+    # -- compilation --------------------------------------------------------------------------
+
+    def compile(self) -> _Compiled:
+        """Build the frame validator and resolve hooks (done once, lazily)."""
+        if self._compiled is None:
+            self._compiled = _Compiled(self)
+        return self._compiled
+
+    # -- the endpoint -------------------------------------------------------------------------
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        """The websocket endpoint: handshake (origin, auth, hooks), then the frame loop."""
+        compiled = self.compile()
+        manager = self.manager
+        if self.allowed_origins is not None and not self._origin_ok(websocket):
+            await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
+            return
+        conn = Connection(
+            websocket,
+            max_queue=manager.max_queue,
+            slow_consumer=manager.slow_consumer,
+            max_frame_size=manager.max_frame_size,
+        )
+        if not await self._handshake(conn, websocket, compiled):
+            return
+        subprotocol = getattr(websocket.state, "asyncws_subprotocol", None)
+        await manager.attach(conn, subprotocol=subprotocol)
+        try:
+            while True:
+                try:
+                    text = await conn.receive_text()
+                except WebSocketDisconnect:
+                    break
+                try:
+                    await self.handle_frame(conn, text)
+                except AsyncWSError as exc:
+                    if not await conn.reject(exc, _safe_id(text)):
+                        break
+                else:
+                    conn.good_frame()
+        finally:
+            await manager.disconnect(conn)
+            for hook in compiled.disconnect_hooks:
+                resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
+                try:
+                    await resolver.run(hook)
+                except Exception:
+                    logger.exception("on_disconnect hook failed")
+                finally:
+                    await resolver.aclose()
+
+    def _origin_ok(self, websocket: WebSocket) -> bool:
+        origin = websocket.headers.get("origin")
+        if origin is None:  # not a browser: origin checks protect browsers only
+            return True
+        assert self.allowed_origins is not None
+        return origin.rstrip("/").lower() in self.allowed_origins or "*" in self.allowed_origins
+
+    async def _handshake(self, conn: Connection, websocket: WebSocket, compiled: _Compiled) -> bool:
+        """Authenticate and run on_connect hooks; refuse with 403 (before accept) on failure."""
+        resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
+        try:
+            if compiled.authenticate is not None:
+                principal = await resolver.run(compiled.authenticate)
+                if principal is None:
+                    raise ForbiddenError("authentication required")
+                conn.principal = principal
+                if self._user_id is not None:
+                    conn.user_id = self._user_id(principal)
+            for hook in compiled.connect_hooks:
+                if await resolver.run(hook) is False:
+                    raise ForbiddenError("connection refused")
+        except (AsyncWSError, StarletteWebSocketException, PydanticValidationError) as exc:
+            if websocket.application_state is WebSocketState.CONNECTING:
+                await websocket.close(CloseCode.POLICY_VIOLATION)  # -> HTTP 403
+            logger.info("handshake refused: %s", getattr(exc, "message", exc))
+            return False
+        except Exception:
+            logger.exception("handshake failed")
+            if websocket.application_state is WebSocketState.CONNECTING:
+                await websocket.close(CloseCode.INTERNAL_ERROR)
+            return False
+        finally:
+            await resolver.aclose()
+        return websocket.application_state is WebSocketState.CONNECTING
+
+    # -- frames -------------------------------------------------------------------------------
+
+    async def handle_frame(self, conn: Connection, text: str | None) -> None:
+        """Handle one client frame; raises `AsyncWSError` for the error frame to answer."""
+        compiled = self._compiled or self.compile()
+        if text is None:
+            raise ProtocolError(
+                "binary frames are not supported; send JSON text", code=ErrorCode.UNSUPPORTED_DATA
+            )
+        try:
+            frame = compiled.frames.validate_json(text)
+        except PydanticValidationError as exc:
+            raise compiled.frame_error(exc) from None
+        kind = frame.type
+        if kind == "subscribe":
+            await self._subscribe(conn, frame)
+        elif kind == "unsubscribe":
+            pattern = validate_pattern(frame.topic, self.manager.topic_limits)
+            await self.manager.unsubscribe(conn, pattern)
+            if frame.id is not None:
+                conn.send_text_nowait(ack_frame(frame.id))
+        elif kind == "publish":
+            await self._client_publish(conn, frame)
+        else:
+            await self._call(conn, compiled.operations[kind], frame)
+
+    async def _subscribe(self, conn: Connection, frame: SubscribeFrame) -> None:
+        pattern = validate_pattern(frame.topic, self.manager.topic_limits)
+        topic, values = self._find_topic(pattern)
+        self._require_scopes(conn, topic.subscribe_scopes)
+        if topic.authorize_dependant is not None:
+            resolver = Resolver(conn, None, extra={**values, "topic": pattern, "pattern": pattern})
+            try:
+                check_authorize(await resolver.run(topic.authorize_dependant), topic)
+            finally:
+                await resolver.aclose()
+        await self.manager.subscribe(conn, pattern)
+        if frame.id is not None:
+            conn.send_text_nowait(ack_frame(frame.id))
+
+    def _find_topic(self, pattern: str) -> tuple[Topic[Any], dict[str, str | None]]:
+        for topic in self.topics:
+            values = topic.template.covers(pattern)
+            if values is not None:
+                return topic, values
+        raise UnknownTopicError("no such topic (or wildcards where the topic does not allow them)")
+
+    async def _client_publish(self, conn: Connection, frame: PublishFrame) -> None:
+        concrete = validate_topic(frame.topic, self.manager.topic_limits)
+        topic, _ = self._find_topic(concrete)
+        if not topic.client_publish:
+            raise ForbiddenError("clients may not publish to this topic")
+        self._require_scopes(conn, topic.publish_scopes)
+        try:
+            model = topic.adapter.validate_python(frame.data)
+        except PydanticValidationError as exc:
+            raise PayloadValidationError(
+                "invalid message for this topic", errors=_field_errors(exc.errors(), 0)
+            ) from None
+        await self.manager.publish(concrete, text=topic.encode(model, concrete))
+        if frame.id is not None:
+            conn.send_text_nowait(ack_frame(frame.id))
+
+    def _require_scopes(self, conn: Connection, required: Sequence[str]) -> None:
+        if not required:
+            return
+        granted = set(self.scopes_of(conn.principal))
+        missing = [s for s in required if s not in granted]
+        if missing:
+            raise ForbiddenError(f"missing scope(s): {' '.join(missing)}")
+
+    def scopes_of(self, principal: Any) -> Sequence[str]:
+        """The scopes granted to a principal: ``scopes_of=`` if given, else its ``scopes``
+        attribute or key, else none."""
+        if self._scopes_of is not None:
+            return self._scopes_of(principal)
+        if isinstance(principal, dict):
+            found = principal.get("scopes", ())
+        else:
+            found = getattr(principal, "scopes", ())
+        if isinstance(found, str):
+            return found.split()
+        return list(found or ())
+
+    async def _call(self, conn: Connection, op: Operation, frame: Any) -> None:
+        self._require_scopes(conn, op.scopes)
+        ws = conn.websocket
+        resolver = Resolver(
+            conn, ws, payload=getattr(frame, "data", None), path_params=dict(ws.path_params)
+        )
+        try:
+            result = await resolver.run(op.dependant)
+            if op.reply_adapter is not None:
+                data = op.reply_adapter.dump_json(
+                    op.reply_adapter.validate_python(result), by_alias=True
+                ).decode()
+                conn.send_text_nowait(reply_frame(frame.id, data))
+            elif frame.id is not None:
+                conn.send_text_nowait(ack_frame(frame.id))
+        except Exception as exc:
+            await self._handle_exception(conn, op, exc, frame.id)
+        finally:
+            try:
+                await resolver.aclose()
+            except Exception:
+                logger.exception("a dependency's teardown failed in %r", op.type)
+
+    async def _handle_exception(
+        self, conn: Connection, op: Operation | None, exc: Exception, id: Any
+    ) -> None:
+        handler = None
+        if op is not None and op.router is not None:
+            handler = _lookup(op.router.exception_handlers, exc)
+        if handler is None:
+            handler = _lookup(self.exception_handlers, exc)
+        if handler is not None:
+            try:
+                answer = handler(conn, exc)
+                if hasattr(answer, "__await__"):
+                    answer = await answer
+            except AsyncWSError as raised:
+                answer = raised
+            except Exception:
+                logger.exception("exception handler for %s failed", type(exc).__name__)
+                answer = AsyncWSError("internal error")
+            if isinstance(answer, AsyncWSError):
+                conn.send_text_nowait(error_frame_for(answer, id))
+            return
+        if isinstance(exc, AsyncWSError):
+            conn.send_text_nowait(error_frame_for(exc, id))
+            return
+        logger.error(
+            "unhandled %s in operation %r", type(exc).__name__, op.type if op else "?", exc_info=exc
+        )
+        conn.send_text_nowait(error_frame_for(AsyncWSError("internal error"), id))
+
+
+def _lookup(
+    handlers: dict[type[BaseException], Callable[..., Any]], exc: BaseException
+) -> Callable[..., Any] | None:
+    for cls in type(exc).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            return handler
+    return None
+
+
+def _safe_id(text: str | None) -> dict[str, Any] | None:
+    """Best effort: the id of a frame that failed (error path only, so decoding again is ok)."""
+    if not text or len(text) > 1 << 20:
+        return None
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return obj if isinstance(obj, dict) and frame_id(obj) is not None else None
+
+
+def _field_errors(errors: Sequence[Any], skip: int) -> list[dict[str, Any]]:
+    out = []
+    for e in errors[:50]:
+        loc = [p for p in e["loc"][skip:]]
+        out.append({"loc": loc, "msg": e["msg"], "type": e["type"]})
+    return out
+
+
+class _Compiled:
+    """Everything derived from the declarations, built once before serving."""
+
+    def __init__(self, app: AsyncWS) -> None:
+        self.operations: dict[str, Operation] = dict(app.operations)
+        envelopes: list[Any] = [SubscribeFrame, UnsubscribeFrame, PublishFrame]
+        for i, op in enumerate(self.operations.values()):
+            data_field: Any = (op.payload, ...) if op.payload is not None else (Any, None)
+            envelopes.append(
+                create_model(
+                    f"Frame_{i}",
+                    __base__=_Base,
+                    type=(Literal[op.type], ...),  # type: ignore[arg-type]
+                    id=(FrameIdT | None, None),
+                    data=data_field,
+                )
+            )
+        union: Any = Annotated[Union[tuple(envelopes)], Field(discriminator="type")]  # noqa: UP007
+        self.frames: TypeAdapter[Any] = TypeAdapter(union)
+        self.authenticate: Dependant | None = (
+            analyze(app.authenticate, path_params=app.path_params) if app.authenticate else None
+        )
+        self.connect_hooks = [analyze(h, path_params=app.path_params) for h in app._connect_hooks]
+        self.disconnect_hooks = [
+            analyze(h, path_params=app.path_params) for h in app._disconnect_hooks
+        ]
+        for topic in app.topics:
+            if topic.authorize is not None:
+                topic.authorize_dependant = analyze(
+                    topic.authorize,
+                    extra=frozenset([*topic.params, "topic", "pattern"]),
+                    path_params=app.path_params,
+                )
+
+    def frame_error(self, exc: PydanticValidationError) -> AsyncWSError:
+        """Map pydantic's errors on the envelope union to one protocol error."""
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        kind = first["type"]
+        loc = first["loc"]
+        if kind == "json_invalid":
+            return ProtocolError("the frame is not valid JSON", code=ErrorCode.INVALID_JSON)
+        if kind == "union_tag_invalid":
+            tag = first.get("ctx", {}).get("tag", "")
+            return UnknownTypeError(f"unknown message type {str(tag)[:40]!r}")
+        if kind == "union_tag_not_found":
+            return ProtocolError("'type' is missing")
+        if not loc or kind in ("model_type", "model_attributes_type", "dict_type"):
+            return ProtocolError("a frame must be a JSON object")
+        field = loc[1] if len(loc) > 1 else None
+        if field == "data":
+            return PayloadValidationError(
+                "invalid payload",
+                errors=_field_errors([e for e in errors if e["loc"][1:2] == ("data",)], 2),
+            )
+        if field == "id":
+            return ProtocolError("'id' must be a string of at most 64 characters or an integer")
+        if field == "topic":
+            return ProtocolError("'topic' must be a string", code=ErrorCode.INVALID_TOPIC)
+        if field == "type":
+            return ProtocolError("'type' must be a string")
+        return ProtocolError("invalid frame")

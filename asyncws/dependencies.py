@@ -1,0 +1,257 @@
+"""Handler signatures and dependency injection for operations and hooks.
+
+asyncws resolves FastAPI's ``Depends`` / ``Security`` itself, per frame, because a websocket
+message is not an HTTP request. What a parameter receives is decided once, when the handler is
+declared, from its annotation and default:
+
+* a pydantic model (or any other annotation, for the parameter named ``data`` or ``payload``):
+  the frame's ``data``, validated (only for operations);
+* `Connection`: the connection the frame came from; `WebSocket`: its websocket;
+* `SecurityScopes`: the scopes required by the ``Security(...)`` chain above it;
+* ``Depends(fn)`` / ``Security(fn, scopes=[...])``: the value of ``fn``, itself resolved the
+  same way (sync or async functions, generators with ``yield`` for setup/teardown, cached per
+  frame unless ``use_cache=False``);
+* a name that is a path parameter of the websocket endpoint (``/ws/{tenant}``): its value,
+  converted to the annotation;
+* a name listed in ``extra`` (e.g. topic parameters for an authorization hook).
+
+Anything else is a declaration error, raised at import time with the handler's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from fastapi.params import Depends as DependsParam
+from fastapi.params import Security as SecurityParam
+from fastapi.security import SecurityScopes
+from pydantic import BaseModel, TypeAdapter
+from starlette.websockets import WebSocket
+
+from .connection import Connection
+
+__all__ = ["Dependant", "Resolver", "analyze"]
+
+_SPECIAL = ("connection", "websocket", "scopes", "payload", "path", "extra", "depends")
+
+
+@dataclass(slots=True)
+class Param:
+    name: str
+    kind: str  # one of _SPECIAL
+    annotation: Any = None
+    adapter: TypeAdapter[Any] | None = None
+    dependant: Dependant | None = None
+    use_cache: bool = True
+    positional: bool = False
+
+
+@dataclass(slots=True)
+class Dependant:
+    """A callable and how to fill each of its parameters."""
+
+    call: Callable[..., Any]
+    params: list[Param] = field(default_factory=list)
+    scopes: tuple[str, ...] = ()
+    is_async: bool = False
+    is_gen: bool = False
+    is_async_gen: bool = False
+
+    @property
+    def payload(self) -> Param | None:
+        for p in self.params:
+            if p.kind == "payload":
+                return p
+        return None
+
+    def all_scopes(self) -> list[str]:
+        """Every scope required by Security(...) anywhere in the tree (declaration order)."""
+        out: list[str] = list(self.scopes)
+        for p in self.params:
+            if p.dependant is not None:
+                out += [s for s in p.dependant.all_scopes() if s not in out]
+        return out
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def analyze(
+    call: Callable[..., Any],
+    *,
+    allow_payload: bool = False,
+    path_params: frozenset[str] = frozenset(),
+    extra: frozenset[str] = frozenset(),
+    scopes: tuple[str, ...] = (),
+    owner: str = "",
+) -> Dependant:
+    """Decide, once, how every parameter of ``call`` is filled."""
+    owner = owner or getattr(call, "__qualname__", repr(call))
+    signature = inspect.signature(call)
+    try:
+        hints = get_type_hints(call, include_extras=True)
+    except Exception:  # unresolvable forward references: fall back to raw annotations
+        hints = {}
+    target = call.__call__ if not inspect.isroutine(call) and callable(call) else call  # type: ignore[operator]
+    dep = Dependant(
+        call=call,
+        scopes=scopes,
+        is_async=inspect.iscoroutinefunction(target),
+        is_gen=inspect.isgeneratorfunction(target),
+        is_async_gen=inspect.isasyncgenfunction(target),
+    )
+    for name, parameter in signature.parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        annotation = hints.get(name, parameter.annotation)
+        default = parameter.default
+        positional = parameter.kind is parameter.POSITIONAL_ONLY
+        if isinstance(default, DependsParam):
+            inner = default.dependency
+            if inner is None:  # Depends() with the dependency in the annotation
+                inner = annotation
+            sub_scopes = tuple(default.scopes or ()) if isinstance(default, SecurityParam) else ()
+            dep.params.append(
+                Param(
+                    name,
+                    "depends",
+                    annotation,
+                    dependant=analyze(
+                        inner,
+                        path_params=path_params,
+                        extra=extra,
+                        scopes=sub_scopes,
+                        owner=owner,
+                    ),
+                    use_cache=default.use_cache,
+                    positional=positional,
+                )
+            )
+        elif annotation is Connection or (
+            isinstance(annotation, type) and issubclass(annotation, Connection)
+        ):
+            dep.params.append(Param(name, "connection", annotation, positional=positional))
+        elif annotation is WebSocket:
+            dep.params.append(Param(name, "websocket", annotation, positional=positional))
+        elif annotation is SecurityScopes:
+            dep.params.append(Param(name, "scopes", annotation, positional=positional))
+        elif name in extra:
+            dep.params.append(Param(name, "extra", annotation, positional=positional))
+        elif name in path_params:
+            adapter = TypeAdapter(annotation) if annotation is not inspect.Parameter.empty else None
+            dep.params.append(Param(name, "path", annotation, adapter, positional=positional))
+        elif allow_payload and (_is_model(annotation) or name in ("data", "payload")):
+            if dep.payload is not None:
+                raise TypeError(f"{owner}: two payload parameters ({dep.payload.name}, {name})")
+            if annotation is inspect.Parameter.empty:
+                annotation = Any
+            dep.params.append(
+                Param(name, "payload", annotation, TypeAdapter(annotation), positional=positional)
+            )
+        elif default is not inspect.Parameter.empty:
+            continue  # a plain default: left to Python
+        else:
+            raise TypeError(
+                f"{owner}: cannot tell what to pass as parameter {name!r}; annotate it with a "
+                "pydantic model (the payload), Connection, WebSocket, or use Depends()"
+            )
+    return dep
+
+
+class Resolver:
+    """Resolves one dependency tree for one frame (or one handshake); holds the per-call cache
+    and the exit stack of ``yield`` dependencies (closed by `aclose`)."""
+
+    __slots__ = ("_cache", "_stack", "connection", "extra", "path_params", "payload", "websocket")
+
+    def __init__(
+        self,
+        connection: Connection | None,
+        websocket: WebSocket | None,
+        *,
+        payload: Any = None,
+        extra: dict[str, Any] | None = None,
+        path_params: dict[str, Any] | None = None,
+    ) -> None:
+        self.connection = connection
+        self.websocket = websocket
+        self.payload = payload
+        self.extra = extra or {}
+        self.path_params = path_params or {}
+        self._cache: dict[Any, Any] = {}
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def _arguments(
+        self, dep: Dependant, scopes: list[str] | None
+    ) -> tuple[list[Any], dict[str, Any]]:
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        here = (scopes or []) + [s for s in dep.scopes if s not in (scopes or [])]
+        for p in dep.params:
+            kind = p.kind
+            if kind == "payload":
+                value = self.payload
+            elif kind == "connection":
+                value = self.connection
+            elif kind == "websocket":
+                value = (
+                    self.websocket
+                    if self.websocket is not None
+                    else (self.connection.websocket if self.connection is not None else None)
+                )
+            elif kind == "scopes":
+                value = SecurityScopes(scopes=here)
+            elif kind == "extra":
+                value = self.extra.get(p.name)
+            elif kind == "path":
+                raw = self.path_params.get(p.name)
+                value = p.adapter.validate_python(raw) if p.adapter is not None else raw
+            else:
+                assert p.dependant is not None
+                key = (p.dependant.call, tuple(p.dependant.scopes))
+                if p.use_cache and key in self._cache:
+                    value = self._cache[key]
+                else:
+                    value = await self.run(p.dependant, here)
+                    if p.use_cache:
+                        self._cache[key] = value
+            if p.positional:
+                args.append(value)
+            else:
+                kwargs[p.name] = value
+        return args, kwargs
+
+    async def run(self, dep: Dependant, scopes: list[str] | None = None) -> Any:
+        """Call ``dep.call`` with its parameters filled, awaiting coroutines.
+
+        Sync callables run on the event loop (like asyncws's own code): they must not block.
+        """
+        args, kwargs = await self._arguments(dep, scopes)
+        call = dep.call
+        if dep.is_async_gen:
+            stack = self._exit_stack()
+            return await stack.enter_async_context(
+                contextlib.asynccontextmanager(call)(*args, **kwargs)
+            )
+        if dep.is_gen:
+            stack = self._exit_stack()
+            return stack.enter_context(contextlib.contextmanager(call)(*args, **kwargs))
+        result = call(*args, **kwargs)
+        if dep.is_async or inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _exit_stack(self) -> contextlib.AsyncExitStack:
+        if self._stack is None:
+            self._stack = contextlib.AsyncExitStack()
+        return self._stack
+
+    async def aclose(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
