@@ -6,6 +6,9 @@ The seed's imperative API (fastapi-distributed-websocket) is available under the
 
 from __future__ import annotations
 
+from fastapi import Depends, Security
+
+from .app import AsyncWS
 from .brokers import BrokerInterface, BrokerMessage, BrokerState, InMemoryBroker, create_broker
 from .codes import CloseCode, ErrorCode
 from .connection import Connection, ConnectionState
@@ -33,11 +36,13 @@ from .message import (
     subscribe,
     unsubscribe,
 )
+from .routing import Operation, Param, Router, Topic
 from .topics import TopicIndex, TopicLimits, matches
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncWS",
     "AsyncWSError",
     "BrokerError",
     "BrokerInterface",
@@ -46,6 +51,7 @@ __all__ = [
     "CloseCode",
     "Connection",
     "ConnectionState",
+    "Depends",
     "ErrorCode",
     "ForbiddenError",
     "InMemoryBroker",
@@ -53,11 +59,16 @@ __all__ = [
     "InvalidSubscriptionMessage",
     "InvalidTopicError",
     "Message",
+    "Operation",
+    "Param",
     "PayloadValidationError",
     "ProtocolError",
     "RateLimitedError",
     "RedisBroker",
+    "Router",
+    "Security",
     "TooManySubscriptionsError",
+    "Topic",
     "TopicIndex",
     "TopicLimits",
     "UnknownTopicError",

@@ -24,7 +24,7 @@ import contextlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from fastapi.params import Depends as DependsParam
 from fastapi.params import Security as SecurityParam
@@ -110,6 +110,12 @@ def analyze(
             continue
         annotation = hints.get(name, parameter.annotation)
         default = parameter.default
+        bare = annotation
+        if get_origin(annotation) is Annotated:
+            bare, *metadata = get_args(annotation)
+            marker = next((m for m in metadata if isinstance(m, DependsParam)), None)
+            if marker is not None:  # Annotated[T, Depends(fn)]
+                default, annotation = marker, bare
         positional = parameter.kind is parameter.POSITIONAL_ONLY
         if isinstance(default, DependsParam):
             inner = default.dependency
@@ -132,20 +138,18 @@ def analyze(
                     positional=positional,
                 )
             )
-        elif annotation is Connection or (
-            isinstance(annotation, type) and issubclass(annotation, Connection)
-        ):
+        elif bare is Connection or (isinstance(bare, type) and issubclass(bare, Connection)):
             dep.params.append(Param(name, "connection", annotation, positional=positional))
-        elif annotation is WebSocket:
+        elif bare is WebSocket:
             dep.params.append(Param(name, "websocket", annotation, positional=positional))
-        elif annotation is SecurityScopes:
+        elif bare is SecurityScopes:
             dep.params.append(Param(name, "scopes", annotation, positional=positional))
         elif name in extra:
             dep.params.append(Param(name, "extra", annotation, positional=positional))
         elif name in path_params:
             adapter = TypeAdapter(annotation) if annotation is not inspect.Parameter.empty else None
             dep.params.append(Param(name, "path", annotation, adapter, positional=positional))
-        elif allow_payload and (_is_model(annotation) or name in ("data", "payload")):
+        elif allow_payload and (_is_model(bare) or name in ("data", "payload")):
             if dep.payload is not None:
                 raise TypeError(f"{owner}: two payload parameters ({dep.payload.name}, {name})")
             if annotation is inspect.Parameter.empty:

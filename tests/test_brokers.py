@@ -548,3 +548,4 @@ async def test_idle_listener_uses_no_cpu(
             await pub.publish(f"{ns}/x", b"again")
             assert (await listener.next()).data == b"again"
             assert sub.state is BrokerState.CONNECTED
+            assert sub.reconnects == 0  # answered PINGs are not mistaken for a dead link
