@@ -14,12 +14,14 @@ code; handler exceptions go through the exception handlers; anything unexpected 
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from fastapi import APIRouter
 from pydantic import (
@@ -36,26 +38,34 @@ from starlette.exceptions import WebSocketException as StarletteWebSocketExcepti
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .codes import CloseCode, ErrorCode
-from .connection import Connection, SlowConsumerPolicy
-from .dependencies import Dependant, Resolver, analyze
+from .connection import Connection, ConnectionState, SlowConsumerPolicy
+from .dependencies import Dependant, Resolver, analyze, analyze_dependencies
 from .exceptions import (
     AsyncWSError,
     ForbiddenError,
     PayloadValidationError,
     ProtocolError,
+    RateLimitedError,
     UnknownTopicError,
     UnknownTypeError,
 )
+from .limits import Limits, TokenBucket
 from .manager import WebSocketManager
 from .protocol import ack_frame, error_frame_for, frame_id, reply_frame
 from .routing import Operation, Router, Topic, check_authorize
 from .topics import DEFAULT_LIMITS, TopicLimits, validate_pattern, validate_topic
 
+if TYPE_CHECKING:
+    from .asyncapi.spec_first import SpecApp
+
 __all__ = ["AsyncWS"]
 
 logger = logging.getLogger("asyncws.app")
 
-FrameIdT = Union[StrictInt, Annotated[str, StringConstraints(max_length=64)]]  # noqa: UP007
+FrameIdT = Union[  # noqa: UP007 - the same safe range as protocol.frame_id
+    Annotated[StrictInt, Field(ge=-(2**53), le=2**53)],
+    Annotated[str, StringConstraints(max_length=64)],
+]
 
 
 class _Base(BaseModel):
@@ -92,7 +102,8 @@ class AsyncWS(Router):
     ``authenticate`` (resolved like a handler, with ``Depends``) runs at the handshake; its
     result becomes ``connection.principal`` — return None to refuse with HTTP 403.
     ``allowed_origins`` refuses browsers from other sites with 403 (cross-site websocket
-    hijacking); None allows any origin.
+    hijacking); None allows any origin. ``limits`` (`asyncws.limits.Limits`) bounds
+    connections (per instance, per user), the frame rate, the handshake and idle time.
     """
 
     def __init__(
@@ -113,6 +124,7 @@ class AsyncWS(Router):
         slow_consumer: SlowConsumerPolicy = "close",
         max_frame_size: int = 1 << 20,
         max_subscriptions: int = 256,
+        limits: Limits | None = None,
         topic_limits: TopicLimits = DEFAULT_LIMITS,
         contact: dict[str, str] | None = None,
         license: dict[str, str] | None = None,
@@ -135,19 +147,25 @@ class AsyncWS(Router):
         self.asyncapi_url = asyncapi_url
         self.asyncapi_yaml_url = asyncapi_yaml_url
         self.docs_url = docs_url
+        self.limits = limits or Limits()
         self.allowed_origins = (
             frozenset(o.rstrip("/").lower() for o in allowed_origins)
             if allowed_origins is not None
             else None
         )
-        self.manager = manager or WebSocketManager(
-            broker_channel or _slug(title),
-            broker_url=broker,
-            max_queue=max_queue,
-            slow_consumer=slow_consumer,
-            max_frame_size=max_frame_size,
-            max_subscriptions=max_subscriptions,
-            topic_limits=topic_limits,
+        # `is None`, not `or`: a manager with no connections is falsy (it has __len__)
+        self.manager = (
+            manager
+            if manager is not None
+            else WebSocketManager(
+                broker_channel or _slug(title),
+                broker_url=broker,
+                max_queue=max_queue,
+                slow_consumer=slow_consumer,
+                max_frame_size=max_frame_size,
+                max_subscriptions=max_subscriptions,
+                topic_limits=topic_limits,
+            )
         )
         self.path_params = frozenset(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}", path))
         self.authenticate = authenticate
@@ -185,16 +203,25 @@ class AsyncWS(Router):
         self._compiled = None
         return op
 
-    def include_router(self, router: Router, *, prefix: str = "", tags: Sequence[str] = ()) -> None:
-        if self.path_params:  # re-analyze handlers so endpoint path parameters resolve
-            for op in router.operations.values():
-                op.dependant = analyze(
-                    op.handler,
-                    allow_payload=True,
-                    path_params=self.path_params,
-                    owner=getattr(op.handler, "__qualname__", op.type),
-                )
-        super().include_router(router, prefix=prefix, tags=tags)
+    def include_router(
+        self,
+        router: Router,
+        *,
+        prefix: str = "",
+        tags: Sequence[str] = (),
+        dependencies: Sequence[Any] = (),
+    ) -> None:
+        super().include_router(router, prefix=prefix, tags=tags, dependencies=dependencies)
+        # A router does not know the endpoint's path parameters: analyze its handlers again,
+        # now strictly (a parameter nothing explains is a TypeError here, at import time).
+        for op_type in router.operations:
+            op = self.operations[op_type]  # the app's own copy (see Router.include_router)
+            op.dependant = analyze(
+                op.handler,
+                allow_payload=True,
+                path_params=self.path_params,
+                owner=getattr(op.handler, "__qualname__", op.type),
+            )
         self._compiled = None
 
     # -- FastAPI integration ------------------------------------------------------------------
@@ -224,6 +251,14 @@ class AsyncWS(Router):
             self._asgi_router = router
         return self._asgi_router
 
+    @classmethod
+    def from_asyncapi(cls, document: Any, **kwargs: Any) -> SpecApp:
+        """An app driven by an AsyncAPI 3.0 document (a path or a mapping); bind handlers
+        with ``@app.handler("operationId")``. See `asyncws.asyncapi.spec_first`."""
+        from .asyncapi.spec_first import app_from_spec
+
+        return app_from_spec(document, **kwargs)
+
     # -- compilation --------------------------------------------------------------------------
 
     def compile(self) -> _Compiled:
@@ -241,29 +276,84 @@ class AsyncWS(Router):
         if self.allowed_origins is not None and not self._origin_ok(websocket):
             await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
             return
+        limits = self.limits
+        if len(manager.connections) >= limits.max_connections:
+            logger.warning("connection refused: %d connections (the limit)", limits.max_connections)
+            await websocket.close(CloseCode.TRY_AGAIN_LATER)  # before accept: HTTP 403
+            return
         conn = Connection(
             websocket,
             max_queue=manager.max_queue,
             slow_consumer=manager.slow_consumer,
             max_frame_size=manager.max_frame_size,
         )
-        if not await self._handshake(conn, websocket, compiled):
+        try:
+            accepted = await asyncio.wait_for(
+                self._handshake(conn, websocket, compiled), limits.handshake_timeout
+            )
+        except TimeoutError:
+            logger.warning("handshake timed out after %.1fs", limits.handshake_timeout)
+            if websocket.application_state is WebSocketState.CONNECTING:
+                await websocket.close(CloseCode.TRY_AGAIN_LATER)
+            return
+        if not accepted:
+            return
+        if conn.user_id is not None and (
+            len(manager.users.get(conn.user_id, ())) >= limits.max_connections_per_user
+        ):
+            logger.info(
+                "connection refused: user over %d connections", limits.max_connections_per_user
+            )
+            await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
             return
         subprotocol = getattr(websocket.state, "asyncws_subprotocol", None)
         await manager.attach(conn, subprotocol=subprotocol)
+        if not _is_open(conn):  # refused (shutting down): no websocket
+            return
+        bucket = TokenBucket(limits.rate, limits.burst)
+        over_rate = 0
         try:
             while True:
                 try:
-                    text = await conn.receive_text()
+                    if limits.idle_timeout is None:
+                        text = await conn.receive_text()
+                    else:
+                        text = await asyncio.wait_for(conn.receive_text(), limits.idle_timeout)
                 except WebSocketDisconnect:
                     break
+                except TimeoutError:
+                    await conn.close(CloseCode.NORMAL_CLOSURE, "idle timeout")
+                    break
+                if not bucket.take():
+                    over_rate += 1
+                    if over_rate > limits.rate_strikes:
+                        logger.warning("connection %s: sustained flood; closing with 1008", conn.id)
+                        await conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+                        break
+                    conn.send_text_nowait(
+                        error_frame_for(
+                            RateLimitedError(f"over {limits.rate:g} frames per second; slow down"),
+                            frame_id(_safe_id(text)),
+                        )
+                    )
+                    continue
+                over_rate = 0
                 try:
                     await self.handle_frame(conn, text)
                 except AsyncWSError as exc:
                     if not await conn.reject(exc, _safe_id(text)):
                         break
+                except Exception as exc:  # a bug: tell the client nothing, keep the connection
+                    logger.error(
+                        "unhandled %s while handling a frame", type(exc).__name__, exc_info=exc
+                    )
+                    conn.send_text_nowait(
+                        error_frame_for(AsyncWSError("internal error"), frame_id(_safe_id(text)))
+                    )
                 else:
                     conn.good_frame()
+                if not _is_open(conn):  # closed while handling the frame
+                    break
         finally:
             await manager.disconnect(conn)
             for hook in compiled.disconnect_hooks:
@@ -315,15 +405,19 @@ class AsyncWS(Router):
     async def handle_frame(self, conn: Connection, text: str | None) -> None:
         """Handle one client frame; raises `AsyncWSError` for the error frame to answer."""
         compiled = self._compiled or self.compile()
+        counts = self.manager.frames_in  # for metrics
         if text is None:
+            counts["invalid"] = counts.get("invalid", 0) + 1
             raise ProtocolError(
                 "binary frames are not supported; send JSON text", code=ErrorCode.UNSUPPORTED_DATA
             )
         try:
             frame = compiled.frames.validate_json(text)
         except PydanticValidationError as exc:
+            counts["invalid"] = counts.get("invalid", 0) + 1
             raise compiled.frame_error(exc) from None
         kind = frame.type
+        counts[kind] = counts.get(kind, 0) + 1
         if kind == "subscribe":
             await self._subscribe(conn, frame)
         elif kind == "unsubscribe":
@@ -341,9 +435,23 @@ class AsyncWS(Router):
         topic, values = self._find_topic(pattern)
         self._require_scopes(conn, topic.subscribe_scopes)
         if topic.authorize_dependant is not None:
-            resolver = Resolver(conn, None, extra={**values, "topic": pattern, "pattern": pattern})
+            typed = {
+                name: None if raw is None else topic.params[name].adapter.validate_strings(raw)
+                for name, raw in values.items()
+            }
+            resolver = Resolver(
+                conn,
+                None,
+                extra={**typed, "topic": pattern, "pattern": pattern},
+                path_params=dict(conn.websocket.path_params),
+            )
             try:
                 check_authorize(await resolver.run(topic.authorize_dependant), topic)
+            except AsyncWSError:
+                raise
+            except Exception as exc:  # the hook failed: the app's exception handlers decide
+                await self._handle_exception(conn, None, exc, frame.id)
+                return
             finally:
                 await resolver.aclose()
         await self.manager.subscribe(conn, pattern)
@@ -401,16 +509,31 @@ class AsyncWS(Router):
             conn, ws, payload=getattr(frame, "data", None), path_params=dict(ws.path_params)
         )
         try:
-            result = await resolver.run(op.dependant)
+            try:
+                before = self._compiled.dependencies.get(op.type) if self._compiled else None
+                if before is not None:
+                    await resolver.run(before)
+                result = await resolver.run(op.dependant)
+            except Exception as exc:
+                try:  # yield dependencies see the exception (rollback), then it is answered
+                    await resolver.aclose(exc)
+                except Exception:
+                    logger.exception("a dependency's teardown failed in %r", op.type)
+                await self._handle_exception(conn, op, exc, frame.id)
+                return
             if op.reply_adapter is not None:
-                data = op.reply_adapter.dump_json(
-                    op.reply_adapter.validate_python(result), by_alias=True
-                ).decode()
-                conn.send_text_nowait(reply_frame(frame.id, data))
+                try:
+                    data = op.reply_adapter.dump_json(
+                        op.reply_adapter.validate_python(result), by_alias=True
+                    ).decode()
+                except Exception as exc:  # the handler broke its own contract: a server bug
+                    logger.error("operation %r returned an invalid reply", op.type, exc_info=exc)
+                    conn.send_text_nowait(error_frame_for(AsyncWSError("internal error"), frame.id))
+                    return
+                if frame.id is not None:  # like acks: only a frame with an id is answered
+                    conn.send_text_nowait(reply_frame(frame.id, data))
             elif frame.id is not None:
                 conn.send_text_nowait(ack_frame(frame.id))
-        except Exception as exc:
-            await self._handle_exception(conn, op, exc, frame.id)
         finally:
             try:
                 await resolver.aclose()
@@ -421,19 +544,28 @@ class AsyncWS(Router):
         self, conn: Connection, op: Operation | None, exc: Exception, id: Any
     ) -> None:
         handler = None
-        if op is not None and op.router is not None:
-            handler = _lookup(op.router.exception_handlers, exc)
+        for router in op.routers if op is not None else ():
+            handler = _lookup(router.exception_handlers, exc)
+            if handler is not None:
+                break
         if handler is None:
             handler = _lookup(self.exception_handlers, exc)
         if handler is not None:
             try:
                 answer = handler(conn, exc)
-                if hasattr(answer, "__await__"):
+                if inspect.isawaitable(answer):
                     answer = await answer
             except AsyncWSError as raised:
                 answer = raised
             except Exception:
                 logger.exception("exception handler for %s failed", type(exc).__name__)
+                answer = AsyncWSError("internal error")
+            if answer is not None and not isinstance(answer, AsyncWSError):
+                logger.error(
+                    "exception handler for %s returned %r; expected an AsyncWSError or None",
+                    type(exc).__name__,
+                    type(answer).__name__,
+                )
                 answer = AsyncWSError("internal error")
             if isinstance(answer, AsyncWSError):
                 conn.send_text_nowait(error_frame_for(answer, id))
@@ -441,10 +573,24 @@ class AsyncWS(Router):
         if isinstance(exc, AsyncWSError):
             conn.send_text_nowait(error_frame_for(exc, id))
             return
+        if isinstance(exc, StarletteWebSocketException):  # FastAPI's way to say "close it"
+            logger.info(
+                "connection %s closed with %d by %s: %s",
+                conn.id,
+                exc.code,
+                type(exc).__name__,
+                exc.reason,
+            )
+            await conn.close(exc.code, exc.reason or "")
+            return
         logger.error(
             "unhandled %s in operation %r", type(exc).__name__, op.type if op else "?", exc_info=exc
         )
         conn.send_text_nowait(error_frame_for(AsyncWSError("internal error"), id))
+
+
+def _is_open(conn: Connection) -> bool:
+    return conn.state is ConnectionState.OPEN
 
 
 def _lookup(
@@ -481,6 +627,13 @@ class _Compiled:
 
     def __init__(self, app: AsyncWS) -> None:
         self.operations: dict[str, Operation] = dict(app.operations)
+        self.dependencies: dict[str, Dependant] = {}
+        for op in self.operations.values():
+            before = analyze_dependencies(
+                op.dependencies, path_params=app.path_params, owner=f"operation {op.type!r}"
+            )
+            if before is not None:
+                self.dependencies[op.type] = before
         envelopes: list[Any] = [SubscribeFrame, UnsubscribeFrame, PublishFrame]
         for i, op in enumerate(self.operations.values()):
             data_field: Any = (op.payload, ...) if op.payload is not None else (Any, None)
@@ -519,22 +672,25 @@ class _Compiled:
         if kind == "json_invalid":
             return ProtocolError("the frame is not valid JSON", code=ErrorCode.INVALID_JSON)
         if kind == "union_tag_invalid":
-            tag = first.get("ctx", {}).get("tag", "")
-            return UnknownTypeError(f"unknown message type {str(tag)[:40]!r}")
+            given = first["input"].get("type") if isinstance(first["input"], dict) else None
+            if not isinstance(given, str) or not given:
+                return ProtocolError("'type' must be a non-empty string")
+            return UnknownTypeError(f"unknown message type {given[:40]!r}")
         if kind == "union_tag_not_found":
             return ProtocolError("'type' is missing")
-        if not loc or kind in ("model_type", "model_attributes_type", "dict_type"):
+        if len(loc) <= 1:  # the frame itself (or the envelope model) is not an object
             return ProtocolError("a frame must be a JSON object")
-        field = loc[1] if len(loc) > 1 else None
+        field = loc[1]
         if field == "data":
+            missing = kind == "missing" and len(loc) == 2
             return PayloadValidationError(
-                "invalid payload",
+                "'data' is required" if missing else "invalid payload",
                 errors=_field_errors([e for e in errors if e["loc"][1:2] == ("data",)], 2),
             )
         if field == "id":
             return ProtocolError("'id' must be a string of at most 64 characters or an integer")
         if field == "topic":
-            return ProtocolError("'topic' must be a string", code=ErrorCode.INVALID_TOPIC)
+            return ProtocolError("'topic' is required and must be a string")
         if field == "type":
             return ProtocolError("'type' must be a string")
         return ProtocolError("invalid frame")

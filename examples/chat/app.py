@@ -12,6 +12,7 @@ place of real authentication (see docs/security.md for bearer tokens).
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -165,11 +166,13 @@ async def whoami(conn: Connection, user: User) -> Me:
     return Me(name=user, connection_id=conn.id)
 
 
+_USER_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
 def authenticate(conn: Connection) -> dict[str, str] | None:
+    """Demo authentication: the user name from ``?user=`` (same rule as `UserName`)."""
     user = conn.websocket.query_params.get("user", "")
-    if not user or len(user) > 32 or not user.replace("-", "").replace("_", "").isalnum():
-        return None
-    return {"name": user}
+    return {"name": user} if _USER_RE.fullmatch(user) else None
 
 
 ws = AsyncWS(
