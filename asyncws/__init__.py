@@ -6,6 +6,8 @@ The seed's imperative API (fastapi-distributed-websocket) is available under the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import Depends, Security
 
 from .app import AsyncWS
@@ -38,6 +40,11 @@ from .message import (
 )
 from .routing import Operation, Param, Router, Topic
 from .topics import TopicIndex, TopicLimits, matches
+
+if TYPE_CHECKING:  # real types for type checkers; imported lazily at runtime (see _LAZY)
+    from .auth import WebSocketOAuth2PasswordBearer
+    from .brokers.redis import RedisBroker
+    from .proxy import WebSocketProxy
 
 __version__ = "0.1.0"
 
@@ -75,6 +82,8 @@ __all__ = [
     "UnknownTypeError",
     "WebSocketException",
     "WebSocketManager",
+    "WebSocketOAuth2PasswordBearer",
+    "WebSocketProxy",
     "ahandle",
     "create_broker",
     "handle",
@@ -85,9 +94,24 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    if name == "RedisBroker":  # imported lazily, like every backend
-        from .brokers.redis import RedisBroker
+# Imported on first use: backends and edges pull in more (redis, the websockets client).
+_LAZY = {
+    "RedisBroker": "asyncws.brokers.redis",
+    "WebSocketProxy": "asyncws.proxy",
+    "WebSocketOAuth2PasswordBearer": "asyncws.auth",
+}
 
-        return RedisBroker
-    raise AttributeError(f"module 'asyncws' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'asyncws' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once is enough
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -136,13 +136,14 @@ class Connection:
         self._stop_writer()
         self.close_code = code
         ws = self.websocket
-        try:
-            if ws.application_state is not WebSocketState.DISCONNECTED and (
-                ws.client_state is not WebSocketState.DISCONNECTED
-            ):
-                await asyncio.wait_for(ws.close(code, reason[:120]), 2.0)
-        except Exception:  # the peer is already gone: nothing to tell it
-            pass
+        if ws.application_state is not WebSocketState.DISCONNECTED and (
+            ws.client_state is not WebSocketState.DISCONNECTED
+        ):
+            # Wait for the close frame at most 2 s, but do not cancel it: a peer that is not
+            # reading now (full TCP window) still gets it if it reads again.
+            closing = _spawn(ws.close(code, reason[:120]))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(closing), 2.0)
         self._mark_closed()
 
     def _mark_closed(self) -> None:
@@ -180,6 +181,8 @@ class Connection:
             if self.slow_consumer == "drop_oldest":
                 queue.popleft()
                 self.dropped += 1
+                if self.manager is not None:
+                    self.manager.stats["slow_consumer_drops"] += 1
             else:
                 self._overflow()
                 return False
@@ -191,9 +194,20 @@ class Connection:
                 waiter.set_result(None)
         return True
 
+    @property
+    def queued(self) -> int:
+        """How many messages wait in the outgoing queue."""
+        return len(self._queue)
+
     def send_text_nowait(self, text: str) -> bool:
-        """Queue one text frame."""
-        return self.push({"type": "websocket.send", "text": text})
+        """Queue one text frame (counted by type in the manager's ``frames_out``)."""
+        if not self.push({"type": "websocket.send", "text": text}):
+            return False
+        if self.manager is not None:
+            counts = self.manager.frames_out
+            kind = _frame_kind(text)
+            counts[kind] = counts.get(kind, 0) + 1
+        return True
 
     async def send_text(self, text: str) -> None:
         self.send_text_nowait(text)
@@ -208,14 +222,17 @@ class Connection:
             self.id,
             self.max_queue,
         )
+        if self.manager is not None:
+            self.manager.stats["slow_consumer_closes"] += 1
         self.state = ConnectionState.CLOSING
+        self.close_code = CloseCode.TRY_AGAIN_LATER
         self._queue.clear()
         self._stop_writer()
-        task = asyncio.get_running_loop().create_task(
-            self._close_socket(CloseCode.TRY_AGAIN_LATER, "slow consumer")
-        )
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        _spawn(self._close_socket(CloseCode.TRY_AGAIN_LATER, "slow consumer"))
+        # Forget it now: the peer may never read again (nor answer the close), and its
+        # handler may stay blocked in receive() until the TCP connection dies.
+        if self.manager is not None:
+            self.manager.remove_connection(self)
 
     async def _write_loop(self) -> None:
         queue = self._queue
@@ -266,7 +283,9 @@ class Connection:
         A frame that is not JSON, not an object or binary gets an error frame and is skipped;
         the iteration ends cleanly when the client disconnects (or is closed for abuse).
         """
-        while True:
+        while (
+            self.state is not ConnectionState.CLOSING and self.state is not ConnectionState.CLOSED
+        ):
             try:
                 text = await self.receive_text()
             except WebSocketDisconnect:
@@ -288,7 +307,9 @@ class Connection:
             yield frame
 
     async def _iter_objects(self) -> AsyncIterator[dict[str, Any]]:
-        while True:
+        while (
+            self.state is not ConnectionState.CLOSING and self.state is not ConnectionState.CLOSED
+        ):
             try:
                 text = await self.receive_text()
             except WebSocketDisconnect:
@@ -307,9 +328,13 @@ class Connection:
         """Answer a bad frame with an error frame; False if the connection was closed for abuse.
 
         Each rejected frame adds a strike; each good frame removes one (see `good_frame`).
-        Past 20 strikes the connection is closed with 1008.
+        Past 20 strikes the connection is closed with 1008. Errors that are the server's, not
+        the client's (``broker_unavailable`` during a broker outage, ``internal_error``), add
+        no strike: a client must not be closed for retrying while Redis is down.
         """
         self.send_text_nowait(error_frame_for(exc, frame_id(frame)))
+        if exc.code in _SERVER_SIDE:
+            return True
         self.strikes += 2
         if self.strikes > 40:
             logger.warning("connection %s: too many bad frames; closing with 1008", self.id)
@@ -339,4 +364,31 @@ def parse_json_text(text: str | None) -> Any:
         raise ProtocolError("the frame is not valid JSON", code=ErrorCode.INVALID_JSON) from None
 
 
-_background: set[asyncio.Task[None]] = set()
+_SERVER_SIDE = frozenset({ErrorCode.BROKER_UNAVAILABLE, ErrorCode.INTERNAL_ERROR})
+_KNOWN_KINDS = frozenset({"ack", "reply", "error", "set_conn_id"})
+
+
+def _frame_kind(text: str) -> str:
+    """The ``type`` of a frame the server built (they start with ``{"type":"``), for metrics."""
+    if text.startswith('{"type":"'):
+        end = text.find('"', 9, 32)
+        if end > 0 and (kind := text[9:end]) in _KNOWN_KINDS:
+            return kind
+    return "other"
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Any) -> asyncio.Task[Any]:
+    """Run ``coro`` in a task that is kept alive and whose exception is never unretrieved."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_finished)
+    return task
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # the peer went away while closing: nothing to report

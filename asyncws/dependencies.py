@@ -21,8 +21,9 @@ Anything else is a declaration error, raised at import time with the handler's n
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
@@ -34,7 +35,7 @@ from starlette.websockets import WebSocket
 
 from .connection import Connection
 
-__all__ = ["Dependant", "Resolver", "analyze"]
+__all__ = ["Dependant", "Resolver", "analyze", "analyze_dependencies"]
 
 _SPECIAL = ("connection", "websocket", "scopes", "payload", "path", "extra", "depends")
 
@@ -81,6 +82,37 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
+def analyze_dependencies(
+    markers: Sequence[DependsParam],
+    *,
+    path_params: frozenset[str] = frozenset(),
+    owner: str = "",
+) -> Dependant | None:
+    """One `Dependant` that resolves every ``Depends(...)`` marker of ``markers`` (a router's
+    or an operation's ``dependencies=``), in order, sharing the per-call cache."""
+    if not markers:
+        return None
+    dep = Dependant(call=_discard)
+    for i, marker in enumerate(markers):
+        inner = marker.dependency
+        if inner is None:
+            raise TypeError(f"{owner}: Depends() in dependencies= needs a callable")
+        sub_scopes = tuple(marker.scopes or ()) if isinstance(marker, SecurityParam) else ()
+        dep.params.append(
+            Param(
+                f"_dependency_{i}",
+                "depends",
+                dependant=analyze(inner, path_params=path_params, scopes=sub_scopes, owner=owner),
+                use_cache=marker.use_cache,
+            )
+        )
+    return dep
+
+
+def _discard(**values: Any) -> None:
+    return None
+
+
 def analyze(
     call: Callable[..., Any],
     *,
@@ -89,15 +121,27 @@ def analyze(
     extra: frozenset[str] = frozenset(),
     scopes: tuple[str, ...] = (),
     owner: str = "",
+    defer_unknown: bool = False,
 ) -> Dependant:
-    """Decide, once, how every parameter of ``call`` is filled."""
+    """Decide, once, how every parameter of ``call`` is filled.
+
+    With ``defer_unknown`` (a router's handler, before an app includes it), a parameter
+    nothing explains is taken for an endpoint path parameter instead of raising TypeError.
+    """
     owner = owner or getattr(call, "__qualname__", repr(call))
     signature = inspect.signature(call)
-    try:
-        hints = get_type_hints(call, include_extras=True)
-    except Exception:  # unresolvable forward references: fall back to raw annotations
-        hints = {}
-    target = call.__call__ if not inspect.isroutine(call) and callable(call) else call  # type: ignore[operator]
+    # where the annotations and the async-ness live: a class's __init__, a callable
+    # instance's __call__, a partial's function
+    target: Any
+    if inspect.isclass(call):
+        target, hint_source = None, call.__init__
+    elif isinstance(call, functools.partial):
+        target, hint_source = call, call.func
+    elif inspect.isroutine(call):
+        target, hint_source = call, call
+    else:
+        target = hint_source = call.__call__  # type: ignore[operator]
+    hints = _type_hints(hint_source)
     dep = Dependant(
         call=call,
         scopes=scopes,
@@ -133,6 +177,7 @@ def analyze(
                         extra=extra,
                         scopes=sub_scopes,
                         owner=owner,
+                        defer_unknown=defer_unknown,
                     ),
                     use_cache=default.use_cache,
                     positional=positional,
@@ -159,12 +204,39 @@ def analyze(
             )
         elif default is not inspect.Parameter.empty:
             continue  # a plain default: left to Python
+        elif defer_unknown:  # maybe an endpoint path parameter: the app decides
+            dep.params.append(Param(name, "path", annotation, positional=positional))
         else:
+            hint = ""
+            if isinstance(annotation, str):
+                hint = (
+                    f" (its annotation {annotation!r} could not be resolved: with "
+                    "'from __future__ import annotations', the names it uses must be "
+                    "importable from the module, not local to a function)"
+                )
             raise TypeError(
-                f"{owner}: cannot tell what to pass as parameter {name!r}; annotate it with a "
-                "pydantic model (the payload), Connection, WebSocket, or use Depends()"
+                f"{owner}: cannot tell what to pass as parameter {name!r}{hint}; annotate it "
+                "with a pydantic model (the payload), Connection, WebSocket, or use Depends()"
             )
     return dep
+
+
+def _type_hints(func: Any) -> dict[str, Any]:
+    """The resolved annotations of ``func``; when some cannot be resolved (forward
+    references to local names), the others still are, one by one."""
+    with contextlib.suppress(Exception):
+        return get_type_hints(func, include_extras=True)
+    raw = getattr(func, "__annotations__", None) or {}
+    namespace = getattr(inspect.unwrap(func), "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name, annotation in raw.items():
+        if isinstance(annotation, str):
+            # what get_type_hints does; on failure the string stays (and is reported if
+            # nothing else explains the parameter)
+            with contextlib.suppress(Exception):
+                annotation = eval(annotation, dict(namespace))
+        hints[name] = annotation
+    return hints
 
 
 class Resolver:
@@ -255,7 +327,21 @@ class Resolver:
             self._stack = contextlib.AsyncExitStack()
         return self._stack
 
-    async def aclose(self) -> None:
+    async def aclose(self, exc: BaseException | None = None) -> None:
+        """Run the teardown of ``yield`` dependencies (last set up, first torn down).
+
+        With ``exc`` (what the handler raised), each dependency sees it at its ``yield``, as
+        in FastAPI: ``except``/``else`` around the ``yield`` can roll back or commit. The
+        handler's exception is not raised again here; an exception a teardown raises is.
+        """
         stack, self._stack = self._stack, None
-        if stack is not None:
+        if stack is None:
+            return
+        if exc is None:
             await stack.aclose()
+            return
+        try:
+            await stack.__aexit__(type(exc), exc, exc.__traceback__)
+        except BaseException as raised:
+            if raised is not exc:
+                raise

@@ -10,15 +10,18 @@ Every distributed send goes through the broker, on a channel that says who it is
     {ns}/b             everyone (every instance listens)
 
 so an instance receives only what it has recipients for. A broker message is
-``aws1:{instance}:{seq}\\n`` followed by the frame text, which the publisher encoded once;
+``aws1:{instance}:{seq}:{time}\\n`` followed by the frame text, which the publisher encoded
+once (``time`` is the publish time in microseconds since the epoch, for the latency histogram;
+receivers also accept headers without it, as sent by older versions);
 the receiving instance wraps it in one ASGI message and queues that same object on every
 local recipient (no decoding, no per-recipient work beyond a queue append). Copies of one
 publish that the broker delivers twice (an exact and a pattern subscription both matching)
 carry the same header and are dropped.
 
 Delivery is at-most-once and ordered per publisher and channel. A publish while the broker
-is unreachable raises `BrokerError`. One slow or dead connection never delays the others:
-each has its own bounded queue (see `Connection`).
+is unreachable raises `BrokerError` (counted in ``stats["publish_errors"]`` and logged as a
+warning, at most one line every few seconds). One slow or dead connection never delays the
+others: each has its own bounded queue (see `Connection`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Awaitable, Generator, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -48,6 +52,23 @@ logger = logging.getLogger("asyncws.manager")
 
 _CONN_ID_RE = re.compile(r"[A-Za-z0-9._~:@-]{1,128}")
 _MAGIC = b"aws1:"
+#: Upper bounds, in seconds, of the publish-to-delivery latency histogram (`latency_counts`).
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
+)  # fmt: skip
+_PUBLISH_WARN_EVERY = 5.0  # seconds between two "publishes lost" warnings
+
+
+class _Done:
+    """An awaitable that is already complete (awaiting it is optional)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        yield from ()
+
+
+_DONE = _Done()
 
 
 def _channel_key(value: str) -> str:
@@ -116,7 +137,20 @@ class WebSocketManager:
             "deliveries": 0,
             "published": 0,
             "publish_errors": 0,
+            "slow_consumer_drops": 0,  # drop_oldest: messages dropped (Connection.push)
+            "slow_consumer_closes": 0,  # close: connections closed with 1013 (Connection.push)
         }
+        #: Client frames handled, by ``type`` ("invalid" for those that were not understood).
+        self.frames_in: dict[str, int] = {}
+        #: Frames queued for one connection by `Connection.send_text_nowait`, by ``type`` (ack,
+        #: reply, error, set_conn_id, other); broker deliveries are ``stats["deliveries"]``.
+        self.frames_out: dict[str, int] = {}
+        #: Publish-to-delivery latency of the broker messages this instance received: counts
+        #: per bucket of `LATENCY_BUCKETS` (the last one: above them all) and their sum (s).
+        self.latency_counts: list[int] = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self._lost_unlogged = 0  # failed publishes not reported in a warning yet
+        self._lost_logged_at = -_PUBLISH_WARN_EVERY
 
     # -- context manager / lifecycle ----------------------------------------------------------
 
@@ -223,19 +257,26 @@ class WebSocketManager:
             await conn.websocket.close(CloseCode.TRY_AGAIN_LATER)  # before accept: HTTP 403
             conn.state = ConnectionState.CLOSED
             return
-        if accept:
-            await conn.accept(subprotocol=subprotocol)
-        else:
-            conn.state = ConnectionState.OPEN
-            conn._start_writer()
+        # Register and subscribe the broker first, accept last: once the client sees the
+        # handshake complete, a message to its id (or user, or topic) from any instance
+        # reaches it. Until then nothing is queued for it (`push` needs an open connection).
         self._register(conn)
-        await self._broker_subscribe(self._cp + _channel_key(conn.id))
-        if conn.user_id is not None:
-            await self._broker_subscribe(self._up + _channel_key(conn.user_id))
+        try:
+            await self._broker_subscribe(self._cp + _channel_key(conn.id))
+            if conn.user_id is not None:
+                await self._broker_subscribe(self._up + _channel_key(conn.user_id))
+            if topic:
+                await self.subscribe(conn, topic)
+            if accept:
+                await conn.accept(subprotocol=subprotocol)
+            else:
+                conn.state = ConnectionState.OPEN
+                conn._start_writer()
+        except BaseException:
+            self.remove_connection(conn)
+            raise
         if requested != conn.id:
             conn.send_text_nowait(dumps({"type": "set_conn_id", "conn_id": conn.id}))
-        if topic:
-            await self.subscribe(conn, topic)
 
     def _register(self, conn: Connection) -> None:
         conn.manager = self
@@ -243,14 +284,17 @@ class WebSocketManager:
         if conn.user_id is not None:
             self.users.setdefault(conn.user_id, set()).add(conn)
 
-    def remove_connection(self, connection: Connection) -> None:
+    def remove_connection(self, connection: Connection) -> Awaitable[None]:
         """Forget a connection that is already closed (after ``WebSocketDisconnect``).
 
-        The index is updated at once; broker unsubscriptions run in the background.
+        The index is updated at once; broker unsubscriptions run in the background. Returns
+        an awaitable that is already done, so ``await manager.remove_connection(c)`` (as in
+        the seed's README) works as well as a plain call.
         """
         channels = self._forget(connection)
         if channels:
             self._spawn(self._broker_unsubscribe_many(channels))
+        return _DONE
 
     async def disconnect(self, connection: Connection) -> None:
         """`remove_connection`, waiting for the broker unsubscriptions."""
@@ -308,7 +352,7 @@ class WebSocketManager:
 
     async def subscribe(self, connection: Connection, pattern: str) -> None:
         """Subscribe ``connection`` to an MQTT ``pattern`` (validated; InvalidTopicError)."""
-        channel = self.subscribe_nowait(connection, pattern)
+        channel = self._subscribe_local(connection, pattern)
         if channel is not None:
             await self._broker_subscribe(channel)
 
@@ -318,7 +362,17 @@ class WebSocketManager:
             await self._broker_unsubscribe_many([channel])
 
     def subscribe_nowait(self, connection: Connection, pattern: str) -> str | None:
-        """Update the index now; return the broker channel to subscribe, if it is new."""
+        """Update the index now and subscribe the broker in the background.
+
+        Returns the broker channel when it is new on this instance (it is being subscribed).
+        """
+        channel = self._subscribe_local(connection, pattern)
+        if channel is not None:
+            self._spawn(self._broker_subscribe(channel))
+        return channel
+
+    def _subscribe_local(self, connection: Connection, pattern: str) -> str | None:
+        """Update the index; return the broker channel to subscribe, if it is new."""
         pattern = validate_pattern(pattern, self.topic_limits)
         if pattern in connection.topics:
             return None
@@ -354,25 +408,62 @@ class WebSocketManager:
 
     async def _broker_unsubscribe_many(self, channels: Iterable[str]) -> None:
         for channel in channels:
-            # A subscriber may have come back while we were getting here.
-            if channel.startswith(self._tp) and self.index.has_pattern(channel[len(self._tp) :]):
+            # A subscriber may have come back while we were getting here: a subscription to
+            # the pattern, a new connection with the same id, another connection of the user.
+            if self._still_needed(channel):
                 continue
             try:
                 await self.broker.unsubscribe(channel)
             except Exception:
                 logger.exception("broker unsubscribe %r failed", channel)
 
+    def _still_needed(self, channel: str) -> bool:
+        if channel.startswith(self._tp):
+            return self.index.has_pattern(channel[len(self._tp) :])
+        if channel.startswith(self._cp):
+            return unquote(channel[len(self._cp) :]) in self.connections
+        if channel.startswith(self._up):
+            return unquote(channel[len(self._up) :]) in self.users
+        return False
+
     # -- distributed sends (every instance) ---------------------------------------------------
 
     async def _publish(self, channel: str, text: str) -> None:
         self._seq += 1
-        head = b"%s%s:%d\n" % (_MAGIC, self.instance_id.encode(), self._seq)
+        head = b"%s%s:%d:%d\n" % (
+            _MAGIC,
+            self.instance_id.encode(),
+            self._seq,
+            time.time_ns() // 1000,
+        )
         try:
             await self.broker.publish(channel, head + text.encode())
-        except AsyncWSError:
+        except AsyncWSError as exc:
             self.stats["publish_errors"] += 1
+            self._publish_lost(channel, exc)
             raise
         self.stats["published"] += 1
+        if self._lost_unlogged:
+            self._publish_lost(channel, None)
+
+    def _publish_lost(self, channel: str, exc: Exception | None) -> None:
+        """Report failed publishes loudly but briefly: a warning at the first failure, then at
+        most one every few seconds with the count, and a last one when publishing works again."""
+        if exc is not None:
+            self._lost_unlogged += 1
+        now = time.monotonic()
+        if exc is not None and now - self._lost_logged_at < _PUBLISH_WARN_EVERY:
+            return
+        logger.warning(
+            "broker publish failed: %d message(s) not published since the last report "
+            "(%s; total %d)%s",
+            self._lost_unlogged,
+            exc if exc is not None else f"last on {channel[:200]!r}",
+            self.stats["publish_errors"],
+            "" if exc is not None else "; publishing works again",
+        )
+        self._lost_unlogged = 0
+        self._lost_logged_at = now
 
     async def publish(self, topic: str, data: Any = None, *, text: str | None = None) -> None:
         """Send to every subscriber of ``topic`` on every instance.
@@ -445,6 +536,11 @@ class WebSocketManager:
         connection(s). Recipients get the frame's other fields. Bad frames get an error frame;
         the connection stays open.
         """
+        if (
+            connection.state is ConnectionState.CLOSING
+            or connection.state is ConnectionState.CLOSED
+        ):
+            return  # closed by the server (abuse, slow consumer, shutdown): nothing it sends counts
         raw = message.__serialize__() if isinstance(message, Message) else message
         try:
             await self._receive(connection, raw)
@@ -454,12 +550,16 @@ class WebSocketManager:
         connection.good_frame()
 
     async def _receive(self, connection: Connection, raw: Any) -> None:
+        counts = self.frames_in
         if not isinstance(raw, dict):
+            counts["invalid"] = counts.get("invalid", 0) + 1
             raise ProtocolError("a frame must be a JSON object")
         msg = Message.from_client_message(data=raw)
         kind = msg.type
         if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+            counts["invalid"] = counts.get("invalid", 0) + 1
             raise UnknownTypeError(f"unknown message type {str(kind)[:40]!r}")
+        counts[kind] = counts.get(kind, 0) + 1
         if kind in ("subscribe", "unsubscribe"):
             if not isinstance(msg.topic, str):
                 raise ProtocolError("'topic' must be a string", code=ErrorCode.INVALID_TOPIC)
@@ -493,6 +593,11 @@ class WebSocketManager:
 
     async def _listen(self) -> None:
         backoff = 0.1
+        # A broker hands out what it has buffered without suspending; yield to the loop every
+        # `burst` messages so the connections' writers drain their queues in between (else a
+        # burst longer than ``max_queue`` would overflow even a fast consumer).
+        burst = max(1, min(64, self.max_queue // 4))
+        count = 0
         while not self.broker.is_closed():
             try:
                 async for channel, data in self.broker.listen():
@@ -502,6 +607,10 @@ class WebSocketManager:
                         self.stats["broker_malformed"] += 1
                         logger.exception("skipped a broker message on %r", channel[:200])
                     backoff = 0.1
+                    count += 1
+                    if count >= burst:
+                        count = 0
+                        await asyncio.sleep(0)
                 if self.broker.is_closed():
                     return
             except asyncio.CancelledError:
@@ -527,6 +636,18 @@ class WebSocketManager:
             stats["broker_duplicates"] += 1
             return
         self._last_header = header
+        parts = header.split(b":")
+        if len(parts) == 4:  # aws1:{instance}:{seq}:{time}: observe the publish-to-delivery time
+            try:
+                sent = int(parts[3])
+            except ValueError:
+                stats["broker_malformed"] += 1
+                logger.warning("skipped a broker message with a bad header on %r", channel[:200])
+                return
+            delay = time.time() - sent / 1e6
+            delay = delay if delay > 0.0 else 0.0  # clocks of two hosts may disagree a little
+            self.latency_counts[bisect_left(LATENCY_BUCKETS, delay)] += 1
+            self.latency_sum += delay
         text = data[nl + 1 :].decode()  # UnicodeDecodeError: logged and skipped by _listen
         targets: Iterable[Connection]
         if channel.startswith(self._tp):

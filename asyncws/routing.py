@@ -7,6 +7,7 @@ their topics to its manager, and turns frames into handler calls (see `app.py`).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 import types
 import typing
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from fastapi.params import Depends as DependsParam
+from pydantic import BaseModel, RootModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from .dependencies import Dependant, analyze
@@ -99,18 +101,24 @@ class Param:
                 f"invalid value for topic parameter {self.name!r}",
                 errors=[{"loc": [self.name], "msg": e["msg"]} for e in exc.errors()],
             ) from None
-        text = str(checked.value if isinstance(checked, Enum) else checked)
+        text = _level_text(checked)
         if not text or "/" in text or text in ("+", "#"):
             raise InvalidTopicError(f"topic parameter {self.name!r} must be one non-empty level")
         return text
 
     def accepts(self, level: str) -> bool:
-        """Whether a client-given level is a valid value (validated from its string form)."""
+        """Whether a client-given level is a valid value, written the way `render` writes it
+        (``n/01`` is refused for an int: messages are published on ``n/1``, a subscription
+        to ``n/01`` would never receive anything)."""
         try:
-            self.adapter.validate_strings(level)
+            checked = self.adapter.validate_strings(level)
         except ValidationError:
             return False
-        return bool(level)
+        return bool(level) and _level_text(checked) == level
+
+
+def _level_text(value: Any) -> str:
+    return str(value.value if isinstance(value, Enum) else value)
 
 
 _adapters: dict[Any, TypeAdapter[Any]] = {}
@@ -225,6 +233,8 @@ class Topic(Generic[M]):
         subscribe_scopes: Sequence[str] = (),
     ) -> None:
         self.address = address.strip("/")
+        if not self.address:
+            raise ValueError("a topic address must not be empty")
         names = _PARAM_RE.findall(self.address)
         if len(set(names)) != len(names):
             raise ValueError(f"topic {address!r}: a parameter appears twice")
@@ -258,6 +268,8 @@ class Topic(Generic[M]):
         self.subscribe_scopes = list(subscribe_scopes)
         self.authorize_dependant: Dependant | None = None
         self.app: AsyncWS | None = None
+        self._origin: Topic[M] | None = None  # the topic this one was copied from (prefixed)
+        self._bound: Topic[M] | None = None  # the copy an app declared (see bind)
 
     def __repr__(self) -> str:
         return f"<Topic {self.address!r}>"
@@ -275,17 +287,23 @@ class Topic(Generic[M]):
             title=self.title,
             summary=self.summary,
             description=self.description,
-            tags=[*tags, *self.tags],
+            tags=list(dict.fromkeys([*tags, *self.tags])),
             authorize=self.authorize,
             client_publish=self.client_publish,
             publish_scopes=self.publish_scopes,
             subscribe_scopes=self.subscribe_scopes,
         )
-        clone._origin = self  # type: ignore[attr-defined]
+        clone._origin = self
         return clone
 
     def topic_for(self, **params: Any) -> str:
-        """The concrete topic for these parameter values (validated)."""
+        """The concrete topic for these parameter values (validated).
+
+        For a router's topic included under a prefix, this is the prefixed address.
+        """
+        bound = self._bound
+        if bound is not None and bound is not self:
+            return bound.topic_for(**params)
         return validate_topic(self.template.render(params), self._limits())
 
     def _limits(self) -> TopicLimits:
@@ -301,25 +319,57 @@ class Topic(Generic[M]):
                 )
             model = message
             # re-validate: a model built with model_construct() or mutated may be invalid
-            type(model).model_validate(model.model_dump())
+            _revalidate(model)
         else:
             model = self.adapter.validate_python(message)
         return event_frame(message_name(type(model)), topic, model.model_dump_json(by_alias=True))
 
     async def publish(self, message: M | dict[str, Any], /, **params: Any) -> None:
-        """Send ``message`` to every subscriber of the topic these parameters name."""
-        app = self.app or getattr(getattr(self, "_bound", None), "app", None)
+        """Send ``message`` to every subscriber of the topic these parameters name.
+
+        Raises TypeError (wrong model, missing or unknown parameters), pydantic's
+        ValidationError (an invalid message) or `InvalidTopicError` (an invalid parameter
+        value) before anything is sent.
+        """
+        bound = self._bound
+        if bound is not None and bound is not self:
+            # a router's topic: publish under the address the app declared (with its prefix)
+            await bound.publish(message, **params)
+            return
+        app = self.app
         if app is None:
             raise RuntimeError(f"topic {self.address!r} is not part of an AsyncWS app yet")
         topic = self.topic_for(**params)
         await app.manager.publish(topic, text=self.encode(message, topic))
 
     def bind(self, app: AsyncWS) -> None:
+        """Attach this topic to ``app``; the router's own Topic objects it was copied from
+        (by ``include_router``) then publish through it. A router's topic belongs to the
+        last app that included it."""
         self.app = app
-        origin = getattr(self, "_origin", None)
-        while origin is not None:  # the router's own Topic object publishes through the app too
+        self._bound = None
+        origin = self._origin
+        while origin is not None:
             origin.app = app
-            origin = getattr(origin, "_origin", None)
+            origin._bound = self
+            origin = origin._origin
+
+
+def _revalidate(model: BaseModel) -> None:
+    """Validate a model instance's current field values (by field name), without going
+    through its serializers: catches ``model_construct()`` and mutation mistakes."""
+    values = dict(model.__dict__)
+    if model.__pydantic_extra__:
+        values.update(model.__pydantic_extra__)
+    if isinstance(model, RootModel):
+        type(model).model_validate(model.root)
+    elif _VALIDATE_BY_NAME:
+        type(model).model_validate(values, by_alias=False, by_name=True)
+    else:  # pragma: no cover - pydantic < 2.11: fields with aliases must allow their name
+        type(model).model_validate(values)
+
+
+_VALIDATE_BY_NAME = "by_name" in inspect.signature(BaseModel.model_validate).parameters
 
 
 def _default_name(address: str) -> str:
@@ -345,6 +395,12 @@ class Operation:
     deprecated: bool = False
     operation_id: str | None = None
     router: Router | None = None
+    #: ``Depends(...)`` markers run before the handler (enclosing routers' first); their
+    #: values are discarded, their exceptions answer the frame like the handler's would.
+    dependencies: list[Any] = field(default_factory=list)
+    #: The routers the operation was declared in and included through, innermost first:
+    #: where its exception handlers are looked up (then the app's).
+    routers: tuple[Router, ...] = ()
 
     @property
     def name(self) -> str:
@@ -372,6 +428,7 @@ class Router:
 
     def topic(self, address: str, messages: Any, **options: Any) -> Topic[Any]:
         """Declare a topic; returns it so handlers can ``await topic.publish(...)``."""
+        options["tags"] = list(dict.fromkeys([*self.tags, *options.get("tags", ())]))
         topic: Topic[Any] = Topic(address, messages, **options)
         self.add_topic(topic)
         return topic
@@ -391,11 +448,13 @@ class Router:
         scopes: Sequence[str] = (),
         deprecated: bool = False,
         operation_id: str | None = None,
+        dependencies: Sequence[Any] = (),
     ) -> Callable[[F], F]:
         """Bind frames of this ``type`` to the decorated handler.
 
         The handler's payload parameter (a pydantic model) is validated from the frame's
-        ``data``; its return annotation, unless None, is the reply model.
+        ``data``; its return annotation, unless None, is the reply model. ``dependencies``
+        (``Depends(...)`` markers) run before the handler, after the router's own.
         """
 
         def decorator(func: F) -> F:
@@ -408,6 +467,7 @@ class Router:
                 scopes=scopes,
                 deprecated=deprecated,
                 operation_id=operation_id,
+                dependencies=dependencies,
             )
             return func
 
@@ -426,7 +486,8 @@ class Router:
         scopes: Sequence[str] = (),
         deprecated: bool = False,
         operation_id: str | None = None,
-        path_params: frozenset[str] = frozenset(),
+        path_params: frozenset[str] | None = None,
+        dependencies: Sequence[Any] = (),
     ) -> Operation:
         if not _NAME_RE.fullmatch(type):
             raise ValueError(f"operation type {type!r}: use 1-64 of [A-Za-z0-9_.-]")
@@ -434,8 +495,19 @@ class Router:
             raise ValueError(f"operation type {type!r} is reserved by the protocol")
         if type in self.operations:
             raise ValueError(f"operation {type!r} is declared twice")
+        extra_deps = [*self.dependencies, *dependencies]
+        for marker in extra_deps:
+            _check_marker(marker, type)
         owner = getattr(func, "__qualname__", type)
-        dependant = analyze(func, allow_payload=True, path_params=path_params, owner=owner)
+        # path_params None: a router that does not know the endpoint yet; parameters nothing
+        # else explains may be endpoint path parameters, checked when an app includes it
+        dependant = analyze(
+            func,
+            allow_payload=True,
+            path_params=path_params or frozenset(),
+            defer_unknown=path_params is None,
+            owner=owner,
+        )
         payload = dependant.payload
         try:
             hints = typing.get_type_hints(func, include_extras=True)
@@ -455,11 +527,13 @@ class Router:
             reply_adapter=TypeAdapter(reply) if reply is not None else None,
             summary=summary or (doc.splitlines()[0] if doc else None),
             description=description or (doc if doc and "\n" in doc else None),
-            tags=list(tags),
+            tags=list(dict.fromkeys([*self.tags, *tags])),  # the router's, then its own
             scopes=[*scopes],
             deprecated=deprecated,
             operation_id=operation_id,
             router=self,
+            dependencies=extra_deps,
+            routers=(self,),
         )
         self.operations[type] = op
         return op
@@ -467,10 +541,13 @@ class Router:
     def exception_handler(
         self, exc_class: type[BaseException]
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Map an exception raised by this router's handlers to an error frame.
+        """Map an exception raised by this router's operations to an error frame.
 
-        The handler gets ``(connection, exc)`` and returns an `AsyncWSError` to send (its
-        code and message), or None when it answered the client itself.
+        The handler (sync or async) gets ``(connection, exc)`` and returns (or raises) an
+        `AsyncWSError` to send (its code and message), or returns None when it answered the
+        client itself. Handlers apply to the operations declared in this router and in the
+        routers it includes; the innermost router with a handler for the exception's class
+        (or a base class) wins, then the app's handlers.
         """
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -479,26 +556,46 @@ class Router:
 
         return decorator
 
-    def include_router(self, router: Router, *, prefix: str = "", tags: Sequence[str] = ()) -> None:
-        """Add another router's operations and topics (topics get ``prefix``)."""
-        for op_type, op in router.operations.items():
+    def include_router(
+        self,
+        router: Router,
+        *,
+        prefix: str = "",
+        tags: Sequence[str] = (),
+        dependencies: Sequence[Any] = (),
+    ) -> None:
+        """Add another router's operations and topics.
+
+        Topic addresses get ``prefix`` (and the included router's own ``prefix``); operation
+        types do not (they are one flat namespace per app). ``tags`` and the included
+        router's own ``tags`` are added to both;
+        ``dependencies`` (and this router's own) run before the included operations.
+        """
+        for op_type in router.operations:
             if op_type in self.operations:
                 raise ValueError(f"operation {op_type!r} is declared twice")
-            self.operations[op_type] = _retag(op, tags)
+        extra_deps = [*self.dependencies, *dependencies]
+        for marker in extra_deps:
+            _check_marker(marker, "include_router")
+        for op_type, op in router.operations.items():
+            self.operations[op_type] = _included(op, [*tags, *router.tags], extra_deps, self)
         full = "/".join(p.strip("/") for p in (prefix, router.prefix) if p.strip("/"))
         for topic in router.topics:
             self.add_topic(topic.prefixed(full, [*tags, *router.tags]))
-        for exc, handler in router.exception_handlers.items():
-            self.exception_handlers.setdefault(exc, handler)
 
 
-def _retag(op: Operation, tags: Iterable[str]) -> Operation:
-    extra = [t for t in tags if t not in op.tags]
-    if not extra:
-        return op
+def _included(op: Operation, tags: Iterable[str], deps: list[Any], parent: Router) -> Operation:
+    """A copy of ``op`` as seen from ``parent`` (more tags, dependencies, handler scope)."""
     clone = Operation(**{f: getattr(op, f) for f in op.__dataclass_fields__})
-    clone.tags = [*extra, *op.tags]
+    clone.tags = list(dict.fromkeys([*tags, *op.tags]))  # outer first, no duplicates
+    clone.dependencies = [*deps, *op.dependencies]
+    clone.routers = (*op.routers, parent)
     return clone
+
+
+def _check_marker(marker: Any, where: str) -> None:
+    if not isinstance(marker, DependsParam):
+        raise TypeError(f"{where}: dependencies must be Depends(...) or Security(...) markers")
 
 
 def check_authorize(result: Any, topic: Topic[Any]) -> None:

@@ -64,6 +64,7 @@ class WebSocketSession:
         self.accepted_subprotocol: str | None = None
         self.close_code: int | None = None
         self.close_reason = ""
+        self._ended = False  # the app closed the websocket or its handler returned
 
     async def _receive(self) -> Message:
         return await self._to_app.get()
@@ -99,12 +100,16 @@ class WebSocketSession:
                     break
             await self._finish()
             raise WebSocketDenied(message["status"], body)
-        await self._finish()
+        await self._finish()  # raises what the app raised, if it crashed
+        if kind == "asyncws.testing.app_done":  # returned without accepting: servers say 403
+            raise WebSocketDenied(403)
         raise RuntimeError(f"the app ended the handshake with {kind!r}")
 
     async def _next(self, timeout: float | None = None) -> Message:
         try:
-            return await asyncio.wait_for(self._from_app.get(), timeout or self.timeout)
+            return await asyncio.wait_for(
+                self._from_app.get(), self.timeout if timeout is None else timeout
+            )
         except TimeoutError:
             raise TimeoutError("no message from the app in time") from None
 
@@ -156,6 +161,8 @@ class WebSocketSession:
         if self._pending:
             return json.dumps(self._pending.pop(0))
         while True:
+            if self._ended and self._from_app.empty():  # nothing more will ever come
+                raise WebSocketClosed(self.close_code or 1006, "the app ended the connection")
             message = await self._next(timeout)
             kind = message["type"]
             if kind == "websocket.send":
@@ -167,6 +174,7 @@ class WebSocketSession:
                 self.close_reason = message.get("reason") or ""
                 raise WebSocketClosed(self.close_code or 1000, self.close_reason)
             if kind == "asyncws.testing.app_done":
+                self._ended = True
                 raise WebSocketClosed(self.close_code or 1006, "the app ended the connection")
 
     async def receive_json(self, timeout: float | None = None) -> Any:
@@ -177,7 +185,7 @@ class WebSocketSession:
     async def receive_until(self, predicate: Any, timeout: float | None = None) -> dict[str, Any]:
         """Receive until a frame satisfies ``predicate``; other frames are kept for later."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (timeout or self.timeout)
+        deadline = loop.time() + (self.timeout if timeout is None else timeout)
         skipped: list[dict[str, Any]] = []
         try:
             for i, held in enumerate(self._pending):

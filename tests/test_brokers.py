@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -119,6 +119,22 @@ async def test_connect_and_disconnect(broker_url: str) -> None:
     async with create_broker(broker_url) as ctx:
         assert ctx.state is BrokerState.CONNECTED
     assert ctx.is_closed()
+
+
+async def test_connect_again_after_disconnect(broker_url: str, ns: str) -> None:
+    broker = create_broker(broker_url)
+    await broker.connect()
+    await broker.subscribe(f"{ns}/old")
+    await broker.disconnect()
+    await broker.connect()
+    try:
+        assert broker.state is BrokerState.CONNECTED
+        await broker.subscribe(f"{ns}/new")
+        async with listening(broker) as listener:
+            await broker.publish(f"{ns}/new", b"fresh")
+            assert await listener.next() == BrokerMessage(f"{ns}/new", b"fresh")
+    finally:
+        await broker.disconnect()
 
 
 async def test_publish_reaches_listener_with_bytes_intact(
@@ -404,11 +420,18 @@ async def test_glob_metacharacters_in_patterns_match_literally(redis_url: str, n
 # -- Redis only: outages ----------------------------------------------------------------------
 
 
+async def poll_until(predicate: Callable[[], bool], within: float = 15.0) -> None:
+    """Bounded poll of a health signal (the broker's state): at most ``within`` seconds."""
+    interval = 0.02
+    for _ in range(int(within / interval)):
+        if predicate():
+            return
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"not true within {within}s")
+
+
 async def _wait_state(broker: BrokerInterface, state: BrokerState, within: float = 15.0) -> None:
-    """Bounded poll of the broker's state (the health signal an app exposes)."""
-    async with asyncio.timeout(within):
-        while broker.state is not state:
-            await asyncio.sleep(0.02)
+    await poll_until(lambda: broker.state is state, within)
 
 
 @pytest.mark.redis
@@ -430,9 +453,7 @@ async def test_redis_restart_resubscribes_and_delivery_resumes(
 
             await asyncio.to_thread(fresh_redis.restart)
             # The listener notices, reconnects and replays both subscriptions.
-            async with asyncio.timeout(15):
-                while sub.reconnects < 1 or sub.state is not BrokerState.CONNECTED:
-                    await asyncio.sleep(0.02)
+            await poll_until(lambda: sub.reconnects >= 1 and sub.state is BrokerState.CONNECTED)
             # The restarted server knows the subscriptions again (asked with a fresh client).
             assert fresh_redis.command("PUBSUB", "NUMSUB", f"{ns}/exact").endswith(b"*2")
             await pub.publish(f"{ns}/exact", b"after")
@@ -454,6 +475,10 @@ async def test_subscribe_during_outage_is_replayed(fresh_redis: RedisServer, ns:
         async with listening(sub) as listener:
             await asyncio.to_thread(fresh_redis.stop)
             await _wait_state(sub, BrokerState.RECONNECTING)
+            # Retrying with backoff while Redis is down does not spin either.
+            cpu0 = time.process_time()
+            await asyncio.sleep(1.0)  # the measurement window
+            assert time.process_time() - cpu0 < 0.1
             async with asyncio.timeout(WAIT):
                 await sub.subscribe(f"{ns}/new")  # Redis is down: remembered, not raised
                 await sub.subscribe(f"{ns}/newp/#")
@@ -484,6 +509,36 @@ async def test_connect_while_redis_is_down_then_recover(fresh_redis: RedisServer
             assert await listener.next() == BrokerMessage(f"{ns}/x", b"found")
     finally:
         await sub.disconnect()
+
+
+@pytest.mark.redis
+async def test_get_message_while_redis_is_down_raises_then_recovers(
+    fresh_redis: RedisServer, ns: str
+) -> None:
+    from asyncws.brokers.redis import RedisBroker
+
+    never = RedisBroker(fresh_redis.url)
+    with pytest.raises(BrokerError):
+        await never.publish(f"{ns}/x", b"not connected yet")
+    with pytest.raises(BrokerError):
+        await never.get_message(timeout=0.1)
+
+    sub, pub = RedisBroker(fresh_redis.url), RedisBroker(fresh_redis.url)
+    async with sub, pub:
+        await sub.subscribe(f"{ns}/x")
+        await asyncio.to_thread(fresh_redis.stop)
+        started = time.monotonic()
+        with pytest.raises(BrokerError):
+            await sub.get_message(timeout=2.0)  # not None forever: the link is gone
+        assert time.monotonic() - started < 3.0
+        assert sub.state is BrokerState.RECONNECTING
+        with pytest.raises(BrokerError):
+            await sub.get_message(timeout=0.1)  # still down: reconnecting fails loudly too
+        await asyncio.to_thread(fresh_redis.start)
+        assert await sub.get_message(timeout=0.2) is None  # reconnected and resubscribed
+        assert sub.state is BrokerState.CONNECTED
+        await pub.publish(f"{ns}/x", b"back")
+        assert await sub.get_message(timeout=WAIT) == BrokerMessage(f"{ns}/x", b"back")
 
 
 @pytest.mark.redis

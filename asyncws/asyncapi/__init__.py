@@ -1,16 +1,222 @@
-"""AsyncAPI 3.0: the document generated from an app, and the routes that serve it."""
+"""AsyncAPI 3.0: the document of an app, the routes that serve it, spec-first apps.
+
+Layers: `model.describe` reads an app into a version-neutral `AppDescription`; `v3.build`
+turns that into an AsyncAPI 3.0.0 document; `build_document` does both (or, for a spec-first
+`SpecApp`, returns the document it was built from). `add_routes` serves the document as JSON
+and YAML and, when `asyncws.docs` is installed, as an HTML page.
+
+The document is generated once per app (again only if the app's declarations change); the
+``servers`` entry is filled per request from the ``Host`` header and the request's scheme
+(``https`` -> ``wss``). ``X-Forwarded-*`` headers are not trusted here: run the ASGI server
+with its proxy-headers option behind a proxy you trust, which sets the scheme.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import copy
+import importlib.util
+import inspect
+import json
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import yaml
 from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from .model import AppDescription, describe, endpoint_address
+from .v3 import build as build_v3
+from .v3 import server_from_url
 
 if TYPE_CHECKING:
     from ..app import AsyncWS
 
-__all__ = ["add_routes"]
+__all__ = [
+    "AppDescription",
+    "SpecApp",
+    "SpecError",
+    "add_routes",
+    "app_from_spec",
+    "build_document",
+    "check_document",
+    "compare",
+    "describe",
+    "document_json",
+    "document_yaml",
+    "served_document",
+]
+
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+_YAML_CACHE_SIZE = 16
+
+
+def build_document(app: AsyncWS, *, server_url: str | None = None) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document of ``app`` (a new dict each call).
+
+    ``server_url`` (e.g. ``wss://api.example.com``) is the server to list when the app
+    declares no ``servers``; default ``ws://localhost:8000``.
+    """
+    from .spec_first import SpecApp
+
+    if isinstance(app, SpecApp):
+        return app.served_document(server_url)
+    return build_v3(describe(app), server_url=server_url)
+
+
+def document_json(document: dict[str, Any]) -> str:
+    """The document as JSON text (2-space indent, UTF-8 characters kept, final newline)."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+class _Dumper(yaml.SafeDumper):
+    """No anchors/aliases (each value written out); multi-line strings as literal blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    if "\n" in data and not any(c in data for c in "\r\t") and data == data.strip():
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def document_yaml(document: dict[str, Any]) -> str:
+    """The document as YAML (keys in document order, no aliases)."""
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+# -- serving --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Cached:
+    compiled: object
+    document: dict[str, Any]
+    fill_servers: bool
+    yaml: dict[str, str] = field(default_factory=dict)
+
+
+_cache: weakref.WeakKeyDictionary[Any, _Cached] = weakref.WeakKeyDictionary()
+
+
+def _own_servers(app: AsyncWS) -> bool:
+    from .spec_first import SpecApp
+
+    if isinstance(app, SpecApp):
+        return app.has_own_servers()
+    return bool(app.servers)
+
+
+def _cached(app: AsyncWS) -> _Cached:
+    compiled = app.compile()
+    entry = _cache.get(app)
+    if entry is None or entry.compiled is not compiled:
+        entry = _Cached(compiled, build_document(app), fill_servers=not _own_servers(app))
+        _cache[app] = entry
+    return entry
+
+
+def _request_server_url(request: Request, suffix: str) -> tuple[str, str]:
+    """``(server_url, prefix)`` for a request: its host, ws/wss, and the path prefix under
+    which the routes are mounted."""
+    host = request.headers.get("host", "")
+    if not _HOST.match(host):
+        host = "localhost"
+    scheme = "wss" if request.url.scheme in ("https", "wss") else "ws"
+    path = request.url.path
+    prefix = path[: -len(suffix)] if suffix and path.endswith(suffix) else ""
+    return f"{scheme}://{host}{prefix.rstrip('/')}", prefix.rstrip("/")
+
+
+def served_document(app: AsyncWS, server_url: str) -> dict[str, Any]:
+    """The cached document of ``app`` with its default server set to ``server_url``."""
+    entry = _cached(app)
+    document = entry.document
+    if not entry.fill_servers:
+        return document
+    base = dict(document.get("servers", {}).get("default", {}))
+    rest = {k: v for k, v in base.items() if k not in ("host", "protocol", "pathname")}
+    fresh = server_from_url(server_url)
+    return {**document, "servers": {"default": {**fresh, **rest}}}
 
 
 def add_routes(app: AsyncWS, router: APIRouter) -> None:
-    """Add the document and docs routes to ``router`` (placeholder until the generator lands)."""
+    """Add the document routes to ``router``: ``app.asyncapi_url`` (JSON),
+    ``app.asyncapi_yaml_url`` (YAML) and ``app.docs_url`` (HTML, when `asyncws.docs` is
+    installed). A URL set to None disables its route."""
+    name = re.sub(r"[^a-z0-9]+", "-", app.title.lower()).strip("-") or "asyncws"
+
+    if app.asyncapi_url is not None:
+        json_suffix = app.asyncapi_url
+
+        async def asyncapi_json(request: Request) -> Response:
+            url, _ = _request_server_url(request, json_suffix)
+            return Response(document_json(served_document(app, url)), media_type="application/json")
+
+        router.add_api_route(
+            app.asyncapi_url,
+            asyncapi_json,
+            methods=["GET"],
+            include_in_schema=False,
+            name=f"{name}-asyncapi-json",
+        )
+
+    if app.asyncapi_yaml_url is not None:
+        yaml_suffix = app.asyncapi_yaml_url
+
+        async def asyncapi_yaml(request: Request) -> Response:
+            url, _ = _request_server_url(request, yaml_suffix)
+            entry = _cached(app)
+            text = entry.yaml.get(url)
+            if text is None:
+                text = document_yaml(served_document(app, url))
+                if len(entry.yaml) >= _YAML_CACHE_SIZE:  # Host is client-chosen: stay bounded
+                    entry.yaml.pop(next(iter(entry.yaml)))
+                entry.yaml[url] = text
+            return Response(text, media_type="application/yaml")
+
+        router.add_api_route(
+            app.asyncapi_yaml_url,
+            asyncapi_yaml,
+            methods=["GET"],
+            include_in_schema=False,
+            name=f"{name}-asyncapi-yaml",
+        )
+
+    if app.docs_url is not None and importlib.util.find_spec("asyncws.docs") is not None:
+        docs_suffix = app.docs_url
+
+        async def asyncapi_docs(request: Request) -> HTMLResponse:
+            from .. import docs
+
+            url, prefix = _request_server_url(request, docs_suffix)
+            document = copy.deepcopy(served_document(app, url))
+            ws_path = prefix + endpoint_address(app.path)
+            links = {
+                name: prefix + link
+                for name, link in (
+                    ("json_url", app.asyncapi_url),
+                    ("yaml_url", app.asyncapi_yaml_url),
+                )
+                if link is not None and name in inspect.signature(docs.render_html).parameters
+            }
+            return HTMLResponse(docs.render_html(document, ws_path, **links))
+
+        router.add_api_route(
+            app.docs_url,
+            asyncapi_docs,
+            methods=["GET"],
+            include_in_schema=False,
+            name=f"{name}-asyncapi-docs",
+        )
+
+
+from .checks import check_document, compare  # noqa: E402 - after the functions they may use
+from .spec_first import SpecApp, SpecError, app_from_spec  # noqa: E402

@@ -56,7 +56,12 @@ class BrokerInterface(ABC):
 
     @abstractmethod
     async def subscribe(self, channel: str) -> None:
-        """Receive messages published on ``channel`` (a name, or a pattern with ``+``/``#``)."""
+        """Receive messages published on ``channel`` (a name, or a pattern with ``+``/``#``).
+
+        Returns once the subscription is in effect: a message published afterwards, from any
+        connection, is delivered. While the broker is unreachable it returns at once and the
+        subscription is made when the connection is back.
+        """
 
     @abstractmethod
     async def unsubscribe(self, channel: str) -> None: ...

@@ -42,6 +42,9 @@ class InMemoryBroker(BrokerInterface):
         self._channels: set[str] = set()
 
     async def connect(self) -> None:
+        if self.state is BrokerState.CLOSED:
+            # Connected again after disconnect: drop what was pending (and the wake-up None).
+            self._queue = asyncio.Queue(self._queue.maxsize)
         self.state = BrokerState.CONNECTED
 
     async def disconnect(self) -> None:

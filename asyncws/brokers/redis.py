@@ -6,8 +6,12 @@ are; patterns (``+``/``#``) become ``PSUBSCRIBE`` globs, which over-approximate 
 
 The listener blocks while idle (it wakes every ``health_interval`` seconds to PING, so a dead
 connection is noticed even when nothing is published). When Redis goes away it reconnects with
-exponential backoff and resubscribes every channel and pattern; messages published meanwhile
-are lost (at-most-once). A publish while Redis is unreachable raises `BrokerError` at once.
+exponential backoff and resubscribes every channel and pattern (waiting for Redis to confirm
+them before it reports ``connected`` again); messages published meanwhile are lost
+(at-most-once). A publish while Redis is unreachable raises `BrokerError` at once.
+
+`RedisBroker.subscribe` returns once Redis confirmed the subscription, so an application can
+acknowledge a client's subscribe knowing that publishes from any instance now reach it.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import contextlib
 import logging
 import random
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -50,8 +55,23 @@ def pattern_to_glob(pattern: str) -> str:
     return "/".join(out)
 
 
+class _Confirmation(NamedTuple):
+    """A (p)subscribe confirmation read from the pub/sub connection."""
+
+    kind: str  # "subscribe" or "psubscribe"
+    name: str  # the channel, or the glob
+
+
 class RedisBroker(BrokerInterface):
-    """Redis pub/sub broker with reconnect, resubscribe and a health check."""
+    """Redis pub/sub broker with reconnect, resubscribe and a health check.
+
+    `subscribe` returns once Redis has confirmed the subscription (or, while Redis is down,
+    at once: the subscription is replayed on reconnect), so a message published after it
+    returned, from any connection, is delivered. The pub/sub connection has one reader at a
+    time (``_read_lock``): the listener, a `get_message` caller, or a `subscribe` that waits
+    for its confirmation while nobody else reads; messages read by the latter are buffered
+    and handed out first.
+    """
 
     def __init__(
         self,
@@ -76,7 +96,12 @@ class RedisBroker(BrokerInterface):
         self._pubsub: PubSub | None = None
         self._channels: set[str] = set()
         self._patterns: set[str] = set()
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # commands on the pub/sub connection, and its replacement
+        self._read_lock = asyncio.Lock()  # one reader of the pub/sub connection at a time
+        self._waiters: dict[_Confirmation, list[asyncio.Future[None]]] = {}
+        self._buffer: deque[BrokerMessage] = deque()
+        self._reader: asyncio.Task[Any] | None = None  # the task blocked in a read, if any
+        self._interrupted: asyncio.Task[Any] | None = None
         self._keepalive = f"asyncws:keepalive:{uuid.uuid4().hex}"
         #: Times the listener lost Redis and got it back; exposed for metrics.
         self.reconnects = 0
@@ -103,36 +128,80 @@ class RedisBroker(BrokerInterface):
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=0),
             **self._redis_kwargs,
         )
+        self.state = BrokerState.DISCONNECTED
         try:
             await self._open_pubsub()
-            self.state = BrokerState.CONNECTED
-        except (RedisError, OSError) as exc:
+            self._restored()
+        except (RedisError, OSError, TimeoutError) as exc:
             # Start anyway: local traffic works, the listener keeps trying to reconnect.
             logger.warning("Redis unreachable at startup (%s); will keep retrying", exc)
             self.state = BrokerState.RECONNECTING
 
     async def disconnect(self) -> None:
+        if self.state is BrokerState.CLOSED and self._redis is None:
+            return
         self.state = BrokerState.CLOSED
+        # Cut a blocked read short before closing its connection: closed under a reader,
+        # redis-py would reconnect the pub/sub connection (and leak it).
+        reader = self._reader
+        if reader is not None and reader is not asyncio.current_task() and not reader.done():
+            self._interrupted = reader
+            reader.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0), self._read_lock:
+                    pass
+            self._interrupted = None
         pubsub, self._pubsub = self._pubsub, None
         for client in (pubsub, self._sub_redis, self._redis):
             await _quiet_close(client, 2.0)
         self._redis = self._sub_redis = None
+        self._buffer.clear()
+        self._wake_waiters()
 
     async def _open_pubsub(self) -> None:
-        """A new pub/sub connection, subscribed to everything we hold."""
-        assert self._sub_redis is not None
+        """A new pub/sub connection, subscribed to everything we hold, confirmed by Redis."""
+        sub_redis = self._sub_redis
+        if sub_redis is None:
+            raise BrokerError("the broker is not connected")
         async with self._lock:
-            old, self._pubsub = self._pubsub, None
-            await _quiet_close(old)
-            pubsub = self._sub_redis.pubsub(ignore_subscribe_messages=True)
+            if self._pubsub is not None:
+                return  # another task (the listener, a get_message caller) just opened one
+            pubsub = sub_redis.pubsub()
+            expected = {_Confirmation("subscribe", c) for c in (self._keepalive, *self._channels)}
+            globs = {pattern_to_glob(p) for p in self._patterns}
+            expected |= {_Confirmation("psubscribe", g) for g in globs}
             try:
-                await pubsub.subscribe(self._keepalive, *self._channels)
-                if self._patterns:
-                    await pubsub.psubscribe(*(pattern_to_glob(p) for p in self._patterns))
+                async with asyncio.timeout(self._connect_timeout + self._command_timeout):
+                    await pubsub.subscribe(self._keepalive, *self._channels)
+                    if globs:
+                        await pubsub.psubscribe(*globs)
+                    # Nobody else can read this connection yet: wait for the confirmations
+                    # here, so that the replayed subscriptions are in effect once we return.
+                    while expected:
+                        raw = await pubsub.get_message(timeout=self._command_timeout)
+                        if raw is None:
+                            continue
+                        item = self._convert(raw)
+                        if isinstance(item, _Confirmation):
+                            expected.discard(item)
+                        elif item is not None:
+                            self._buffer.append(item)
             except BaseException:
                 await _quiet_close(pubsub)
                 raise
+            if self.is_closed():  # disconnect() ran meanwhile
+                await _quiet_close(pubsub)
+                return
             self._pubsub = pubsub
+        # Whatever was waiting for a confirmation is subscribed on the new connection.
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, {}
+        for futures in waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -165,15 +234,66 @@ class RedisBroker(BrokerInterface):
             await self._command("unsubscribe", channel)
 
     async def _command(self, name: str, arg: str) -> None:
-        """Send (P)(UN)SUBSCRIBE; if Redis is down, the set is replayed on reconnect."""
+        """Send (P)(UN)SUBSCRIBE; if Redis is down, the set is replayed on reconnect.
+
+        A (p)subscribe waits (bounded) for Redis' confirmation.
+        """
+        key = _Confirmation(name, arg) if name in ("subscribe", "psubscribe") else None
+        future: asyncio.Future[None] | None = None
         async with self._lock:
             pubsub = self._pubsub
             if pubsub is None:
                 return
+            if key is not None:
+                future = asyncio.get_running_loop().create_future()
+                self._waiters.setdefault(key, []).append(future)
             try:
                 await asyncio.wait_for(getattr(pubsub, name)(arg), self._command_timeout)
             except (RedisError, OSError, TimeoutError) as exc:
                 logger.warning("Redis %s %r failed (%s); replayed on reconnect", name, arg, exc)
+                self._forget_waiter(key, future)
+                return
+        if key is not None and future is not None:
+            await self._confirmed(pubsub, key, future)
+
+    def _forget_waiter(
+        self, key: _Confirmation | None, future: asyncio.Future[None] | None
+    ) -> None:
+        if key is None or future is None:
+            return
+        futures = self._waiters.get(key)
+        if futures is not None and future in futures:
+            futures.remove(future)
+            if not futures:
+                del self._waiters[key]
+
+    async def _confirmed(
+        self, pubsub: PubSub, key: _Confirmation, future: asyncio.Future[None]
+    ) -> None:
+        """Wait until ``future`` is resolved by whoever reads the connection (or read it here)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._command_timeout
+        try:
+            while not future.done() and self._pubsub is pubsub:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError
+                if self._read_lock.locked():
+                    # A reader resolves it; look again now and then in case it stops reading.
+                    await asyncio.wait([future], timeout=min(left, 0.05))
+                    continue
+                async with self._read_lock:
+                    if future.done() or self._pubsub is not pubsub:
+                        break
+                    raw = await self._read(pubsub, left)
+                    item = self._convert(raw)
+                    if isinstance(item, BrokerMessage):
+                        self._buffer.append(item)
+        except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
+            # Redis went away: the subscription is replayed when the listener reconnects.
+            logger.warning("Redis did not confirm %s %r (%r)", key.kind, key.name, exc)
+        finally:
+            self._forget_waiter(key, future)
 
     # -- publish ------------------------------------------------------------------------------
 
@@ -189,53 +309,118 @@ class RedisBroker(BrokerInterface):
 
     # -- receive ------------------------------------------------------------------------------
 
-    async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
-        pubsub = self._pubsub
-        if pubsub is None:
+    def _convert(self, raw: Any) -> BrokerMessage | _Confirmation | None:
+        """A message, a subscription confirmation (its waiters are woken), or None."""
+        if raw is None:
             return None
-        timeout: float | None = kwargs.get("timeout", 0.0)
-        raw = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
-        return self._convert(raw)
+        kind = raw.get("type")
+        if isinstance(kind, bytes):
+            kind = kind.decode()
+        if kind in ("message", "pmessage"):
+            channel = raw["channel"]
+            data = raw["data"]
+            if isinstance(channel, bytes):
+                channel = channel.decode("utf-8", "replace")
+            if isinstance(data, str):
+                data = data.encode()
+            return BrokerMessage(channel, data)
+        if kind in ("subscribe", "psubscribe"):
+            name = raw["channel"]
+            if isinstance(name, bytes):
+                name = name.decode("utf-8", "replace")
+            key = _Confirmation(kind, name)
+            for future in self._waiters.pop(key, ()):
+                if not future.done():
+                    future.set_result(None)
+            return key
+        return None
 
-    def _convert(self, raw: Any) -> BrokerMessage | None:
-        if raw is None or raw.get("type") not in ("message", "pmessage"):
+    async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
+        """The next message, waiting up to ``timeout`` seconds (None: until one arrives).
+
+        Raises `BrokerError` when Redis is unreachable (the next call tries to reconnect).
+        """
+        timeout: float | None = kwargs.get("timeout", 0.0)
+        if self._buffer:
+            return self._buffer.popleft()
+        if self.is_closed():
             return None
-        channel = raw["channel"]
-        data = raw["data"]
-        if isinstance(channel, bytes):
-            channel = channel.decode("utf-8", "replace")
-        if isinstance(data, str):
-            data = data.encode()
-        return BrokerMessage(channel, data)
+        if self._sub_redis is None:
+            raise BrokerError("the broker is not connected")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(timeout, 0.0)
+        try:
+            if self._pubsub is None:
+                await self._open_pubsub()
+                self._restored()
+            pubsub = self._pubsub
+            if pubsub is None:  # disconnected meanwhile
+                return None
+            while True:
+                left = None if deadline is None else max(deadline - loop.time(), 0.0)
+                async with self._read_lock:
+                    if self._buffer:
+                        return self._buffer.popleft()
+                    if self.is_closed():
+                        return None
+                    raw = await self._read(pubsub, left)
+                item = self._convert(raw)
+                if isinstance(item, BrokerMessage):
+                    return item
+                # A confirmation or a PONG: keep waiting for the rest of the time.
+                if deadline is not None and loop.time() >= deadline:
+                    return None
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self.is_closed():
+                return None
+            self._lost(exc)
+            await self._drop_pubsub(self._pubsub)
+            raise BrokerError("the broker is unavailable") from exc
+        except RuntimeError:  # redis-py: the pubsub was reset under us (disconnect)
+            if self.is_closed():
+                return None
+            raise
+
+    def _lost(self, exc: BaseException) -> None:
+        if self.state is not BrokerState.RECONNECTING:
+            logger.warning("Redis connection lost (%s); reconnecting", exc)
+        self.state = BrokerState.RECONNECTING
+
+    def _restored(self) -> None:
+        if self.is_closed():
+            return
+        if self.state is BrokerState.RECONNECTING:
+            self.reconnects += 1
+            logger.warning("Redis connection restored; subscriptions replayed")
+        self.state = BrokerState.CONNECTED
 
     async def listen(self) -> AsyncIterator[BrokerMessage]:
-        """Yield messages forever; reconnect and resubscribe when Redis goes away."""
+        """Yield messages until `disconnect`; reconnect and resubscribe when Redis goes away."""
         loop = asyncio.get_running_loop()
         backoff = self.reconnect_min
         last_seen = loop.time()
         ping_sent = False
         while not self.is_closed():
+            if self._buffer:
+                yield self._buffer.popleft()
+                continue
             pubsub = self._pubsub
             try:
                 if pubsub is None:
                     await self._open_pubsub()
-                    if self.state is BrokerState.RECONNECTING:
-                        self.reconnects += 1
-                        logger.warning("Redis connection restored; subscriptions replayed")
-                    self.state = BrokerState.CONNECTED
+                    self._restored()
                     backoff = self.reconnect_min
                     last_seen = loop.time()
                     ping_sent = False
                     continue
-                raw = await pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=self.health_interval
-                )
-            except (RedisError, OSError, TimeoutError) as exc:
+                async with self._read_lock:
+                    if self._buffer or self.is_closed():
+                        continue
+                    raw = await self._read(pubsub, self.health_interval)
+            except (RedisError, OSError, TimeoutError, BrokerError) as exc:
                 if self.is_closed():
                     return
-                if self.state is not BrokerState.RECONNECTING:
-                    logger.warning("Redis connection lost (%s); reconnecting", exc)
-                self.state = BrokerState.RECONNECTING
+                self._lost(exc)
                 await self._drop_pubsub(pubsub)
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, self.reconnect_max)
@@ -257,11 +442,29 @@ class RedisBroker(BrokerInterface):
                     await self._ping(pubsub)
                     ping_sent = True
                 continue
-            last_seen = now
+            last_seen = now  # any reply (a message, a confirmation, a PONG) proves the link
             ping_sent = False
-            message = self._convert(raw)
-            if message is not None:
-                yield message
+            item = self._convert(raw)
+            if isinstance(item, BrokerMessage):
+                yield item
+
+    async def _read(self, pubsub: PubSub, timeout: float | None) -> Any:
+        """One read of the pub/sub connection (the caller holds ``_read_lock``).
+
+        Returns None when `disconnect` interrupted it (callers then see `is_closed`).
+        """
+        task = asyncio.current_task()
+        self._reader = task
+        try:
+            return await pubsub.get_message(timeout=timeout)
+        except asyncio.CancelledError:
+            if task is not None and self._interrupted is task:
+                self._interrupted = None
+                task.uncancel()
+                return None
+            raise
+        finally:
+            self._reader = None
 
     async def _ping(self, pubsub: PubSub) -> None:
         try:

@@ -23,8 +23,12 @@ from pydantic import BaseModel, Field
 
 from asyncws import AsyncWS, Connection, ForbiddenError, Router
 
-RoomName = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$", description="A room name")]
-UserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="A user name")]
+RoomName = Annotated[
+    str, Field(pattern=r"^[a-z0-9-]{1,32}$", description="A room name", examples=["lobby"])
+]
+UserName = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="A user name", examples=["ann"])
+]
 
 
 # -- messages ---------------------------------------------------------------------------------

@@ -1,0 +1,248 @@
+"""Authentication and authorization for websockets: bearer tokens, scopes, origin checks.
+
+What it promises:
+
+- `WebSocketOAuth2PasswordBearer` reads a bearer token from, in order, the ``Authorization:
+  Bearer <token>`` header, a ``bearer.<token>`` entry of ``Sec-WebSocket-Protocol`` (what a
+  browser can send), and a query parameter (only if ``query_param`` is set: URLs end up in
+  logs). It works as a FastAPI dependency of a websocket route and called directly.
+- A missing or malformed token (with ``auto_error``, the default) raises `WebSocketAuthError`,
+  a Starlette ``WebSocketException`` with code 1008: the exception handler Starlette and
+  FastAPI install closes the websocket with it, which refuses the handshake with HTTP 403
+  before accept and sends a 1008 close frame after. The endpoint does not go on and nothing
+  is logged as a server error. With ``auto_error=False`` the result is ``None`` instead.
+- Tokens are never echoed: `WebSocketOAuth2PasswordBearer.select_subprotocol` only picks among
+  the client's non-credential subprotocols, and tokens are never logged.
+- `check_origin` / `OriginGuard` refuse browsers from other origins (cross-site websocket
+  hijacking) the same way; `require_scopes` raises `ForbiddenError` naming the missing scopes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Collection, Iterable, Sequence
+from urllib.parse import urlsplit
+
+from fastapi.security import OAuth2PasswordBearer
+from starlette.exceptions import WebSocketException
+from starlette.websockets import WebSocket
+
+from .codes import CloseCode
+from .exceptions import ForbiddenError
+
+__all__ = [
+    "OriginGuard",
+    "WebSocketAuthError",
+    "WebSocketOAuth2PasswordBearer",
+    "check_origin",
+    "origin_allowed",
+    "require_scopes",
+]
+
+logger = logging.getLogger("asyncws.auth")
+
+# RFC 6750 b64token; also what a subprotocol entry or a query value may carry.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+class WebSocketAuthError(WebSocketException):
+    """Authentication or origin check failed: close with ``code`` (1008) and ``reason``.
+
+    Starlette's exception handler (in every Starlette and FastAPI app) closes the websocket
+    with it: before accept the server answers the handshake with HTTP 403. If you catch it
+    yourself, close the websocket: ``await websocket.close(exc.code, exc.reason)``.
+    """
+
+    def __init__(self, reason: str = "not authenticated") -> None:
+        super().__init__(code=int(CloseCode.POLICY_VIOLATION), reason=reason)
+
+
+class WebSocketOAuth2PasswordBearer(OAuth2PasswordBearer):
+    """`OAuth2PasswordBearer` for websockets (same constructor, same OpenAPI scheme).
+
+    ``token = await bearer(websocket)`` or ``token: str = Depends(bearer)`` in a websocket
+    route. The token is taken from the first of these that is present:
+
+    1. ``Authorization: Bearer <token>`` (a present but malformed header is an error: no
+       fallback to the other places);
+    2. one ``Sec-WebSocket-Protocol`` entry ``<subprotocol_prefix><token>``, by default
+       ``bearer.<token>`` (``new WebSocket(url, ["chat", "bearer." + token])`` in a browser,
+       which cannot set headers); accept with `select_subprotocol`, never the token entry;
+    3. the ``query_param`` query parameter, only when set (off by default: URLs are logged by
+       servers and proxies).
+
+    A token must match RFC 6750's ``b64token`` (``[A-Za-z0-9-._~+/]+=*``, at most
+    ``max_token_length`` characters). Missing or malformed: `WebSocketAuthError` (handshake
+    refused with 403, or close 1008 after accept), or ``None`` with ``auto_error=False``.
+    """
+
+    max_token_length = 8192
+
+    def __init__(
+        self,
+        tokenUrl: str,
+        scheme_name: str | None = None,
+        scopes: dict[str, str] | None = None,
+        description: str | None = None,
+        auto_error: bool = True,
+        refreshUrl: str | None = None,
+        *,
+        query_param: str | None = None,
+        subprotocol_prefix: str = "bearer.",
+    ) -> None:
+        super().__init__(
+            tokenUrl=tokenUrl,
+            scheme_name=scheme_name,
+            scopes=scopes,
+            description=description,
+            auto_error=auto_error,
+            refreshUrl=refreshUrl,
+        )
+        if not subprotocol_prefix:
+            raise ValueError("subprotocol_prefix must not be empty")
+        self.query_param = query_param
+        self.subprotocol_prefix = subprotocol_prefix
+
+    def _valid(self, token: str) -> bool:
+        return len(token) <= self.max_token_length and _TOKEN.fullmatch(token) is not None
+
+    def _is_credential(self, subprotocol: str) -> bool:
+        return subprotocol.startswith(self.subprotocol_prefix)
+
+    def find_token(self, websocket: WebSocket) -> tuple[str | None, str]:
+        """``(token, "")``, or ``(None, why)`` when there is none or it is malformed."""
+        authorization = websocket.headers.getlist("authorization")
+        if authorization:
+            if len(authorization) != 1:
+                return None, "malformed authorization header"
+            scheme, _, param = authorization[0].strip().partition(" ")
+            token = param.strip()
+            if scheme.lower() != "bearer" or not self._valid(token):
+                return None, "malformed authorization header"
+            return token, ""
+        offered = [str(p) for p in websocket.scope.get("subprotocols", [])]
+        entries = [p[len(self.subprotocol_prefix) :] for p in offered if self._is_credential(p)]
+        if entries:
+            if len(entries) != 1 or not self._valid(entries[0]):
+                return None, "malformed bearer subprotocol"
+            return entries[0], ""
+        if self.query_param is not None:
+            values = websocket.query_params.getlist(self.query_param)
+            if values:
+                if len(values) != 1 or not self._valid(values[0]):
+                    return None, "malformed token parameter"
+                return values[0], ""
+        return None, "not authenticated"
+
+    async def __call__(self, websocket: WebSocket) -> str | None:  # type: ignore[override]
+        """The bearer token, or `WebSocketAuthError` / ``None`` (``auto_error=False``)."""
+        token, why = self.find_token(websocket)
+        if token is not None:
+            return token
+        logger.debug("websocket %s: %s", websocket.url.path, why)
+        if self.auto_error:
+            raise WebSocketAuthError(why)
+        return None
+
+    def offered_subprotocols(self, websocket: WebSocket) -> list[str]:
+        """The client's requested subprotocols without the credential entry."""
+        offered = [str(p) for p in websocket.scope.get("subprotocols", [])]
+        return [p for p in offered if not self._is_credential(p)]
+
+    def select_subprotocol(self, websocket: WebSocket, supported: Iterable[str]) -> str | None:
+        """The first subprotocol the client offered that is in ``supported`` (never a token).
+
+        ``await websocket.accept(subprotocol=bearer.select_subprotocol(websocket, ["chat"]))``.
+        Browsers fail the connection if they offered subprotocols and the server accepts
+        none, so a browser sending its token this way should also offer a real subprotocol.
+        """
+        allowed = {p for p in supported if not self._is_credential(p)}
+        for protocol in self.offered_subprotocols(websocket):
+            if protocol in allowed:
+                return protocol
+        return None
+
+
+def require_scopes(granted: Iterable[str], required: Iterable[str]) -> None:
+    """Raise `ForbiddenError` naming every scope of ``required`` not in ``granted``.
+
+    The error's ``errors`` lists one ``{"type": "missing_scope", "scope": ...}`` per scope,
+    in the order of ``required``.
+    """
+    have = set(granted)
+    missing = [scope for scope in dict.fromkeys(required) if scope not in have]
+    if missing:
+        raise ForbiddenError(
+            f"missing scopes: {', '.join(missing)}",
+            errors=[{"type": "missing_scope", "scope": scope} for scope in missing],
+        )
+
+
+def _normalize_origin(origin: str) -> str | None:
+    """``scheme://host[:port]`` lowercased without a default port; None if malformed."""
+    origin = origin.strip()
+    if origin == "null":
+        return "null"
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    if not scheme or not host or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return None
+    if parts.username is not None or parts.password is not None:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def origin_allowed(
+    websocket: WebSocket, allowed_origins: Collection[str], *, allow_missing: bool = True
+) -> bool:
+    """Whether the handshake's ``Origin`` is one of ``allowed_origins``.
+
+    Origins compare as ``scheme://host[:port]``, case-insensitively, default ports omitted.
+    ``"*"`` allows any origin; ``"null"`` (sandboxed pages, ``file:``) only if listed. A request
+    without ``Origin`` does not come from a browser page and is allowed unless
+    ``allow_missing=False``. Several ``Origin`` headers or a malformed one are refused.
+    """
+    values = websocket.headers.getlist("origin")
+    if not values:
+        return allow_missing
+    if len(values) != 1:
+        return False
+    origin = _normalize_origin(values[0])
+    if origin is None:
+        return False
+    allowed = {_normalize_origin(o) if o != "*" else "*" for o in allowed_origins}
+    return "*" in allowed or origin in allowed
+
+
+async def check_origin(
+    websocket: WebSocket, allowed_origins: Collection[str], *, allow_missing: bool = True
+) -> None:
+    """Raise `WebSocketAuthError` ("origin not allowed") unless `origin_allowed`.
+
+    Call it before ``accept()``: the handshake is then refused with HTTP 403.
+    """
+    if not origin_allowed(websocket, allowed_origins, allow_missing=allow_missing):
+        logger.info("websocket %s: origin not allowed", websocket.url.path)
+        raise WebSocketAuthError("origin not allowed")
+
+
+class OriginGuard:
+    """`check_origin` as a dependency: ``Depends(OriginGuard(["https://app.example"]))``."""
+
+    def __init__(self, allowed_origins: Sequence[str], *, allow_missing: bool = True) -> None:
+        self.allowed_origins = tuple(allowed_origins)
+        self.allow_missing = allow_missing
+
+    async def __call__(self, websocket: WebSocket) -> None:
+        await check_origin(websocket, self.allowed_origins, allow_missing=self.allow_missing)

@@ -1,0 +1,225 @@
+"""The ``asyncws`` command: AsyncAPI documents, HTML docs, checks and client code.
+
+    asyncws spec MODULE:APP [--format json|yaml] [-o FILE] [--server-url URL]
+    asyncws docs MODULE:APP -o DIR
+    asyncws check SPEC MODULE:APP
+    asyncws codegen SPEC --lang python|typescript -o DIR
+
+``MODULE:APP`` names an `AsyncWS` app, or a FastAPI/Starlette app that included one's
+``asgi_router`` (the AsyncWS is found through its websocket route); ``MODULE`` alone works
+when the module holds exactly one `AsyncWS`. The current directory is importable, as with
+uvicorn. Exit status: 0 on success, 1 when ``check`` finds differences, 2 for usage errors
+(bad target, unreadable file, missing optional module).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CLIError", "find_app", "load_target", "main"]
+
+
+class CLIError(Exception):
+    """A usage problem, reported in one line with exit status 2."""
+
+
+def _asyncws_type() -> type[Any]:
+    from .app import AsyncWS
+
+    return AsyncWS
+
+
+def _routes(app: Any, depth: int = 0) -> Iterator[Any]:
+    """Every route of an ASGI app, through included routers and mounts."""
+    if depth > 16:
+        return
+    router = getattr(app, "router", app)
+    for route in getattr(router, "routes", ()):
+        yield route
+        # a Mount's app; FastAPI's lazily included routers keep the original router
+        for attr in ("app", "original_router"):
+            inner = getattr(route, attr, None)
+            if inner is not None and inner is not app and hasattr(inner, "routes"):
+                yield from _routes(inner, depth + 1)
+
+
+def find_app(obj: Any) -> Any:
+    """The `AsyncWS` that ``obj`` is or serves (through an included ``asgi_router``)."""
+    asyncws_type = _asyncws_type()
+    if isinstance(obj, asyncws_type):
+        return obj
+    found: list[Any] = []
+    for route in _routes(obj):
+        owner = getattr(getattr(route, "endpoint", None), "__self__", None)
+        if isinstance(owner, asyncws_type) and owner not in found:
+            found.append(owner)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise CLIError(f"{len(found)} AsyncWS apps are mounted there: name one of them")
+    raise CLIError(f"{type(obj).__name__} is not an AsyncWS app and serves none")
+
+
+def load_target(target: str) -> Any:
+    """Import ``MODULE[:ATTR]`` and return the `AsyncWS` it names or holds."""
+    module_name, _, attr = target.partition(":")
+    if not module_name:
+        raise CLIError(f"{target!r}: expected MODULE:APP")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CLIError(f"cannot import {module_name!r}: {exc}") from exc
+    if attr:
+        obj: Any = module
+        for part in attr.split("."):
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                raise CLIError(f"module {module_name!r} has no attribute {attr!r}") from None
+        return find_app(obj)
+    asyncws_type = _asyncws_type()
+    apps = [v for v in vars(module).values() if isinstance(v, asyncws_type)]
+    unique = list({id(a): a for a in apps}.values())
+    if len(unique) != 1:
+        raise CLIError(f"module {module_name!r} holds {len(unique)} AsyncWS apps: use MODULE:APP")
+    return unique[0]
+
+
+def _load_spec(path: str) -> dict[str, Any]:
+    from .asyncapi.spec_first import load_document
+
+    try:
+        return load_document(path)
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise CLIError(f"{path}: {exc}") from exc
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _cmd_spec(args: argparse.Namespace) -> int:
+    from .asyncapi import build_document, document_json, document_yaml
+
+    app = load_target(args.target)
+    document = build_document(app, server_url=args.server_url)
+    fmt = args.format
+    if fmt is None:
+        fmt = "yaml" if args.output and args.output.endswith((".yaml", ".yml")) else "json"
+    _write(document_yaml(document) if fmt == "yaml" else document_json(document), args.output)
+    return 0
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from .asyncapi import build_document, document_json, document_yaml
+    from .asyncapi.model import endpoint_address
+
+    app = load_target(args.target)
+    document = build_document(app, server_url=args.server_url)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "asyncapi.json").write_text(document_json(document), encoding="utf-8")
+    (out / "asyncapi.yaml").write_text(document_yaml(document), encoding="utf-8")
+    written = ["asyncapi.json", "asyncapi.yaml"]
+    if importlib.util.find_spec("asyncws.docs") is not None:
+        docs = importlib.import_module("asyncws.docs")
+        html = docs.render_html(document, endpoint_address(app.path))
+        (out / "index.html").write_text(html, encoding="utf-8")
+        written.insert(0, "index.html")
+    else:
+        print("asyncws.docs is not available: no index.html written", file=sys.stderr)
+    print(f"wrote {', '.join(written)} to {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .asyncapi import build_document
+    from .asyncapi.checks import check_document, compare
+
+    expected = _load_spec(args.spec)
+    app = load_target(args.target)
+    actual = build_document(app)
+    problems = [f"document: {p}" for p in check_document(expected)]
+    differences = compare(expected, actual)
+    if not problems and not differences:
+        print(f"{args.target} implements {args.spec}")
+        return 0
+    print(f"{args.target} does not implement {args.spec}:")
+    for line in problems + differences:
+        print(f"  {line}")
+    print("(expected: the document; got: the app)")
+    return 1
+
+
+def _cmd_codegen(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("asyncws.codegen") is None:
+        raise CLIError("client generation (asyncws.codegen) is not available in this installation")
+    codegen = importlib.import_module("asyncws.codegen")
+    document = _load_spec(args.spec)
+    codegen.generate(document, args.lang, Path(args.output))
+    print(f"wrote the {args.lang} client to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asyncws", description="AsyncAPI documents, docs and checks for asyncws apps."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    spec = commands.add_parser("spec", help="write an app's AsyncAPI 3.0 document")
+    spec.add_argument("target", metavar="MODULE:APP")
+    spec.add_argument("--format", choices=("json", "yaml"), help="default: from -o, else json")
+    spec.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    spec.add_argument("--server-url", help="server to list (default ws://localhost:8000)")
+    spec.set_defaults(run=_cmd_spec)
+
+    docs = commands.add_parser("docs", help="write index.html, asyncapi.json and asyncapi.yaml")
+    docs.add_argument("target", metavar="MODULE:APP")
+    docs.add_argument("-o", "--output", metavar="DIR", required=True)
+    docs.add_argument("--server-url", help="server to list (default ws://localhost:8000)")
+    docs.set_defaults(run=_cmd_docs)
+
+    check = commands.add_parser("check", help="does the app implement the document?")
+    check.add_argument("spec", metavar="SPEC", help="an AsyncAPI document (.json or .yaml)")
+    check.add_argument("target", metavar="MODULE:APP")
+    check.set_defaults(run=_cmd_check)
+
+    codegen = commands.add_parser("codegen", help="generate a client from a document")
+    codegen.add_argument("spec", metavar="SPEC")
+    codegen.add_argument("--lang", choices=("python", "typescript"), required=True)
+    codegen.add_argument("-o", "--output", metavar="DIR", required=True)
+    codegen.set_defaults(run=_cmd_codegen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except CLIError as exc:
+        print(f"asyncws: {exc}", file=sys.stderr)
+        return 2
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

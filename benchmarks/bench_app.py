@@ -1,0 +1,96 @@
+"""The asyncws app that benchmarks/bench.py and ci_guard.py run (declarative API, Redis broker).
+
+    ASYNCWS_BENCH_REDIS=redis://127.0.0.1:6379/0 uvicorn benchmarks.bench_app:app
+
+* topic ``bench/{n}`` (a pydantic model ``seq, ts, pad``; clients may publish to it):
+  ``{"type":"publish","topic":"bench/t","data":{"seq":1,"ts":2.0,"pad":"x"}}``;
+* operation ``direct`` sends one message to a connection id or to a user id, wherever it is
+  connected: ``{"type":"direct","data":{"to":"<id>","by":"conn"|"user","msg":{...}}}``; the
+  recipient gets the ``msg`` object (encoded once);
+* operation ``whoami`` answers the connection's server-assigned id;
+* ``GET /_bench/stats``: the manager's counters (``broker_messages`` ...), connections, pid.
+
+The user id comes from the ``user`` query parameter (benchmark only: no authentication).
+"""
+
+# No "from __future__ import annotations": pydantic resolves the models' annotations, and the
+# declarative layer resolves the handlers' annotations, at declaration time.
+import os
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from asyncws import AsyncWS, Connection, Router
+
+
+class BenchMsg(BaseModel):
+    """One benchmark message; ``seq`` and ``ts`` come first on the wire."""
+
+    seq: int
+    ts: float
+    pad: str = ""
+
+
+class Direct(BaseModel):
+    to: str
+    by: Literal["conn", "user"] = "conn"
+    msg: BenchMsg
+
+
+class WhoAmI(BaseModel):
+    conn_id: str
+    user_id: str | None
+
+
+router = Router()
+router.topic("bench/{n}", BenchMsg, client_publish=True, description="benchmark topics")
+
+
+def authenticate(conn: Connection) -> dict[str, Any]:
+    user = conn.websocket.query_params.get("user") or None
+    return {"user": user}
+
+
+ws = AsyncWS(
+    title="asyncws bench",
+    broker=os.environ.get("ASYNCWS_BENCH_REDIS", "memory://"),
+    broker_channel="asyncws-bench",
+    authenticate=authenticate,
+    user_id=lambda principal: principal["user"],
+    asyncapi_url=None,
+    asyncapi_yaml_url=None,
+    docs_url=None,
+)
+
+
+@router.operation("direct")
+async def direct(cmd: Direct) -> None:
+    """Send ``msg`` to one connection, or to every connection of one user."""
+    text = cmd.msg.model_dump_json()
+    if cmd.by == "conn":
+        await ws.manager.publish_to_connection(cmd.to, text=text)
+    else:
+        await ws.manager.publish_to_user(cmd.to, text=text)
+
+
+@router.operation("whoami")
+async def whoami(conn: Connection) -> WhoAmI:
+    return WhoAmI(conn_id=conn.id, user_id=conn.user_id)
+
+
+ws.include_router(router)
+
+app = FastAPI(lifespan=ws.lifespan)
+app.include_router(ws.asgi_router)
+
+
+@app.get("/_bench/stats")
+async def bench_stats() -> dict[str, Any]:
+    manager = ws.manager
+    return {
+        "pid": os.getpid(),
+        "connections": len(manager.connections),
+        "patterns": len(manager.index),
+        **manager.stats,
+    }

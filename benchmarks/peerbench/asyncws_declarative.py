@@ -1,0 +1,77 @@
+"""asyncws_declarative: asyncws through its declarative API (AsyncWS app, Router, a topic).
+
+A Router declares the topic ``bench/t`` with a pydantic model of the payload (seq, ts, pad)
+and ``client_publish=True``, so clients publish to it directly; the AsyncWS app validates
+each publish against the model, encodes the event frame once and sends it through the broker.
+
+Wire (client -> server):  {"type":"subscribe","topic":"bench/t"}
+                          {"type":"publish","topic":"bench/t","data":{...}}   (same as ``raw``)
+Wire (server -> client):  {"type":"BenchMsg","topic":"bench/t","data":{"seq":..,"ts":..,"pad":..}}
+                          (the validated model, ``model_dump_json`` once per publish)
+
+Loaded by peerbench as ``adapters.asyncws_declarative`` when ``PEERBENCH_ADAPTERS`` points at
+this folder (see benchmarks/peerbench.sh). Needs asyncws installed in the peerbench venv.
+"""
+
+# No "from __future__ import annotations": pydantic and FastAPI resolve the annotations of
+# classes and endpoints defined inside _build_app at definition time.
+import os
+from typing import Any
+
+from ._base import ClientProtocol
+
+SUMMARY = (
+    "asyncws, declarative API: AsyncWS + Router, topic bench/t (pydantic model, client_publish)"
+)
+APP = "adapters.asyncws_declarative:app"
+PACKAGES = ["asyncws", "fastapi", "pydantic", "redis"]
+REQUIRES = "asyncws"  # left out of the default run where asyncws is not installed
+
+TOPIC = "bench/t"
+
+
+class Client(ClientProtocol):
+    def subscribe_frames(self, topic: str) -> list[bytes]:
+        return [b'{"type":"subscribe","topic":"%s"}' % topic.encode()]
+
+    def publish_frame(self, topic: str, payload: bytes) -> bytes:
+        return b'{"type":"publish","topic":"%s","data":%s}' % (topic.encode(), payload)
+
+
+def _build_app() -> Any:
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    from asyncws import AsyncWS, Router
+
+    class BenchMsg(BaseModel):
+        """One benchmark message; field order is the wire order (seq, ts first)."""
+
+        seq: int
+        ts: float
+        pad: str
+
+    router = Router()
+    router.topic(TOPIC, BenchMsg, client_publish=True, description="peerbench topic")
+
+    ws = AsyncWS(
+        title="peerbench asyncws",
+        broker=os.environ.get("PEERBENCH_REDIS_URL", "redis://127.0.0.1:6391"),
+        broker_channel="peerbench:asyncws-decl",
+        asyncapi_url=None,
+        asyncapi_yaml_url=None,
+        docs_url=None,
+    )
+    ws.include_router(router)
+
+    app = FastAPI(lifespan=ws.lifespan)
+    app.include_router(ws.asgi_router)
+    return app
+
+
+def __getattr__(name: str) -> Any:  # build the server only when uvicorn asks for it
+    if name == "app":
+        app = _build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(name)
