@@ -42,6 +42,8 @@ from .routing import Operation, Param, Router, Topic
 from .topics import TopicIndex, TopicLimits, matches
 
 if TYPE_CHECKING:  # real types for type checkers; imported lazily at runtime (see _LAZY)
+    from .asyncapi import build_document
+    from .asyncapi.spec_first import SpecApp, app_from_spec
     from .auth import WebSocketOAuth2PasswordBearer
     from .brokers.redis import RedisBroker
     from .proxy import WebSocketProxy
@@ -74,6 +76,7 @@ __all__ = [
     "RedisBroker",
     "Router",
     "Security",
+    "SpecApp",
     "TooManySubscriptionsError",
     "Topic",
     "TopicIndex",
@@ -85,6 +88,8 @@ __all__ = [
     "WebSocketOAuth2PasswordBearer",
     "WebSocketProxy",
     "ahandle",
+    "app_from_spec",
+    "build_document",
     "create_broker",
     "handle",
     "handle_subscription_message",
@@ -97,6 +102,9 @@ __all__ = [
 # Imported on first use: backends and edges pull in more (redis, the websockets client).
 _LAZY = {
     "RedisBroker": "asyncws.brokers.redis",
+    "build_document": "asyncws.asyncapi",
+    "app_from_spec": "asyncws.asyncapi.spec_first",
+    "SpecApp": "asyncws.asyncapi.spec_first",
     "WebSocketProxy": "asyncws.proxy",
     "WebSocketOAuth2PasswordBearer": "asyncws.auth",
 }

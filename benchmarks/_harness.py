@@ -42,10 +42,12 @@ __all__ = [
     "free_port",
     "http_json",
     "install_signal_handlers",
+    "machine_busy",
     "percentile",
     "rss_kib",
     "run_phase",
     "stop_all",
+    "wait_quiet",
 ]
 
 CLK = os.sysconf("SC_CLK_TCK")
@@ -269,9 +271,43 @@ class LoadWorker:
         return res
 
     async def quit(self) -> None:
+        """Ask the worker to close its sockets and exit; stop it by PID if it does not."""
         with contextlib.suppress(Exception):
             await self.call("quit", timeout=5)
-        stop_pid(self.pid)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 3.0)
+        except (TimeoutError, asyncio.TimeoutError):
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()  # SIGKILL to this PID
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.proc.wait(), 3.0)
+        _PIDS.pop(self.pid, None)
+
+
+def machine_busy(seconds: float = 1.0) -> float:
+    """Fraction of all CPUs busy over ``seconds`` (from /proc/stat), 0..1."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return sum(vals), idle
+
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.15) -> float:
+    """Wait (at most ``max_wait`` s) until other work on the machine leaves the CPUs mostly
+    idle; returns the last busy fraction seen. Measurements taken while something else runs
+    (a test suite, a build) are noisy in msg/s and latency; CPU per delivery much less."""
+    end = time.monotonic() + max_wait
+    busy = machine_busy()
+    while busy > threshold and time.monotonic() < end:
+        busy = machine_busy()
+    return busy
 
 
 # -- phases -------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from _harness import (  # noqa: E402
     rss_kib,
     run_phase,
     stop_all,
+    wait_quiet,
 )
 
 SYSTEMS = {
@@ -170,6 +171,10 @@ async def amain(args: argparse.Namespace) -> int:
     with RedisServer() as redis:
         for rnd in range(args.repeat):
             for name in systems:
+                if args.quiet_wait:
+                    busy = wait_quiet(args.quiet_wait)
+                    if busy > 0.15:
+                        print(f"[ci_guard] note: the machine is {busy:.0%} busy before {name}", file=sys.stderr)
                 try:
                     r = await run_system(name, args, redis, log_dir)
                 except Exception as exc:
@@ -270,6 +275,12 @@ def main() -> int:
         "--asyncws-path", default=None, help="measure the asyncws package in this folder"
     )
     ap.add_argument("--json", default=None, help="write every figure to this file")
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="before each system, wait up to this many seconds for other work to stop",
+    )
     args = ap.parse_args()
     unknown = [s for s in args.systems.split(",") if s and s not in SYSTEMS]
     if unknown:
