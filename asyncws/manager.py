@@ -128,6 +128,10 @@ class WebSocketManager:
         self._seq = 0
         self._last_header = b""
         self._listener: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._claims: set[str] = set()  # client-requested ids this instance holds
+        #: How long a claim on a client-requested connection id lives without renewal.
+        self.claim_ttl = 300.0
         self._background: set[asyncio.Task[Any]] = set()
         #: Counters for metrics and tests.
         self.stats: dict[str, int] = {
@@ -180,9 +184,44 @@ class WebSocketManager:
         self.accepting = True
         await self.broker.connect()
         await self.broker.subscribe(self._bc)
-        self._listener = asyncio.get_running_loop().create_task(
+        loop = asyncio.get_running_loop()
+        self._listener = loop.create_task(
             self._listen(), name=f"asyncws-listener-{self.broker_channel}"
         )
+        self._renewer = loop.create_task(self._renew_claims(), name="asyncws-claims")
+
+    # -- connection id claims -----------------------------------------------------------------
+
+    def _claim_key(self, conn_id: str) -> str:
+        return f"{self.broker_channel}/claim/{_channel_key(conn_id)}"
+
+    async def _claim(self, conn_id: str) -> bool:
+        """Claim a client-requested id on every instance (see `BrokerInterface.claim`).
+
+        When the broker cannot answer, the id is refused (the server assigns a random one):
+        a client must never get an id that may belong to someone else.
+        """
+        try:
+            granted = await self.broker.claim(
+                self._claim_key(conn_id), self.instance_id, self.claim_ttl
+            )
+        except AsyncWSError:
+            granted = False
+        if granted:
+            self._claims.add(conn_id)
+        return granted
+
+    async def _renew_claims(self) -> None:
+        """Renew this instance's claims well before they expire (they expire if it dies)."""
+        while True:
+            await asyncio.sleep(self.claim_ttl / 3)
+            for conn_id in list(self._claims):
+                try:
+                    await self.broker.claim(
+                        self._claim_key(conn_id), self.instance_id, self.claim_ttl
+                    )
+                except AsyncWSError:
+                    break  # the broker is down: try again next round
 
     async def shutdown(self) -> None:
         """Stop accepting, drain queues (bounded), close every connection with 1001, stop the
@@ -196,6 +235,9 @@ class WebSocketManager:
             )
         for conn in conns:
             self._forget(conn)
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
@@ -238,7 +280,9 @@ class WebSocketManager:
             slow_consumer=self.slow_consumer,
             max_frame_size=self.max_frame_size,
         )
-        await self.attach(conn, accept=accept, subprotocol=subprotocol, topic=topic)
+        await self.attach(
+            conn, accept=accept, subprotocol=subprotocol, topic=topic, claim=conn_id is not None
+        )
         return conn
 
     async def attach(
@@ -248,10 +292,17 @@ class WebSocketManager:
         accept: bool = True,
         subprotocol: str | None = None,
         topic: str | None = None,
+        claim: bool = False,
     ) -> None:
-        """Accept a `Connection` built by the caller and register it (see `new_connection`)."""
+        """Accept a `Connection` built by the caller and register it (see `new_connection`).
+
+        With ``claim=True`` the connection's id came from the client: it is kept only if it is
+        well formed, free on this instance and claimed on the broker (free on every instance);
+        otherwise the server assigns one.
+        """
         requested = conn.id
-        if not _CONN_ID_RE.fullmatch(requested) or requested in self.connections:
+        taken = not _CONN_ID_RE.fullmatch(requested) or requested in self.connections
+        if taken or (claim and not await self._claim(requested)):
             conn.id = new_connection_id()
         if not self.accepting:
             await conn.websocket.close(CloseCode.TRY_AGAIN_LATER)  # before accept: HTTP 403
@@ -291,14 +342,23 @@ class WebSocketManager:
         an awaitable that is already done, so ``await manager.remove_connection(c)`` (as in
         the seed's README) works as well as a plain call.
         """
+        claimed = connection.id in self._claims
         channels = self._forget(connection)
-        if channels:
-            self._spawn(self._broker_unsubscribe_many(channels))
+        if channels or claimed:
+            self._spawn(self._cleanup(channels, connection.id if claimed else None))
         return _DONE
 
     async def disconnect(self, connection: Connection) -> None:
-        """`remove_connection`, waiting for the broker unsubscriptions."""
-        await self._broker_unsubscribe_many(self._forget(connection))
+        """`remove_connection`, waiting for the broker unsubscriptions (and the release of a
+        client-requested id)."""
+        claimed = connection.id in self._claims
+        channels = self._forget(connection)
+        await self._cleanup(channels, connection.id if claimed else None)
+
+    async def _cleanup(self, channels: list[str], claimed_id: str | None) -> None:
+        await self._broker_unsubscribe_many(channels)
+        if claimed_id is not None and claimed_id not in self.connections:
+            await self.broker.release(self._claim_key(claimed_id), self.instance_id)
 
     async def close_connection(
         self, connection: Connection, code: int = CloseCode.NORMAL_CLOSURE
@@ -314,6 +374,7 @@ class WebSocketManager:
         del self.connections[conn.id]
         if conn.state is not ConnectionState.CLOSED:
             conn._mark_closed()
+        self._claims.discard(conn.id)  # released by the caller (_cleanup)
         channels = [self._cp + _channel_key(conn.id)]
         if conn.user_id is not None:
             peers = self.users.get(conn.user_id)

@@ -77,6 +77,19 @@ class BrokerInterface(ABC):
     async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
         """The next message, waiting up to ``timeout`` seconds (None: until one arrives)."""
 
+    async def claim(self, key: str, owner: str, ttl: float) -> bool:
+        """Reserve ``key`` for ``owner`` for ``ttl`` seconds on every instance; renew it when
+        ``owner`` holds it already. False when another owner holds it.
+
+        The manager claims client-requested connection ids with it, so a client cannot take
+        over the id of a connection on another instance. The default (a broker with no
+        shared storage) grants every claim.
+        """
+        return True
+
+    async def release(self, key: str, owner: str) -> None:  # noqa: B027 - optional hook
+        """Give up ``key`` if ``owner`` holds it."""
+
     async def listen(self) -> AsyncIterator[BrokerMessage]:
         """Yield messages until the broker is disconnected. Never busy-waits.
 

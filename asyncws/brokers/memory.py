@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -23,6 +24,7 @@ class MemoryHub:
 
     def __init__(self) -> None:
         self.index: TopicIndex[InMemoryBroker] = TopicIndex()
+        self.claims: dict[str, tuple[str, float]] = {}  # key -> (owner, expiry)
 
     def route(self, channel: str) -> set[InMemoryBroker]:
         return self.index.match(channel)
@@ -71,6 +73,19 @@ class InMemoryBroker(BrokerInterface):
         item = BrokerMessage(channel, data)
         for broker in self.hub.route(channel):
             await broker._queue.put(item)
+
+    async def claim(self, key: str, owner: str, ttl: float) -> bool:
+        now = time.monotonic()
+        held = self.hub.claims.get(key)
+        if held is not None and held[0] != owner and held[1] > now:
+            return False
+        self.hub.claims[key] = (owner, now + ttl)
+        return True
+
+    async def release(self, key: str, owner: str) -> None:
+        held = self.hub.claims.get(key)
+        if held is not None and held[0] == owner:
+            del self.hub.claims[key]
 
     async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
         timeout: float | None = kwargs.get("timeout", 0.0)

@@ -62,6 +62,21 @@ class _Confirmation(NamedTuple):
     name: str  # the channel, or the glob
 
 
+# Claim KEYS[1] for ARGV[1] for ARGV[2] ms unless someone else holds it (renews our own).
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if (not held) or held == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class RedisBroker(BrokerInterface):
     """Redis pub/sub broker with reconnect, resubscribe and a health check.
 
@@ -306,6 +321,25 @@ class RedisBroker(BrokerInterface):
         except (RedisError, OSError, TimeoutError) as exc:
             self.publish_errors += 1
             raise BrokerError("the broker is unavailable; the message was not published") from exc
+
+    # -- claims -------------------------------------------------------------------------------
+
+    async def claim(self, key: str, owner: str, ttl: float) -> bool:
+        redis = self._redis
+        if redis is None:
+            raise BrokerError("the broker is not connected")
+        try:
+            granted = await redis.eval(_CLAIM, 1, key, owner, max(1, int(ttl * 1000)))
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerError("the broker is unavailable") from exc
+        return bool(granted)
+
+    async def release(self, key: str, owner: str) -> None:
+        redis = self._redis
+        if redis is None:
+            return
+        with contextlib.suppress(RedisError, OSError, TimeoutError):  # it expires anyway
+            await redis.eval(_RELEASE, 1, key, owner)
 
     # -- receive ------------------------------------------------------------------------------
 
