@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -102,7 +103,9 @@ class AsyncWS(Router):
     ``authenticate`` (resolved like a handler, with ``Depends``) runs at the handshake; its
     result becomes ``connection.principal`` — return None to refuse with HTTP 403.
     ``allowed_origins`` refuses browsers from other sites with 403 (cross-site websocket
-    hijacking); None allows any origin. ``limits`` (`asyncws.limits.Limits`) bounds
+    hijacking); None allows any origin. When the principal expires (its ``exp``, in epoch
+    seconds, or what ``expires_at(principal)`` returns), the connection is closed with 4001
+    (`CloseCode.TOKEN_EXPIRED`): the client authenticates again and reconnects. ``limits`` (`asyncws.limits.Limits`) bounds
     connections (per instance, per user), the frame rate, the handshake and idle time.
     """
 
@@ -125,6 +128,7 @@ class AsyncWS(Router):
         max_frame_size: int = 1 << 20,
         max_subscriptions: int = 256,
         limits: Limits | None = None,
+        expires_at: Callable[[Any], float | None] | None = None,
         topic_limits: TopicLimits = DEFAULT_LIMITS,
         contact: dict[str, str] | None = None,
         license: dict[str, str] | None = None,
@@ -148,6 +152,8 @@ class AsyncWS(Router):
         self.asyncapi_yaml_url = asyncapi_yaml_url
         self.docs_url = docs_url
         self.limits = limits or Limits()
+        self._expires_at = expires_at or _default_expiry
+        self._closing: set[asyncio.Task[None]] = set()
         self.allowed_origins = (
             frozenset(o.rstrip("/").lower() for o in allowed_origins)
             if allowed_origins is not None
@@ -312,6 +318,7 @@ class AsyncWS(Router):
             return
         bucket = TokenBucket(limits.rate, limits.burst)
         over_rate = 0
+        expiry = self._expiry_timer(conn)
         try:
             while True:
                 try:
@@ -355,6 +362,8 @@ class AsyncWS(Router):
                 if not _is_open(conn):  # closed while handling the frame
                     break
         finally:
+            if expiry is not None:
+                expiry.cancel()
             await manager.disconnect(conn)
             for hook in compiled.disconnect_hooks:
                 resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
@@ -364,6 +373,26 @@ class AsyncWS(Router):
                     logger.exception("on_disconnect hook failed")
                 finally:
                     await resolver.aclose()
+
+    def _expiry_timer(self, conn: Connection) -> asyncio.TimerHandle | None:
+        """Close the connection with 4001 (token expired) when its credentials expire."""
+        if conn.principal is None:
+            return None
+        expires = self._expires_at(conn.principal)
+        if expires is None:
+            return None
+        loop = asyncio.get_running_loop()
+        return loop.call_later(max(0.0, expires - time.time()), self._expire, conn)
+
+    def _expire(self, conn: Connection) -> None:
+        if conn.state is not ConnectionState.OPEN:
+            return
+        logger.info("connection %s: credentials expired; closing with 4001", conn.id)
+        task = asyncio.get_running_loop().create_task(
+            conn.close(CloseCode.TOKEN_EXPIRED, "token expired")
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _origin_ok(self, websocket: WebSocket) -> bool:
         origin = websocket.headers.get("origin")
@@ -432,9 +461,16 @@ class AsyncWS(Router):
 
     async def _subscribe(self, conn: Connection, frame: SubscribeFrame) -> None:
         pattern = validate_pattern(frame.topic, self.manager.topic_limits)
-        topic, values = self._find_topic(pattern)
-        self._require_scopes(conn, topic.subscribe_scopes)
-        if topic.authorize_dependant is not None:
+        self._find_topic(pattern)  # a declared topic must cover it (else unknown_topic)
+        # ... and every topic it would receive messages of must allow it: `rooms/#` also
+        # reaches `rooms/{room}/secret`, `u/+` also reaches a fixed `u/admin`.
+        for topic in self.topics:
+            values = topic.template.reaches(pattern)
+            if values is None:
+                continue
+            self._require_scopes(conn, topic.subscribe_scopes)
+            if topic.authorize_dependant is None:
+                continue
             typed = {
                 name: None if raw is None else topic.params[name].adapter.validate_strings(raw)
                 for name, raw in values.items()
@@ -468,9 +504,12 @@ class AsyncWS(Router):
     async def _client_publish(self, conn: Connection, frame: PublishFrame) -> None:
         concrete = validate_topic(frame.topic, self.manager.topic_limits)
         topic, _ = self._find_topic(concrete)
-        if not topic.client_publish:
-            raise ForbiddenError("clients may not publish to this topic")
-        self._require_scopes(conn, topic.publish_scopes)
+        # every topic the address belongs to must allow it (their subscribers receive it)
+        for other in self.topics:
+            if other is topic or other.template.covers(concrete) is not None:
+                if not other.client_publish:
+                    raise ForbiddenError("clients may not publish to this topic")
+                self._require_scopes(conn, other.publish_scopes)
         try:
             model = topic.adapter.validate_python(frame.data)
         except PydanticValidationError as exc:
@@ -587,6 +626,12 @@ class AsyncWS(Router):
             "unhandled %s in operation %r", type(exc).__name__, op.type if op else "?", exc_info=exc
         )
         conn.send_text_nowait(error_frame_for(AsyncWSError("internal error"), id))
+
+
+def _default_expiry(principal: Any) -> float | None:
+    """The ``exp`` of a principal (a JWT claims dict, or an object with ``exp``), if any."""
+    exp = principal.get("exp") if isinstance(principal, dict) else getattr(principal, "exp", None)
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
 def _is_open(conn: Connection) -> bool:

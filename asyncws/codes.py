@@ -24,6 +24,7 @@ class CloseCode(IntEnum):
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013  # slow consumer: the outgoing queue overflowed
     BAD_GATEWAY = 1014  # proxy: the upstream failed
+    TOKEN_EXPIRED = 4001  # the principal's credentials expired: authenticate and reconnect
 
 
 class ErrorCode(StrEnum):

@@ -88,6 +88,7 @@ CLOSE_CODES: Mapping[CloseCode, str] = {
     CloseCode.SERVICE_RESTART: "the server is restarting: reconnect",
     CloseCode.TRY_AGAIN_LATER: "slow consumer: the connection's outgoing queue overflowed",
     CloseCode.BAD_GATEWAY: "a proxy's upstream failed",
+    CloseCode.TOKEN_EXPIRED: "the credentials expired: authenticate again and reconnect",
 }
 
 
