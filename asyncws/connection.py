@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 from collections import deque
@@ -23,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .codes import CloseCode, ErrorCode
 from .exceptions import AsyncWSError, ProtocolError
-from .protocol import dumps, error_frame_for, frame_id, parse_frame
+from .protocol import decode_json, dumps, error_frame_for, frame_id, parse_frame
 
 if TYPE_CHECKING:
     from .manager import WebSocketManager
@@ -355,13 +354,11 @@ class Connection:
 
 
 def parse_json_text(text: str | None) -> Any:
-    """Decode JSON text; ProtocolError for binary frames and invalid JSON."""
+    """Decode JSON text; ProtocolError for binary frames and invalid JSON (strictly: no NaN,
+    Infinity, lone surrogates; see `decode_json`), so what a client sends can be forwarded."""
     if text is None:
         raise ProtocolError("binary frames are not supported", code=ErrorCode.UNSUPPORTED_DATA)
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        raise ProtocolError("the frame is not valid JSON", code=ErrorCode.INVALID_JSON) from None
+    return decode_json(text)
 
 
 _SERVER_SIDE = frozenset({ErrorCode.BROKER_UNAVAILABLE, ErrorCode.INTERNAL_ERROR})

@@ -608,6 +608,10 @@ class WebSocketManager:
         except AsyncWSError as exc:
             await connection.reject(exc, raw)
             return
+        except Exception:  # a bug: log it, tell the client nothing, keep the connection
+            logger.exception("unhandled error while handling a client frame")
+            await connection.reject(AsyncWSError("internal error"), raw)
+            return
         connection.good_frame()
 
     async def _receive(self, connection: Connection, raw: Any) -> None:
@@ -633,7 +637,12 @@ class WebSocketManager:
             return
         if kind == "connect":
             return
-        text = dumps(msg.data)
+        try:
+            text = dumps(msg.data)
+        except ValueError:  # e.g. nested deeper than the encoder goes: it cannot be forwarded
+            raise ProtocolError(
+                "the frame cannot be forwarded as JSON", code=ErrorCode.INVALID_JSON
+            ) from None
         if kind == "send":
             if not isinstance(msg.topic, str):
                 raise ProtocolError("'send' needs a 'topic'", code=ErrorCode.INVALID_TOPIC)

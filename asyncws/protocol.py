@@ -11,6 +11,8 @@ of at most 64 characters or an integer, echoed by whatever answers the frame), a
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -25,6 +27,7 @@ __all__ = [
     "ErrorCode",
     "FrameId",
     "ack_frame",
+    "decode_json",
     "dumps",
     "error_frame",
     "error_frame_for",
@@ -39,6 +42,10 @@ MAX_ID_LENGTH: Final = 64
 _MAX_ID_INT: Final = 2**53  # JavaScript's safe integers: a browser must be able to echo it
 
 _dumps_str = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# A lone surrogate ("\ud800" in JSON) decodes to a str that UTF-8 cannot encode: such a
+# string must never be echoed or forwarded (sending it fails, and breaks the connection).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_HINT = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")  # an escape, or raw
 
 
 def dumps(obj: Any) -> str:
@@ -53,11 +60,58 @@ def frame_id(obj: Any) -> FrameId:
     if not isinstance(obj, Mapping):
         return None
     value = obj.get("id")
-    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH:
+    if isinstance(value, str) and len(value) <= MAX_ID_LENGTH and not _SURROGATE.search(value):
         return value
     if type(value) is int and -_MAX_ID_INT <= value <= _MAX_ID_INT:
         return value
     return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999999: valid JSON syntax, but it would be sent as Infinity
+        raise ValueError("number out of range")
+    return value
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    stack = [obj]
+    while stack:  # no recursion: json.loads already bounded the depth
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def decode_json(text: str) -> Any:
+    """Decode a client's JSON text, strictly: what is decoded can always be encoded again as
+    JSON and UTF-8 (to be echoed or forwarded to other clients).
+
+    Raises `ProtocolError` (``invalid_json``) for invalid JSON, and also for ``NaN`` and
+    ``Infinity`` (not JSON), numbers that overflow a double, lone surrogates (``"\\ud800"``)
+    and nesting too deep for Python's parser.
+    """
+    try:
+        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except ValueError:  # JSONDecodeError, NaN/Infinity, out of range, too many int digits
+        raise ProtocolError("the frame is not valid JSON", code=ErrorCode.INVALID_JSON) from None
+    except RecursionError:
+        raise ProtocolError("the frame nests too deeply", code=ErrorCode.INVALID_JSON) from None
+    if _SURROGATE_HINT.search(text) is not None and _has_lone_surrogate(obj):
+        raise ProtocolError(
+            "the frame is not valid JSON (a lone surrogate)", code=ErrorCode.INVALID_JSON
+        )
+    return obj
 
 
 def parse_frame(text: str | bytes | None) -> dict[str, Any]:
@@ -71,12 +125,7 @@ def parse_frame(text: str | bytes | None) -> dict[str, Any]:
         raise ProtocolError(
             "binary frames are not supported; send JSON text", code=ErrorCode.UNSUPPORTED_DATA
         )
-    try:
-        obj = json.loads(text)
-    except ValueError:  # JSONDecodeError, and lone surrogates
-        raise ProtocolError("the frame is not valid JSON", code=ErrorCode.INVALID_JSON) from None
-    except RecursionError:
-        raise ProtocolError("the frame nests too deeply", code=ErrorCode.INVALID_JSON) from None
+    obj = decode_json(text)
     if not isinstance(obj, dict):
         raise ProtocolError("a frame must be a JSON object")
     kind = obj.get("type")

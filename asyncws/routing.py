@@ -196,6 +196,34 @@ class TopicTemplate:
                 return None
         return values if len(parts) == len(self.levels) else None
 
+    def reaches(self, pattern: str) -> dict[str, str | None] | None:
+        """The parameter values (None for wildcard levels) if a subscription to ``pattern``
+        would receive messages of this template, else None.
+
+        Wider than `covers`: ``+`` also matches a fixed level and ``#`` any levels after it,
+        so ``rooms/#`` reaches ``rooms/{room}/typing`` too. Every topic a subscription
+        reaches must allow it (its scopes and authorization), not only the one covering it.
+        """
+        parts = pattern.split("/")
+        values: dict[str, str | None] = {}
+        for i, part in enumerate(parts):
+            if part == "#":
+                values.update({lv.name: None for lv in self.levels[i:] if isinstance(lv, Param)})
+                return values
+            if i >= len(self.levels):
+                return None
+            level = self.levels[i]
+            if isinstance(level, str):
+                if part != "+" and part != level:
+                    return None
+            elif part == "+":
+                values[level.name] = None
+            elif level.accepts(part):
+                values[level.name] = part
+            else:
+                return None
+        return values if len(parts) == len(self.levels) else None
+
     def match(self, topic: str) -> dict[str, str] | None:
         """The parameter values of a concrete ``topic``, or None if it is not this template."""
         covered = self.covers(topic)
