@@ -16,24 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StringConstraints,
-    TypeAdapter,
-    create_model,
-)
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import WebSocketException as StarletteWebSocketException
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -48,8 +38,8 @@ from .exceptions import (
     ProtocolError,
     RateLimitedError,
     UnknownTopicError,
-    UnknownTypeError,
 )
+from .frames import FrameValidator, PublishFrame, SubscribeFrame, field_errors, safe_id
 from .limits import Limits, TokenBucket
 from .manager import WebSocketManager
 from .protocol import ack_frame, error_frame_for, frame_id, reply_frame
@@ -62,34 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncWS"]
 
 logger = logging.getLogger("asyncws.app")
-
-FrameIdT = Union[  # noqa: UP007 - the same safe range as protocol.frame_id
-    Annotated[StrictInt, Field(ge=-(2**53), le=2**53)],
-    Annotated[str, StringConstraints(max_length=64)],
-]
-
-
-class _Base(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class SubscribeFrame(_Base):
-    type: Literal["subscribe"]
-    id: FrameIdT | None = None
-    topic: str
-
-
-class UnsubscribeFrame(_Base):
-    type: Literal["unsubscribe"]
-    id: FrameIdT | None = None
-    topic: str
-
-
-class PublishFrame(_Base):
-    type: Literal["publish"]
-    id: FrameIdT | None = None
-    topic: str
-    data: Any = None
 
 
 def _slug(text: str) -> str:
@@ -340,7 +302,7 @@ class AsyncWS(Router):
                     conn.send_text_nowait(
                         error_frame_for(
                             RateLimitedError(f"over {limits.rate:g} frames per second; slow down"),
-                            frame_id(_safe_id(text)),
+                            frame_id(safe_id(text)),
                         )
                     )
                     continue
@@ -348,14 +310,14 @@ class AsyncWS(Router):
                 try:
                     await self.handle_frame(conn, text)
                 except AsyncWSError as exc:
-                    if not await conn.reject(exc, _safe_id(text)):
+                    if not await conn.reject(exc, safe_id(text)):
                         break
                 except Exception as exc:  # a bug: tell the client nothing, keep the connection
                     logger.error(
                         "unhandled %s while handling a frame", type(exc).__name__, exc_info=exc
                     )
                     conn.send_text_nowait(
-                        error_frame_for(AsyncWSError("internal error"), frame_id(_safe_id(text)))
+                        error_frame_for(AsyncWSError("internal error"), frame_id(safe_id(text)))
                     )
                 else:
                     conn.good_frame()
@@ -441,10 +403,10 @@ class AsyncWS(Router):
                 "binary frames are not supported; send JSON text", code=ErrorCode.UNSUPPORTED_DATA
             )
         try:
-            frame = compiled.frames.validate_json(text)
-        except PydanticValidationError as exc:
+            frame = compiled.frames.validate(text)
+        except AsyncWSError:
             counts["invalid"] = counts.get("invalid", 0) + 1
-            raise compiled.frame_error(exc) from None
+            raise
         kind = frame.type
         counts[kind] = counts.get(kind, 0) + 1
         if kind == "subscribe":
@@ -514,7 +476,7 @@ class AsyncWS(Router):
             model = topic.adapter.validate_python(frame.data)
         except PydanticValidationError as exc:
             raise PayloadValidationError(
-                "invalid message for this topic", errors=_field_errors(exc.errors(), 0)
+                "invalid message for this topic", errors=field_errors(exc.errors(), 0)
             ) from None
         await self.manager.publish(concrete, text=topic.encode(model, concrete))
         if frame.id is not None:
@@ -648,25 +610,6 @@ def _lookup(
     return None
 
 
-def _safe_id(text: str | None) -> dict[str, Any] | None:
-    """Best effort: the id of a frame that failed (error path only, so decoding again is ok)."""
-    if not text or len(text) > 1 << 20:
-        return None
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return obj if isinstance(obj, dict) and frame_id(obj) is not None else None
-
-
-def _field_errors(errors: Sequence[Any], skip: int) -> list[dict[str, Any]]:
-    out = []
-    for e in errors[:50]:
-        loc = [p for p in e["loc"][skip:]]
-        out.append({"loc": loc, "msg": e["msg"], "type": e["type"]})
-    return out
-
-
 class _Compiled:
     """Everything derived from the declarations, built once before serving."""
 
@@ -679,20 +622,7 @@ class _Compiled:
             )
             if before is not None:
                 self.dependencies[op.type] = before
-        envelopes: list[Any] = [SubscribeFrame, UnsubscribeFrame, PublishFrame]
-        for i, op in enumerate(self.operations.values()):
-            data_field: Any = (op.payload, ...) if op.payload is not None else (Any, None)
-            envelopes.append(
-                create_model(
-                    f"Frame_{i}",
-                    __base__=_Base,
-                    type=(Literal[op.type], ...),  # type: ignore[arg-type]
-                    id=(FrameIdT | None, None),
-                    data=data_field,
-                )
-            )
-        union: Any = Annotated[Union[tuple(envelopes)], Field(discriminator="type")]  # noqa: UP007
-        self.frames: TypeAdapter[Any] = TypeAdapter(union)
+        self.frames = FrameValidator(self.operations.values())
         self.authenticate: Dependant | None = (
             analyze(app.authenticate, path_params=app.path_params) if app.authenticate else None
         )
@@ -707,35 +637,3 @@ class _Compiled:
                     extra=frozenset([*topic.params, "topic", "pattern"]),
                     path_params=app.path_params,
                 )
-
-    def frame_error(self, exc: PydanticValidationError) -> AsyncWSError:
-        """Map pydantic's errors on the envelope union to one protocol error."""
-        errors = exc.errors(include_url=False)
-        first = errors[0]
-        kind = first["type"]
-        loc = first["loc"]
-        if kind == "json_invalid":
-            return ProtocolError("the frame is not valid JSON", code=ErrorCode.INVALID_JSON)
-        if kind == "union_tag_invalid":
-            given = first["input"].get("type") if isinstance(first["input"], dict) else None
-            if not isinstance(given, str) or not given:
-                return ProtocolError("'type' must be a non-empty string")
-            return UnknownTypeError(f"unknown message type {given[:40]!r}")
-        if kind == "union_tag_not_found":
-            return ProtocolError("'type' is missing")
-        if len(loc) <= 1:  # the frame itself (or the envelope model) is not an object
-            return ProtocolError("a frame must be a JSON object")
-        field = loc[1]
-        if field == "data":
-            missing = kind == "missing" and len(loc) == 2
-            return PayloadValidationError(
-                "'data' is required" if missing else "invalid payload",
-                errors=_field_errors([e for e in errors if e["loc"][1:2] == ("data",)], 2),
-            )
-        if field == "id":
-            return ProtocolError("'id' must be a string of at most 64 characters or an integer")
-        if field == "topic":
-            return ProtocolError("'topic' is required and must be a string")
-        if field == "type":
-            return ProtocolError("'type' must be a string")
-        return ProtocolError("invalid frame")

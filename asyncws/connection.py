@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -282,19 +282,7 @@ class Connection:
         A frame that is not JSON, not an object or binary gets an error frame and is skipped;
         the iteration ends cleanly when the client disconnects (or is closed for abuse).
         """
-        while (
-            self.state is not ConnectionState.CLOSING and self.state is not ConnectionState.CLOSED
-        ):
-            try:
-                text = await self.receive_text()
-            except WebSocketDisconnect:
-                return
-            try:
-                frame = parse_frame(text)
-            except ProtocolError as exc:
-                if not await self.reject(exc, None):
-                    return
-                continue
+        async for frame in self._iter_decoded(parse_frame):
             yield frame
 
     async def iter_json(self) -> AsyncIterator[Any]:
@@ -302,10 +290,13 @@ class Connection:
 
         Frames that are not JSON objects are answered with an error frame and skipped.
         """
-        async for frame in self._iter_objects():
-            yield frame
+        async for obj in self._iter_decoded(_json_object):
+            yield obj
 
-    async def _iter_objects(self) -> AsyncIterator[dict[str, Any]]:
+    async def _iter_decoded(
+        self, decode: Callable[[str | None], dict[str, Any]]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Receive and ``decode`` frames until the end; answer the ones it refuses."""
         while (
             self.state is not ConnectionState.CLOSING and self.state is not ConnectionState.CLOSED
         ):
@@ -314,14 +305,12 @@ class Connection:
             except WebSocketDisconnect:
                 return
             try:
-                obj = parse_json_text(text)
-                if not isinstance(obj, dict):
-                    raise ProtocolError("a frame must be a JSON object")
+                value = decode(text)
             except ProtocolError as exc:
                 if not await self.reject(exc, None):
                     return
                 continue
-            yield obj
+            yield value
 
     async def reject(self, exc: AsyncWSError, frame: Any) -> bool:
         """Answer a bad frame with an error frame; False if the connection was closed for abuse.
@@ -351,6 +340,13 @@ class Connection:
         if self.state is ConnectionState.CLOSED:
             return
         await self._closed.wait()
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    obj = parse_json_text(text)
+    if not isinstance(obj, dict):
+        raise ProtocolError("a frame must be a JSON object")
+    return obj
 
 
 def parse_json_text(text: str | None) -> Any:
