@@ -3,9 +3,10 @@
     asyncws spec MODULE:APP [--format json|yaml] [-o FILE] [--server-url URL]
     asyncws docs MODULE:APP -o DIR
     asyncws check SPEC MODULE:APP
-    asyncws codegen SPEC --lang python|typescript -o DIR
+    asyncws codegen SPEC --lang python|typescript -o DIR [--name NAME]
 
-``MODULE:APP`` names an `AsyncWS` app, or a FastAPI/Starlette app that included one's
+``SPEC`` is a ``.json``/``.yaml`` file, or for ``codegen`` also an http(s) URL (e.g. an
+app's ``/asyncapi.json``). ``MODULE:APP`` names an `AsyncWS` app, or a FastAPI/Starlette app that included one's
 ``asgi_router`` (the AsyncWS is found through its websocket route); ``MODULE`` alone works
 when the module holds exactly one `AsyncWS`. The current directory is importable, as with
 uvicorn. Exit status: 0 on success, 1 when ``check`` finds differences, 2 for usage errors
@@ -19,9 +20,14 @@ import importlib
 import importlib.util
 import os
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 __all__ = ["CLIError", "find_app", "load_target", "main"]
 
@@ -168,13 +174,78 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1
 
 
+_MAX_DOCUMENT = 16 * 1024 * 1024
+
+
+class _HTTPOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) URLs only (urllib would follow ftp:// too)."""
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
+        if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
+            raise CLIError(f"{req.full_url} redirects to {newurl!r}: only http(s) is fetched")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _fetch_spec(url: str) -> dict[str, Any]:
+    """An AsyncAPI document from an http(s) URL (JSON or YAML)."""
+    from .asyncapi.spec_first import load_document
+
+    opener = urllib.request.build_opener(_HTTPOnlyRedirects)
+    request = urllib.request.Request(url, headers={"Accept": "application/json, application/yaml"})
+    try:
+        with opener.open(request, timeout=30) as response:
+            body = response.read(_MAX_DOCUMENT + 1)
+    except urllib.error.HTTPError as exc:
+        raise CLIError(f"cannot fetch {url}: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CLIError(f"cannot fetch {url}: {reason}") from exc
+    if len(body) > _MAX_DOCUMENT:
+        raise CLIError(f"{url}: the document is over {_MAX_DOCUMENT} bytes")
+    try:
+        text = body.decode("utf-8")
+        loaded = yaml.safe_load(text)  # YAML is a superset of JSON
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CLIError(f"{url}: not a JSON or YAML document ({exc})") from exc
+    if not isinstance(loaded, dict):
+        raise CLIError(f"{url}: not an AsyncAPI document (not a mapping)")
+    try:
+        return load_document(loaded)
+    except ValueError as exc:
+        raise CLIError(f"{url}: {exc}") from exc
+
+
+def _codegen_source(spec: str) -> dict[str, Any]:
+    """The document named by SPEC: a file, or an http(s) URL; other URL schemes are refused."""
+    scheme = urllib.parse.urlsplit(spec).scheme.lower()
+    if scheme in ("http", "https"):
+        return _fetch_spec(spec)
+    if len(scheme) > 1 and not Path(spec).exists():
+        raise CLIError(f"{spec}: only files and http(s) URLs are read ({scheme}: is refused)")
+    return _load_spec(spec)
+
+
 def _cmd_codegen(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("asyncws.codegen") is None:
         raise CLIError("client generation (asyncws.codegen) is not available in this installation")
     codegen = importlib.import_module("asyncws.codegen")
-    document = _load_spec(args.spec)
-    codegen.generate(document, args.lang, Path(args.output))
-    print(f"wrote the {args.lang} client to {args.output}", file=sys.stderr)
+    document = _codegen_source(args.spec)
+    try:
+        client = codegen.describe(document, args.name)
+        written = codegen.generate(client, args.lang, Path(args.output))
+    except codegen.CodegenError as exc:
+        raise CLIError(
+            "\n  ".join([f"{args.spec}: cannot generate a client:", *exc.problems])
+        ) from exc
+    for warning in client.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(
+        f"wrote the {args.lang} client {client.client_class} to {args.output} "
+        f"({len(written)} files, {len(client.warnings)} warnings)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -203,9 +274,12 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_cmd_check)
 
     codegen = commands.add_parser("codegen", help="generate a client from a document")
-    codegen.add_argument("spec", metavar="SPEC")
+    codegen.add_argument("spec", metavar="SPEC", help="a document: a file or an http(s) URL")
     codegen.add_argument("--lang", choices=("python", "typescript"), required=True)
     codegen.add_argument("-o", "--output", metavar="DIR", required=True)
+    codegen.add_argument(
+        "--name", help="base of the class names (chat: ChatClient); default: the title"
+    )
     codegen.set_defaults(run=_cmd_codegen)
     return parser
 
