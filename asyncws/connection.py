@@ -1,10 +1,15 @@
 """`Connection`: one websocket, its identity, its subscriptions and its outgoing queue.
 
-Every message for a connection goes through ONE bounded queue drained by ONE writer task, so
-messages arrive in the order they were queued and a slow socket never blocks the code that
-queued them. When the queue is full the slow-consumer policy applies: ``"close"`` (default)
-closes the connection with 1013 (try again later) and logs it; ``"drop_oldest"`` drops the
-oldest queued message and counts it in `dropped`.
+Sending never blocks the caller and keeps the order of messages. While the socket takes
+data, `Connection.push` writes a message at once (the ASGI send is stepped inline, like an
+eager task: it completes without suspending when the transport is writable). The first time
+the transport pushes back, the unfinished send is handed to ONE writer task, and every later
+message goes into ONE bounded queue that this writer drains, in order, before it ends. So an
+idle connection holds no task and no queue, and a slow one holds exactly one of each.
+
+When the queue is full the slow-consumer policy applies: ``"close"`` (default) closes the
+connection with 1013 (try again later) and logs it; ``"drop_oldest"`` drops the oldest queued
+message and counts it in `dropped`.
 """
 
 from __future__ import annotations
@@ -59,7 +64,6 @@ class Connection:
         "_closed",
         "_drained",
         "_queue",
-        "_waiter",
         "_writer",
         "close_code",
         "dropped",
@@ -101,8 +105,7 @@ class Connection:
         self.dropped = 0
         self.strikes = 0  # protocol errors, decayed by good frames
         self.close_code: int | None = None
-        self._queue: deque[Outgoing] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._queue: deque[Outgoing] | None = None  # created at the first backpressure
         self._writer: asyncio.Task[None] | None = None
         self._closed: asyncio.Event | None = None
         self._drained: asyncio.Event | None = None
@@ -120,8 +123,7 @@ class Connection:
         self._start_writer()
 
     def _start_writer(self) -> None:
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        """Kept for callers of the old API: a writer task now exists only under backpressure."""
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the websocket with ``code``, after sending what is already queued (<= 1 s)."""
@@ -147,7 +149,8 @@ class Connection:
 
     def _mark_closed(self) -> None:
         self.state = ConnectionState.CLOSED
-        self._queue.clear()
+        if self._queue is not None:
+            self._queue.clear()
         self._stop_writer()
         if self._closed is not None:
             self._closed.set()
@@ -156,13 +159,10 @@ class Connection:
         writer, self._writer = self._writer, None
         if writer is not None and writer is not asyncio.current_task():
             writer.cancel()
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.cancel()
 
     async def _flush(self, within: float) -> None:
         """Wait until the writer has sent everything queued, for at most ``within`` seconds."""
-        if not self._queue or self._writer is None:
+        if self._writer is None:
             return
         if self._drained is None:
             self._drained = asyncio.Event()
@@ -175,7 +175,10 @@ class Connection:
         """Queue an ASGI send message (shared, never mutated). False if it was not queued."""
         if self.state is not ConnectionState.OPEN:
             return False
+        if self._writer is None:  # nothing pending: write now
+            return self._send_now(message)
         queue = self._queue
+        assert queue is not None
         if len(queue) >= self.max_queue:
             if self.slow_consumer == "drop_oldest":
                 queue.popleft()
@@ -186,17 +189,29 @@ class Connection:
                 self._overflow()
                 return False
         queue.append(message)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        return True
+
+    def _send_now(self, message: Outgoing) -> bool:
+        """Run the ASGI send until it completes or would wait for the transport; in the
+        latter case a writer task finishes it and sends the backlog, then ends."""
+        coro = self.websocket.send(message)
+        try:
+            step = coro.send(None)
+        except StopIteration:
+            return True
+        except Exception:  # the socket went away: the reader ends the connection
+            if self.state is ConnectionState.OPEN:
+                self.state = ConnectionState.CLOSING
+            return False
+        if self._queue is None:
+            self._queue = deque()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop(_Resume(coro, step)))
         return True
 
     @property
     def queued(self) -> int:
         """How many messages wait in the outgoing queue."""
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
 
     def send_text_nowait(self, text: str) -> bool:
         """Queue one text frame (counted by type in the manager's ``frames_out``)."""
@@ -225,7 +240,8 @@ class Connection:
             self.manager.stats["slow_consumer_closes"] += 1
         self.state = ConnectionState.CLOSING
         self.close_code = CloseCode.TRY_AGAIN_LATER
-        self._queue.clear()
+        if self._queue is not None:
+            self._queue.clear()
         self._stop_writer()
         _spawn(self._close_socket(CloseCode.TRY_AGAIN_LATER, "slow consumer"))
         # Forget it now: the peer may never read again (nor answer the close), and its
@@ -233,26 +249,27 @@ class Connection:
         if self.manager is not None:
             self.manager.remove_connection(self)
 
-    async def _write_loop(self) -> None:
-        queue = self._queue
+    async def _write_loop(self, first: Any) -> None:
+        """Finish the send the transport pushed back on, send the backlog, then end."""
         send = self.websocket.send
-        loop = asyncio.get_running_loop()
         try:
-            while True:
-                while queue:
-                    await send(queue.popleft())
-                if self._drained is not None:
-                    self._drained.set()
-                    self._drained = None
-                waiter = loop.create_future()
-                self._waiter = waiter
-                await waiter
+            await first
+            queue = self._queue
+            while queue:
+                await send(queue.popleft())
+            if self._drained is not None:
+                self._drained.set()
+                self._drained = None
         except asyncio.CancelledError:
             raise
         except Exception:  # the socket went away: stop sending, the reader ends the connection
-            self._queue.clear()
+            if self._queue is not None:
+                self._queue.clear()
             if self.state is ConnectionState.OPEN:
                 self.state = ConnectionState.CLOSING
+        finally:
+            if self._writer is asyncio.current_task():
+                self._writer = None
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -385,3 +402,32 @@ def _finished(task: asyncio.Task[Any]) -> None:
     _background.discard(task)
     if not task.cancelled():
         task.exception()  # the peer went away while closing: nothing to report
+
+
+class _Resume:
+    """Await the rest of a coroutine that was stepped once by hand (see `_send_now`).
+
+    It forwards what the task sends or throws into the coroutine, exactly as if the task had
+    driven the coroutine from its start.
+    """
+
+    __slots__ = ("coro", "step")
+
+    def __init__(self, coro: Any, step: Any) -> None:
+        self.coro, self.step = coro, step
+
+    def __await__(self) -> Any:
+        coro, step = self.coro, self.step
+        while True:
+            try:
+                value = yield step
+            except BaseException as exc:
+                try:
+                    step = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    step = coro.send(value)
+                except StopIteration as stop:
+                    return stop.value

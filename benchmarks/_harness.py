@@ -48,16 +48,26 @@ __all__ = [
     "run_phase",
     "stop_all",
     "wait_quiet",
+    "write_json",
 ]
 
 CLK = os.sysconf("SC_CLK_TCK")
+
+
+def _have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+# peerbench's flags; without the ``speed`` extra (uvloop, httptools) uvicorn picks its defaults.
 UVICORN_FLAGS = [
     "--workers",
     "1",
     "--loop",
-    "uvloop",
+    "uvloop" if _have("uvloop") else "auto",
     "--http",
-    "httptools",
+    "httptools" if _have("httptools") else "auto",
     "--ws",
     "websockets-sansio",
     "--log-level",
@@ -186,8 +196,11 @@ class Server:
     def start(self, timeout: float = 30.0) -> Server:
         with open(self.log, "wb") as logf:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1"]
-                + ["--port", str(self.port), *UVICORN_FLAGS],
+                [
+                    sys.executable,
+                    *("-m", "uvicorn", self.app, "--host", "127.0.0.1", "--port", str(self.port)),
+                    *UVICORN_FLAGS,
+                ],
                 cwd=str(self.cwd),
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -232,7 +245,8 @@ class LoadWorker:
 
     @classmethod
     async def spawn(cls, tag: str, m: int, log_dir: Path, phases: int = 2) -> LoadWorker:
-        with open(log_dir / f"client-{tag}.log", "ab") as errf:
+        errf = _open_append(log_dir / f"client-{tag}.log")
+        try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 str(HERE / "wsload.py"),
@@ -248,6 +262,8 @@ class LoadWorker:
                 start_new_session=True,
                 limit=1 << 24,
             )
+        finally:
+            errf.close()
         _PIDS[proc.pid] = f"client {tag}"
         worker = cls(proc, tag)
         await worker._read(20)
@@ -276,7 +292,7 @@ class LoadWorker:
             await self.call("quit", timeout=5)
         try:
             await asyncio.wait_for(self.proc.wait(), 3.0)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()  # SIGKILL to this PID
             with contextlib.suppress(Exception):
@@ -394,9 +410,7 @@ async def run_phase(
         for g in phase.groups:
             path = lat_dir / f"{w.tag}-{g}-{phase.index}-{time.monotonic_ns()}.bin"
             st = await w.call("stats", phase=phase.index, lat_path=str(path), group=g)
-            with open(path, "rb") as f:
-                lat.frombytes(f.read())
-            path.unlink()
+            lat.frombytes(_take_file(path))
             unique += st["unique"]
             dups += st["dups"]
             if st["last_rx"]:
@@ -426,6 +440,21 @@ async def run_phase(
         "redis_cpu_s": r1 - r0,
         "wall_s": wall,
     }
+
+
+def _open_append(path: Path) -> Any:
+    return open(path, "ab")  # closed by the caller once the child has it
+
+
+def _take_file(path: Path) -> bytes:
+    """Read a file the load worker wrote, then remove it."""
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n")
 
 
 def _ms(v: float | None) -> float | None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import resource
@@ -40,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import (  # noqa: E402
+from _harness import (
     REPO_ROOT,
     LoadWorker,
     Phase,
@@ -52,6 +51,7 @@ from _harness import (  # noqa: E402
     rss_kib,
     run_phase,
     stop_all,
+    write_json,
 )
 
 APP = "benchmarks.bench_app:app"
@@ -448,11 +448,12 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     fan = results.get("fanout")
     if fan and "error" not in fan:
         labels = [f"saturation\n(window {fan['window']})", f"{fan['rate']:g} msg/s"]
-        vals = [fan[k]["server_cpu_s_per_1k"] * 1000 for k in ("saturation", "fixed_rate")]
+        vals = [(fan[k]["server_cpu_s_per_1k"] or 0) * 1000 for k in ("saturation", "fixed_rate")]
         bars = ax.bar(labels, vals, color=["#4c72b0", "#55a868"])
         ax.bar_label(bars, fmt="%.1f")
         ax.set_ylabel("server CPU µs per delivery")
-        p99 = [fan[k]["latency_ms"]["p99"] for k in ("saturation", "fixed_rate")]
+        ax.margins(y=0.15)
+        p99 = [fan[k]["latency_ms"]["p99"] or 0 for k in ("saturation", "fixed_rate")]
         rate = fan["saturation"]["delivered_msgs_s"] or 0
         ax.set_title(
             f"fan-out, {fan['n']} subs: {rate:,.0f} deliveries/s; p99 {p99[0]:.0f} / {p99[1]:.1f} ms"
@@ -463,12 +464,13 @@ def chart(results: dict[str, Any], path: Path) -> bool:
         xs = [f"{r['idle_connections']:,} idle" for r in dm["runs"]]
         width = 0.35
         for j, kind in enumerate(("conn", "user")):
-            vals = [r[f"to_{kind}"]["server_cpu_us_per_msg"] for r in dm["runs"]]
+            vals = [r[f"to_{kind}"]["server_cpu_us_per_msg"] or 0 for r in dm["runs"]]
             pos = [i + (j - 0.5) * width for i in range(len(xs))]
             bars = ax.bar(pos, vals, width, label=f"to {kind} id")
             ax.bar_label(bars, fmt="%.0f")
         ax.set_xticks(range(len(xs)), xs)
         ax.set_ylabel("server CPU µs per message (A+B)")
+        ax.margins(y=0.15)
         ax.set_title("direct messages: cost vs idle connections")
         ax.legend()
     ax = axes[1][0]
@@ -519,7 +521,7 @@ def chart(results: dict[str, Any], path: Path) -> bool:
 # -- main ---------------------------------------------------------------------------------------
 
 
-async def amain(args: argparse.Namespace) -> int:
+async def amain(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     t0 = time.monotonic()
     log_dir = Path(tempfile.mkdtemp(prefix="asyncws-bench-"))
     results: dict[str, Any] = {
@@ -546,11 +548,20 @@ async def amain(args: argparse.Namespace) -> int:
             results[name]["wall_s"] = round(time.monotonic() - ts, 1)
             print(f"[bench] {name}: {results[name]['wall_s']}s", file=sys.stderr, flush=True)
     results["elapsed_s"] = round(time.monotonic() - t0, 1)
+    return results, log_dir
+
+
+def report(args: argparse.Namespace, results: dict[str, Any], log_dir: Path) -> int:
     print(render(results))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
-    if chart(results, out / "bench.png"):
+    write_json(out / "bench-results.json", results)
+    try:
+        drawn = chart(results, out / "bench.png")
+    except Exception as exc:  # a missing figure must not lose the results
+        print(f"[bench] no chart: {type(exc).__name__}: {exc}", file=sys.stderr)
+        drawn = False
+    if drawn:
         print(
             f"[bench] wrote {out / 'bench-results.json'} and {out / 'bench.png'}", file=sys.stderr
         )
@@ -608,7 +619,8 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     install_signal_handlers()
     try:
-        return asyncio.run(amain(args))
+        results, log_dir = asyncio.run(amain(args))
+        return report(args, results, log_dir)
     except KeyboardInterrupt:
         print("\n[bench] interrupted; stopping every process by PID", file=sys.stderr)
         return 130

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from asyncws import AsyncWS, Connection, Router
+from asyncws.limits import Limits
 
 
 class BenchMsg(BaseModel):
@@ -58,6 +59,10 @@ ws = AsyncWS(
     broker_channel="asyncws-bench",
     authenticate=authenticate,
     user_id=lambda principal: principal["user"],
+    # A benchmark publisher is one trusted connection sending thousands of frames per second,
+    # and the scenarios hold more than 10k connections: lift the per-connection rate limit
+    # and the connection cap (production defaults: 50 frames/s, 10,000 connections).
+    limits=Limits(rate=1e6, burst=1_000_000, max_connections=100_000),
     asyncapi_url=None,
     asyncapi_yaml_url=None,
     docs_url=None,

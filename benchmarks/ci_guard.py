@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
@@ -36,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import (  # noqa: E402
+from _harness import (
     LoadWorker,
     Phase,
     RedisServer,
@@ -47,6 +46,7 @@ from _harness import (  # noqa: E402
     run_phase,
     stop_all,
     wait_quiet,
+    write_json,
 )
 
 SYSTEMS = {
@@ -174,7 +174,10 @@ async def amain(args: argparse.Namespace) -> int:
                 if args.quiet_wait:
                     busy = wait_quiet(args.quiet_wait)
                     if busy > 0.15:
-                        print(f"[ci_guard] note: the machine is {busy:.0%} busy before {name}", file=sys.stderr)
+                        print(
+                            f"[ci_guard] note: the machine is {busy:.0%} busy before {name}",
+                            file=sys.stderr,
+                        )
                 try:
                     r = await run_system(name, args, redis, log_dir)
                 except Exception as exc:
@@ -243,18 +246,15 @@ async def amain(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"PROBLEM: {p}")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "config": vars(args),
-                    "summary": summary,
-                    "ratios": ratios,
-                    "runs": runs,
-                    "problems": problems,
-                },
-                indent=2,
-            )
-            + "\n"
+        write_json(
+            Path(args.json),
+            {
+                "config": vars(args),
+                "summary": summary,
+                "ratios": ratios,
+                "runs": runs,
+                "problems": problems,
+            },
         )
     if not problems:
         shutil.rmtree(log_dir, ignore_errors=True)

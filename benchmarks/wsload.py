@@ -43,7 +43,7 @@ def _header(opcode: int, length: int) -> bytes:
 class Recorder:
     """First-receipt latency and duplicates per connection, for ``seq`` in [0, size)."""
 
-    __slots__ = ("count", "dups", "first_rx", "last_rx", "lat", "seen", "warm")
+    __slots__ = ("count", "dups", "first_rx", "last_rx", "lat", "seen", "wake", "warm")
 
     def __init__(self, size: int, phases: int) -> None:
         self.seen = bytearray(size)
@@ -53,6 +53,8 @@ class Recorder:
         self.first_rx = [0.0] * phases
         self.last_rx = [0.0] * phases
         self.warm = False
+        #: (phase, count, future): resolved once ``count[phase]`` reaches ``count``.
+        self.wake: tuple[int, int, asyncio.Future[None]] | None = None
 
 
 class WS(asyncio.Protocol):
@@ -176,6 +178,9 @@ class WS(asyncio.Protocol):
         if c == 1:
             rec.first_rx[phase] = t
         rec.last_rx[phase] = t
+        wake = rec.wake
+        if wake is not None and wake[0] == phase and c >= wake[1] and not wake[2].done():
+            wake[2].set_result(None)
 
     async def request(self, frame_id: int, frame: bytes, timeout: float) -> bytes:
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -204,7 +209,7 @@ class Worker:
             try:
                 _, ws = await asyncio.wait_for(
                     loop.create_connection(
-                        lambda r=rec: WS(host, path, r, self.m), "127.0.0.1", port
+                        lambda r=rec, h=host: WS(h, path, r, self.m), "127.0.0.1", port
                     ),
                     timeout,
                 )
@@ -329,12 +334,16 @@ class Worker:
             if now() - t0 > deadline_s:
                 break
             if window and probe is not None and probe.rec is not None:
-                end_wait = now() + stall_s
-                while i - probe.rec.count[phase] >= window:
-                    if now() > end_wait:
-                        stalls += 1
-                        break
-                    await asyncio.sleep(0.0005)
+                rec = probe.rec
+                if i - rec.count[phase] >= window:
+                    fut = asyncio.get_running_loop().create_future()
+                    rec.wake = (phase, i - window + 1, fut)
+                    try:
+                        await asyncio.wait_for(fut, stall_s)
+                    except TimeoutError:
+                        stalls += 1  # the probe got nothing for stall_s: send anyway (bounded)
+                    finally:
+                        rec.wake = None
             elif rate:
                 d = t0 + i / rate - now()
                 if d > 0:

@@ -7,6 +7,7 @@ drops and closes, and the publish-to-delivery histogram fed by the broker header
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -192,9 +193,16 @@ async def test_publish_errors_are_answered_counted_and_logged_once(
 
 
 class _SilentSocket:
-    """Enough of a websocket for a Connection that never gets to send."""
+    """Enough of a websocket for a Connection whose peer never reads: `send` never completes,
+    so the first message stays with the writer task and the rest fill the queue."""
 
     application_state = client_state = None
+
+    def __init__(self) -> None:
+        self._never = asyncio.Event()
+
+    async def send(self, message: Any) -> None:
+        await self._never.wait()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         return None
@@ -203,20 +211,21 @@ class _SilentSocket:
 def _connection(manager: Manager, policy: Any) -> Connection:
     conn = Connection(_SilentSocket(), "c1", max_queue=2, slow_consumer=policy)  # type: ignore[arg-type]
     conn.manager = manager
-    conn.state = conn.state.__class__.OPEN  # no writer: the queue only fills
+    conn.state = conn.state.__class__.OPEN
     return conn
 
 
 async def test_slow_consumer_drops_and_closes_are_counted() -> None:
     manager = Manager(broker=InMemoryBroker())
     dropper = _connection(manager, "drop_oldest")
-    for i in range(5):
+    for i in range(6):  # 0 is stuck in the writer, 1..5 go through a queue of 2
         assert dropper.push({"type": "websocket.send", "text": str(i)})
     assert dropper.queued == 2
     assert manager.stats["slow_consumer_drops"] == 3
+    dropper._mark_closed()  # stops its writer
     closer = _connection(manager, "close")
-    closer.push({"type": "websocket.send", "text": "1"})
-    closer.push({"type": "websocket.send", "text": "2"})
+    for i in range(3):  # one in the writer, two queued
+        assert closer.push({"type": "websocket.send", "text": str(i)})
     assert not closer.push({"type": "websocket.send", "text": "3"})
     assert manager.stats["slow_consumer_closes"] == 1
     await closer.wait_closed()
@@ -228,14 +237,15 @@ async def test_latency_histogram_and_header_versions() -> None:
     manager._register(conn)
     manager.subscribe_nowait(conn, "t/1")
     manager._dispatch("ns/t/t/1", b"aws1:old:1\n{}")  # an older publisher: no time, delivered
-    assert conn.queued == 1
+    assert manager.stats["deliveries"] == 1
     assert sum(manager.latency_counts) == 0
     sent = time.time_ns() // 1000 - 30_000  # published 30 ms ago
     manager._dispatch("ns/t/t/1", b"aws1:new:1:%d\n{}" % sent)
-    assert conn.queued == 2
+    assert manager.stats["deliveries"] == 2
     assert sum(manager.latency_counts) == 1
     assert manager.latency_counts[LATENCY_BUCKETS.index(0.05)] == 1
     assert 0.03 <= manager.latency_sum < 1.0
     manager._dispatch("ns/t/t/1", b"aws1:new:2:notatime\n{}")  # malformed: skipped
-    assert conn.queued == 2
+    assert manager.stats["deliveries"] == 2
     assert manager.stats["broker_malformed"] == 1
+    conn._mark_closed()

@@ -43,6 +43,7 @@ def _build_app() -> Any:
     from pydantic import BaseModel
 
     from asyncws import AsyncWS, Router
+    from asyncws.limits import Limits
 
     class BenchMsg(BaseModel):
         """One benchmark message; field order is the wire order (seq, ts first)."""
@@ -58,6 +59,9 @@ def _build_app() -> Any:
         title="peerbench asyncws",
         broker=os.environ.get("PEERBENCH_REDIS_URL", "redis://127.0.0.1:6391"),
         broker_channel="peerbench:asyncws-decl",
+        # The peerbench publisher is one connection sending up to ~1,000 frames/s: lift the
+        # per-connection rate limit (default 50 frames/s, then error frames and close 1008).
+        limits=Limits(rate=1e6, burst=1_000_000),
         asyncapi_url=None,
         asyncapi_yaml_url=None,
         docs_url=None,
