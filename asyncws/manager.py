@@ -13,8 +13,8 @@ so an instance receives only what it has recipients for. A broker message is
 ``aws1:{instance}:{seq}:{time}\\n`` followed by the frame text, which the publisher encoded
 once (``time`` is the publish time in microseconds since the epoch, for the latency histogram;
 receivers also accept headers without it, as sent by older versions);
-the receiving instance wraps it in one ASGI message and queues that same object on every
-local recipient (no decoding, no per-recipient work beyond a queue append). Copies of one
+the receiving instance wraps it in one ASGI message and hands that same object to every
+local recipient's `Connection.push` (no decoding, no per-recipient encoding, no task). Copies of one
 publish that the broker delivers twice (an exact and a pattern subscription both matching)
 carry the same header and are dropped.
 
