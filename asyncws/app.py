@@ -483,7 +483,8 @@ class AsyncWS(Router):
             raise PayloadValidationError(
                 "invalid message for this topic", errors=field_errors(exc.errors(), 0)
             ) from None
-        await self.manager.publish(concrete, text=topic.encode(model, concrete))
+        # validated just above: encode it as it is (Topic.encode would validate it again)
+        await self.manager.publish(concrete, text=topic.frame_for(model, concrete))
         if frame.id is not None:
             conn.send_text_nowait(ack_frame(frame.id))
 

@@ -350,6 +350,11 @@ class Topic(Generic[M]):
             _revalidate(model)
         else:
             model = self.adapter.validate_python(message)
+        return self.frame_for(model, topic)
+
+    @staticmethod
+    def frame_for(model: BaseModel, topic: str) -> str:
+        """The event frame of a model that was just validated (no second validation)."""
         return event_frame(message_name(type(model)), topic, model.model_dump_json(by_alias=True))
 
     async def publish(self, message: M | dict[str, Any], /, **params: Any) -> None:
