@@ -340,23 +340,12 @@ def chat_fixture() -> dict[str, Any]:
     }
 
 
-def _generator() -> Any:
-    """`build_document` when the AsyncAPI generator has landed, else None."""
-    try:
-        from asyncws import asyncapi
-    except ImportError:  # pragma: no cover
-        return None
-    return getattr(asyncapi, "build_document", None)
-
-
 def generated_document() -> dict[str, Any]:
     """The document the generator makes of the chat example."""
-    build = _generator()
-    assert build is not None
+    from asyncws.asyncapi import build_document
     from examples.chat.app import ws
 
-    document: dict[str, Any] = build(ws)
-    return document
+    return build_document(ws)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -461,8 +450,6 @@ def document(request: pytest.FixtureRequest) -> dict[str, Any]:
     schemes, data-only payloads); the generated one is what the app serves."""
     if request.param == "fixture":
         return chat_fixture()
-    if _generator() is None:
-        pytest.skip("no AsyncAPI generator yet (asyncws.asyncapi.build_document)")
     return generated_document()
 
 
@@ -702,11 +689,10 @@ def test_write_static(tmp_path: Path, document: dict[str, Any]) -> None:
 def test_renders_what_the_generator_makes_of_other_apps(name: str) -> None:
     """The generator's own test apps: auth schemes, endpoint path parameters, enum topic
     parameters, recursive models, client-publish topics."""
-    build = _generator()
-    if build is None:
-        pytest.skip("no AsyncAPI generator yet (asyncws.asyncapi.build_document)")
-    apps = pytest.importorskip("tests.asyncapi_apps")
-    document = build(getattr(apps, name))
+    from asyncws.asyncapi import build_document
+    from tests import asyncapi_apps
+
+    document = build_document(getattr(asyncapi_apps, name))
     page = render_html(document, "/ws")
     parsed = parse(page)
     assert {u[1:] for u in parsed.urls if u.startswith("#")} <= parsed.ids
