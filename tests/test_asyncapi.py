@@ -41,6 +41,7 @@ from asyncws.asyncapi.schemas import COMPONENT_KEY, make_validator
 from asyncws.asyncapi.v3 import subscription_regex, topic_regex
 from asyncws.topics import validate_pattern
 from examples.chat import app as chat
+from examples.jwt import app as jwt_example
 from tests import asyncapi_apps
 from tests.servers import REPO_ROOT
 
@@ -49,12 +50,14 @@ APPS: dict[str, AsyncWS] = {
     "shop": asyncapi_apps.shop,
     "minimal": asyncapi_apps.minimal,
     "keyed": asyncapi_apps.keyed,
+    "jwt": jwt_example.ws,
 }
 TARGETS = {
     "chat": "examples.chat.app:ws",
     "shop": "tests.asyncapi_apps:shop",
     "minimal": "tests.asyncapi_apps:minimal",
     "keyed": "tests.asyncapi_apps:keyed",
+    "jwt": "examples.jwt.app:ws",
 }
 GOLDEN = REPO_ROOT / "tests" / "golden"
 SPECS = REPO_ROOT / "specs"
@@ -527,6 +530,19 @@ async def test_served_under_a_prefix_keeps_security() -> None:
     assert server["security"] == [
         {"$ref": "#/components/securitySchemes/WebSocketOAuth2PasswordBearer"}
     ]
+
+
+async def test_relative_token_urls_are_made_absolute_on_the_serving_host() -> None:
+    # FastAPI's tokenUrl="/token" is relative; AsyncAPI wants a URI (the official parser says
+    # so): resolved against the default server, and against the request's host when served.
+    scheme = build_document(jwt_example.ws)["components"]["securitySchemes"]
+    flows = next(iter(scheme.values()))["flows"]
+    assert flows["password"]["tokenUrl"] == "http://localhost:8000/token"
+    response = await _get(jwt_example.app, "/asyncapi.json", headers={"host": "api.test:9000"})
+    served = response.json()["components"]["securitySchemes"]
+    assert next(iter(served.values()))["flows"]["password"]["tokenUrl"] == (
+        "http://api.test:9000/token"
+    )
 
 
 async def test_docs_route_serves_html() -> None:

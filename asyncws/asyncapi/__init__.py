@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, Response
 
 from .model import AppDescription, describe, endpoint_address
 from .v3 import build as build_v3
-from .v3 import server_from_url
+from .v3 import has_relative_security_urls, server_from_url
 
 if TYPE_CHECKING:
     from ..app import AsyncWS
@@ -100,7 +100,9 @@ class _Cached:
     compiled: object
     document: dict[str, Any]
     fill_servers: bool
+    per_server: bool = False
     yaml: dict[str, str] = field(default_factory=dict)
+    by_server: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 _cache: weakref.WeakKeyDictionary[Any, _Cached] = weakref.WeakKeyDictionary()
@@ -118,7 +120,15 @@ def _cached(app: AsyncWS) -> _Cached:
     compiled = app.compile()
     entry = _cache.get(app)
     if entry is None or entry.compiled is not compiled:
-        entry = _Cached(compiled, build_document(app), fill_servers=not _own_servers(app))
+        from .spec_first import SpecApp
+
+        own = _own_servers(app)
+        per_server = (
+            not own
+            and not isinstance(app, SpecApp)  # a given document is served as it is
+            and has_relative_security_urls(describe(app))
+        )
+        entry = _Cached(compiled, build_document(app), fill_servers=not own, per_server=per_server)
         _cache[app] = entry
     return entry
 
@@ -141,6 +151,14 @@ def served_document(app: AsyncWS, server_url: str) -> dict[str, Any]:
     document = entry.document
     if not entry.fill_servers:
         return document
+    if entry.per_server:  # relative security URLs: resolved against the server it is served from
+        found = entry.by_server.get(server_url)
+        if found is None:
+            found = build_document(app, server_url=server_url)
+            if len(entry.by_server) >= _YAML_CACHE_SIZE:  # Host is client-chosen: stay bounded
+                entry.by_server.pop(next(iter(entry.by_server)))
+            entry.by_server[server_url] = found
+        return found
     base = dict(document.get("servers", {}).get("default", {}))
     rest = {k: v for k, v in base.items() if k not in ("host", "protocol", "pathname")}
     fresh = server_from_url(server_url)

@@ -29,7 +29,7 @@ import copy
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from ..codes import ErrorCode
 from ..protocol import MAX_ID_LENGTH
@@ -153,8 +153,32 @@ def server_from_url(url: str) -> dict[str, Any]:
     return server
 
 
-def _security_scheme(scheme: SecuritySchemeDescription) -> dict[str, Any]:
-    """FastAPI's OpenAPI security scheme as an AsyncAPI 3.0 one."""
+_FLOW_URLS = ("authorizationUrl", "tokenUrl", "refreshUrl")
+
+
+def _http_base(server_url: str) -> str:
+    """The HTTP origin of a ws/wss server URL, against which relative URLs are resolved."""
+    parts = urlsplit(server_url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme or "http")
+    return f"{scheme}://{parts.netloc or 'localhost'}/"
+
+
+def has_relative_security_urls(desc: AppDescription) -> bool:
+    """Whether a security scheme names a relative URL (FastAPI's ``tokenUrl="/token"``): the
+    document then depends on the server it is served from."""
+    for scheme in desc.security:
+        openapi = scheme.openapi
+        urls = [openapi.get("openIdConnectUrl")]
+        for flow in dict(openapi.get("flows", {})).values():
+            urls += [flow.get(k) for k in _FLOW_URLS]
+        if any(isinstance(u, str) and not urlsplit(u).scheme for u in urls):
+            return True
+    return False
+
+
+def _security_scheme(scheme: SecuritySchemeDescription, base: str) -> dict[str, Any]:
+    """FastAPI's OpenAPI security scheme as an AsyncAPI 3.0 one. AsyncAPI wants absolute
+    URLs: relative ones (``tokenUrl="/token"``) are resolved against ``base``."""
     openapi = dict(scheme.openapi)
     kind = openapi.get("type")
     out: dict[str, Any]
@@ -164,13 +188,19 @@ def _security_scheme(scheme: SecuritySchemeDescription) -> dict[str, Any]:
         flows: dict[str, Any] = {}
         for name, flow in sorted(dict(openapi.get("flows", {})).items()):
             converted = {k: v for k, v in flow.items() if k != "scopes"}
+            for key in _FLOW_URLS:
+                if isinstance(converted.get(key), str):
+                    converted[key] = urljoin(base, converted[key])
             converted["availableScopes"] = dict(sorted(flow.get("scopes", {}).items()))
             flows[name] = converted
         out = {"type": "oauth2", "flows": flows}
     elif kind == "http":
         out = {k: openapi[k] for k in ("type", "scheme", "bearerFormat") if k in openapi}
     elif kind == "openIdConnect":
-        out = {"type": "openIdConnect", "openIdConnectUrl": openapi["openIdConnectUrl"]}
+        out = {
+            "type": "openIdConnect",
+            "openIdConnectUrl": urljoin(base, openapi["openIdConnectUrl"]),
+        }
     else:
         raise ValueError(f"security scheme {scheme.key!r}: unsupported type {kind!r}")
     where = _credential_places(scheme)
@@ -341,7 +371,8 @@ class _Builder:
         self.endpoint_messages: dict[str, Any] = {}
         self.channels: dict[str, Any] = {}
         self.operations: dict[str, Any] = {}
-        self.schemes = {s.key: _security_scheme(s) for s in desc.security}
+        base = _http_base(server_url or DEFAULT_SERVER_URL)
+        self.schemes = {s.key: _security_scheme(s, base) for s in desc.security}
         self.payloads: list[PayloadSchema] = []
         self.schemas: list[dict[str, Any]] = []
         self.components: dict[str, Any] = {}
