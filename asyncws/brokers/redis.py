@@ -4,11 +4,14 @@ One connection publishes, one pub/sub connection receives. Channel names are use
 are; patterns (``+``/``#``) become ``PSUBSCRIBE`` globs, which over-approximate (``+`` is
 ``*``, ``a/#`` is ``a*``); the manager filters exactly.
 
-The listener blocks while idle (it wakes every ``health_interval`` seconds to PING, so a dead
-connection is noticed even when nothing is published). When Redis goes away it reconnects with
-exponential backoff and resubscribes every channel and pattern (waiting for Redis to confirm
-them before it reports ``connected`` again); messages published meanwhile are lost
-(at-most-once). A publish while Redis is unreachable raises `BrokerError` at once.
+The listener blocks on the socket without a timeout. A watchdog task (one timer per
+``health_interval``, none per message) PINGs when nothing arrived for ``health_interval``
+seconds and, when the PING is not answered within another interval, interrupts the read, so a
+dead connection (e.g. a frozen Redis) is noticed even when nothing is published. When Redis
+goes away the listener reconnects with exponential backoff and resubscribes every channel and
+pattern (waiting for Redis to confirm them before it reports ``connected`` again); messages
+published meanwhile are lost (at-most-once). A publish while Redis is unreachable raises
+`BrokerError` at once.
 
 `RedisBroker.subscribe` returns once Redis confirmed the subscription, so an application can
 acknowledge a client's subscribe knowing that publishes from any instance now reach it.
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
@@ -39,6 +43,8 @@ __all__ = ["RedisBroker", "pattern_to_glob"]
 
 logger = logging.getLogger("asyncws.broker")
 
+_now = time.monotonic  # the watchdog's clock; stamped once per message read
+
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*?[]^"})
 
 
@@ -53,6 +59,10 @@ def pattern_to_glob(pattern: str) -> str:
         out.append("*" if level == "+" else level.translate(_GLOB_SPECIAL))
         del i
     return "/".join(out)
+
+
+class _NoPong(TimeoutError):
+    """The watchdog's PING went unanswered: the blocked read was interrupted."""
 
 
 class _Confirmation(NamedTuple):
@@ -116,7 +126,10 @@ class RedisBroker(BrokerInterface):
         self._waiters: dict[_Confirmation, list[asyncio.Future[None]]] = {}
         self._buffer: deque[BrokerMessage] = deque()
         self._reader: asyncio.Task[Any] | None = None  # the task blocked in a read, if any
-        self._interrupted: asyncio.Task[Any] | None = None
+        self._interrupted: asyncio.Task[Any] | None = None  # by `disconnect`: _read returns None
+        self._stale: asyncio.Task[Any] | None = None  # by the watchdog: _read raises _NoPong
+        self._last_seen = 0.0  # when a read last returned something (or the connection opened)
+        self._watchdog: asyncio.Task[None] | None = None
         self._keepalive = f"asyncws:keepalive:{uuid.uuid4().hex}"
         #: Times the listener lost Redis and got it back; exposed for metrics.
         self.reconnects = 0
@@ -156,6 +169,10 @@ class RedisBroker(BrokerInterface):
         if self.state is BrokerState.CLOSED and self._redis is None:
             return
         self.state = BrokerState.CLOSED
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None and watchdog is not asyncio.current_task():
+            watchdog.cancel()
+            await asyncio.wait([watchdog], timeout=1.0)
         # Cut a blocked read short before closing its connection: closed under a reader,
         # redis-py would reconnect the pub/sub connection (and leak it).
         reader = self._reader
@@ -208,6 +225,7 @@ class RedisBroker(BrokerInterface):
                 await _quiet_close(pubsub)
                 return
             self._pubsub = pubsub
+            self._last_seen = _now()
         # Whatever was waiting for a confirmation is subscribed on the new connection.
         self._wake_waiters()
 
@@ -429,58 +447,94 @@ class RedisBroker(BrokerInterface):
         self.state = BrokerState.CONNECTED
 
     async def listen(self) -> AsyncIterator[BrokerMessage]:
-        """Yield messages until `disconnect`; reconnect and resubscribe when Redis goes away."""
-        loop = asyncio.get_running_loop()
+        """Yield messages until `disconnect`; reconnect and resubscribe when Redis goes away.
+
+        Reads block without a timeout: the health check is the watchdog's (`_watch`).
+        """
         backoff = self.reconnect_min
-        last_seen = loop.time()
-        ping_sent = False
-        while not self.is_closed():
-            if self._buffer:
-                yield self._buffer.popleft()
-                continue
-            pubsub = self._pubsub
-            try:
-                if pubsub is None:
-                    await self._open_pubsub()
-                    self._restored()
-                    backoff = self.reconnect_min
-                    last_seen = loop.time()
-                    ping_sent = False
+        watchdog = self._start_watchdog()
+        try:
+            while not self.is_closed():
+                if self._buffer:
+                    yield self._buffer.popleft()
                     continue
-                async with self._read_lock:
-                    if self._buffer or self.is_closed():
+                pubsub = self._pubsub
+                try:
+                    if pubsub is None:
+                        await self._open_pubsub()
+                        self._restored()
+                        backoff = self.reconnect_min
                         continue
-                    raw = await self._read(pubsub, self.health_interval)
-            except (RedisError, OSError, TimeoutError, BrokerError) as exc:
-                if self.is_closed():
-                    return
-                self._lost(exc)
-                await self._drop_pubsub(pubsub)
-                await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, self.reconnect_max)
-                continue
-            except RuntimeError:  # redis-py: the pubsub was reset under us (disconnect)
-                if self.is_closed():
-                    return
-                raise
-            now = loop.time()
-            if raw is None:
-                if self.is_closed():
-                    return
-                if ping_sent and now - last_seen > 2 * self.health_interval:
+                    async with self._read_lock:
+                        if self._buffer or self.is_closed():
+                            continue
+                        raw = await self._read(pubsub, None)
+                except (RedisError, OSError, TimeoutError, BrokerError) as exc:
+                    if self.is_closed():
+                        return
+                    self._lost(exc)
+                    await self._drop_pubsub(pubsub)
+                    await asyncio.sleep(backoff * (0.5 + random.random()))
+                    backoff = min(backoff * 2, self.reconnect_max)
+                    continue
+                except RuntimeError:  # redis-py: the pubsub was reset under us (disconnect)
+                    if self.is_closed():
+                        return
+                    raise
+                item = self._convert(raw)  # None (interrupted by disconnect), a PONG: skipped
+                if isinstance(item, BrokerMessage):
+                    yield item
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                if self._watchdog is watchdog:
+                    self._watchdog = None
+
+    def _start_watchdog(self) -> asyncio.Task[None] | None:
+        """Start the health check for a listener (None if one already runs)."""
+        if self.is_closed() or (self._watchdog is not None and not self._watchdog.done()):
+            return None
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        return self._watchdog
+
+    async def _watch(self) -> None:
+        """The health check, off the read path (one wake-up per ``health_interval``).
+
+        Nothing read for ``health_interval``: PING. Still nothing read ``health_interval``
+        after the PING while a read is blocked: interrupt that read (it raises `_NoPong`, and
+        the listener's reconnect path runs). While nobody reads (the consumer is busy), an
+        answer may be waiting unread: no verdict until a read blocks.
+        """
+        interval = self.health_interval
+        recheck = min(interval, 0.25)
+        pinged: PubSub | None = None  # the connection an unanswered PING went out on
+        ping_at = 0.0
+        while not self.is_closed():
+            pubsub = self._pubsub
+            now = _now()
+            if pubsub is None:  # reconnecting: the listener deals with it
+                pinged = None
+                wake = now + interval
+            elif pinged is pubsub and self._last_seen <= ping_at:  # PING not answered yet
+                reader = self._reader
+                if now < ping_at + interval:
+                    wake = ping_at + interval
+                elif reader is None or reader.done() or reader is self._stale:
+                    wake = now + recheck
+                else:
                     logger.warning("Redis did not answer a PING; reconnecting")
                     self.state = BrokerState.RECONNECTING
-                    await self._drop_pubsub(pubsub)
-                    continue
-                if now - last_seen >= self.health_interval:
-                    await self._ping(pubsub)
-                    ping_sent = True
-                continue
-            last_seen = now  # any reply (a message, a confirmation, a PONG) proves the link
-            ping_sent = False
-            item = self._convert(raw)
-            if isinstance(item, BrokerMessage):
-                yield item
+                    self._stale = reader
+                    reader.cancel()
+                    wake = now + recheck  # the next reader too, should this one not drop it
+            elif now < self._last_seen + interval:
+                pinged = None
+                wake = self._last_seen + interval
+            else:
+                pinged, ping_at = pubsub, now
+                await self._ping(pubsub)
+                wake = ping_at + interval
+            await asyncio.sleep(max(wake - _now(), 0.0))
 
     async def _read(self, pubsub: PubSub, timeout: float | None) -> Any:
         """One read of the pub/sub connection (the caller holds ``_read_lock``).
@@ -490,19 +544,35 @@ class RedisBroker(BrokerInterface):
         task = asyncio.current_task()
         self._reader = task
         try:
-            return await pubsub.get_message(timeout=timeout)
+            raw = await pubsub.get_message(timeout=timeout)
+            if raw is not None:
+                self._last_seen = _now()  # the watchdog's only per-message cost
+            return raw
         except asyncio.CancelledError:
-            if task is not None and self._interrupted is task:
+            if task is None:
+                raise
+            stale, interrupted = self._stale is task, self._interrupted is task
+            if not (stale or interrupted):
+                raise
+            if stale:
+                self._stale = None
+                task.uncancel()
+            if interrupted:
                 self._interrupted = None
                 task.uncancel()
+            if task.cancelling():  # somebody else cancelled it as well
+                raise
+            if interrupted:
                 return None
-            raise
+            raise _NoPong("Redis did not answer a PING") from None
         finally:
             self._reader = None
 
     async def _ping(self, pubsub: PubSub) -> None:
         try:
             async with self._lock:
+                if self._pubsub is not pubsub or self.is_closed():
+                    return  # replaced or closed: a PING would open a new connection
                 await asyncio.wait_for(pubsub.ping(), self._command_timeout)
         except (RedisError, OSError, TimeoutError):
             pass  # the next read notices
