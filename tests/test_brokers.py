@@ -299,6 +299,26 @@ async def test_subscribe_then_publish_at_once_is_delivered(
             assert await listener.next() == BrokerMessage(f"{ns}/late-p/{i}/x", b"p")
 
 
+async def test_a_second_subscribe_waits_for_the_first_ones_confirmation(
+    pair: tuple[BrokerInterface, BrokerInterface], ns: str
+) -> None:
+    """Two connections subscribing to one channel at once: the second ``subscribe`` (whose
+    ack the client would get) returns only after the broker confirmed the first, so a
+    publish right after either returns is delivered."""
+    sub, pub = pair
+    await sub.subscribe(f"{ns}/warmup")
+    async with listening(sub) as listener:
+        for name in (f"{ns}/twice", f"{ns}/twice-p/+"):
+            first = asyncio.create_task(sub.subscribe(name))
+            await asyncio.sleep(0)  # the first is now in flight (Redis) or done (memory)
+            await sub.subscribe(name)
+            assert first.done()
+            await first
+            target = name.replace("+", "x")
+            await pub.publish(target, b"after")
+            assert await listener.next() == BrokerMessage(target, b"after")
+
+
 async def test_get_message_times_out_without_busy_looping(
     pair: tuple[BrokerInterface, BrokerInterface], ns: str
 ) -> None:

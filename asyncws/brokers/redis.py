@@ -121,6 +121,7 @@ class RedisBroker(BrokerInterface):
         self._pubsub: PubSub | None = None
         self._channels: set[str] = set()
         self._patterns: set[str] = set()
+        self._subscribing: dict[str, asyncio.Future[None]] = {}  # in flight: confirmation
         self._lock = asyncio.Lock()  # commands on the pub/sub connection, and its replacement
         self._read_lock = asyncio.Lock()  # one reader of the pub/sub connection at a time
         self._waiters: dict[_Confirmation, list[asyncio.Future[None]]] = {}
@@ -239,16 +240,26 @@ class RedisBroker(BrokerInterface):
     # -- subscriptions ------------------------------------------------------------------------
 
     async def subscribe(self, channel: str) -> None:
-        if is_pattern(channel):
-            if channel in self._patterns:
-                return
-            self._patterns.add(channel)
-            await self._command("psubscribe", pattern_to_glob(channel))
-        else:
-            if channel in self._channels:
-                return
-            self._channels.add(channel)
-            await self._command("subscribe", channel)
+        """Subscribe, returning once Redis confirmed it (bounded). A second caller for a
+        channel whose subscription is still in flight waits for that same confirmation."""
+        pattern = is_pattern(channel)
+        held = self._patterns if pattern else self._channels
+        if channel in held:
+            pending = self._subscribing.get(channel)
+            if pending is not None:
+                await asyncio.shield(pending)
+            return
+        held.add(channel)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._subscribing[channel] = done
+        try:
+            if pattern:
+                await self._command("psubscribe", pattern_to_glob(channel))
+            else:
+                await self._command("subscribe", channel)
+        finally:
+            del self._subscribing[channel]
+            done.set_result(None)
 
     async def unsubscribe(self, channel: str) -> None:
         if is_pattern(channel):
