@@ -20,14 +20,11 @@ import asyncio
 import http.server
 import importlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +32,7 @@ import yaml
 from websockets.asyncio.server import ServerConnection, serve
 
 from asyncws.codegen import generate
+from tests.browser import launch_chromium, unavailable
 from tests.servers import REPO_ROOT, UvicornServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -365,17 +363,6 @@ async def test_a_subscription_ends_with_the_connection_without_reconnect(
 
 # -- the TypeScript client in Chromium ----------------------------------------------------------
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>chat client</title><link rel="icon" href="data:,"></head>
 <body>
@@ -388,31 +375,13 @@ window.clientReady = true;
 """
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}, but CI is set: scripts/install should have installed it")
-    pytest.skip(reason)
-
-
-def _chromium() -> str:
-    for candidate in (
-        "/usr/bin/chromium",
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-    ):
-        if candidate and Path(candidate).exists():
-            return candidate
-    _unavailable("chromium is not installed (apt-get install chromium, or scripts/install)")
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture(scope="module")
 def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The TypeScript client compiled to an ES module, and a page that loads it, served by
     a static HTTP server on 127.0.0.1 (a page served from the loopback may open websockets
     to the loopback: Chromium's local network access checks block a page of no address)."""
     if not TSC.exists():
-        _unavailable("node_modules/.bin/tsc is missing (npm ci)")
+        unavailable("node_modules/.bin/tsc is missing (npm ci)")
     out = tmp_path_factory.mktemp("ts")
     generate(_chat_document(), "typescript", out, name="chat")
     site = out / "site"
@@ -469,26 +438,16 @@ class Browser:
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    executable = _chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
-        raise
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            errors: list[str] = []
-            page = chromium.new_page()
-            page.set_default_timeout(WAIT * 1000)
-            page.on(
-                "console",
-                lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
-            )
-            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-            yield Browser(page, errors)
-        finally:
-            chromium.close()
+    with launch_chromium() as chromium:
+        errors: list[str] = []
+        page = chromium.new_page()
+        page.set_default_timeout(WAIT * 1000)
+        page.on(
+            "console",
+            lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
+        )
+        page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+        yield Browser(page, errors)
 
 
 def _open(browser: Browser, page_url: str) -> None:

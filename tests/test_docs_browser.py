@@ -17,13 +17,13 @@ import http.client
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser import launch_chromium
 from tests.servers import REPO_ROOT, UvicornServer
 from tests.test_docs import anchor, expected_badge
 
@@ -32,35 +32,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # The committed screenshot is refreshed only on request, so test runs leave the tree clean.
 SCREENSHOT = REPO_ROOT / "docs" / "screenshot-asyncapi.png"
 UPDATE_SCREENSHOT = os.environ.get("ASYNCWS_UPDATE_SCREENSHOT") == "1"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 10_000
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}, but CI is set: scripts/install should have installed it")
-    pytest.skip(reason)
-
-
-def _chromium() -> str:
-    for candidate in (
-        "/usr/bin/chromium",
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-    ):
-        if candidate and Path(candidate).exists():
-            return candidate
-    _unavailable("chromium is not installed (apt-get install chromium, or scripts/install)")
-    raise AssertionError("unreachable")
 
 
 def _get(server: UvicornServer, path: str) -> tuple[int, str]:
@@ -80,12 +52,6 @@ def server() -> Iterator[UvicornServer]:
 
 
 def test_docs_page_and_live_console(server: UvicornServer, tmp_path: Path) -> None:
-    executable = _chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
-        raise
 
     status, _ = _get(server, "/asyncapi")
     assert status == 200
@@ -98,31 +64,27 @@ def test_docs_page_and_live_console(server: UvicornServer, tmp_path: Path) -> No
     requests: list[str] = []
     errors: list[str] = []
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(viewport={"width": 1360, "height": 900})
-            context.on("request", lambda request: requests.append(request.url))
-            page = context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("websocket", lambda ws: requests.append(ws.url))
-            page.on(
-                "console",
-                lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
-            )
-            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-            page.goto(f"{origin}/asyncapi?user=ann")
-            _check_content(page, document)
-            _round_trip(page)
-            shot = SCREENSHOT if UPDATE_SCREENSHOT else tmp_path / "screenshot-asyncapi.png"
-            page.evaluate("window.scrollTo(0, 0)")
-            # the top of the page (header, contents, the console after a round trip) reads as a
-            # picture; the whole 18,000-pixel page does not
-            page.screenshot(path=str(shot), full_page=False)
-            assert shot.stat().st_size > 10_000  # a real rendering, not a blank page
-            _error_round_trip(page)
-        finally:
-            browser.close()
+    with launch_chromium() as browser:
+        context = browser.new_context(viewport={"width": 1360, "height": 900})
+        context.on("request", lambda request: requests.append(request.url))
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("websocket", lambda ws: requests.append(ws.url))
+        page.on(
+            "console",
+            lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None,
+        )
+        page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+        page.goto(f"{origin}/asyncapi?user=ann")
+        _check_content(page, document)
+        _round_trip(page)
+        shot = SCREENSHOT if UPDATE_SCREENSHOT else tmp_path / "screenshot-asyncapi.png"
+        page.evaluate("window.scrollTo(0, 0)")
+        # the top of the page (header, contents, the console after a round trip) reads as a
+        # picture; the whole 18,000-pixel page does not
+        page.screenshot(path=str(shot), full_page=False)
+        assert shot.stat().st_size > 10_000  # a real rendering, not a blank page
+        _error_round_trip(page)
 
     assert not errors, errors
     assert requests, "no request was recorded"
