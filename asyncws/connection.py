@@ -116,14 +116,10 @@ class Connection:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
-        """Accept the websocket (if not done yet) and start the writer."""
+        """Accept the websocket (if not done yet): frames can be sent from now on."""
         if self.websocket.application_state is WebSocketState.CONNECTING:
             await self.websocket.accept(subprotocol=subprotocol, headers=headers)
         self.state = ConnectionState.OPEN
-        self._start_writer()
-
-    def _start_writer(self) -> None:
-        """Kept for callers of the old API: a writer task now exists only under backpressure."""
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the websocket with ``code``, after sending what is already queued (<= 1 s)."""

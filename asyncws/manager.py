@@ -322,7 +322,6 @@ class WebSocketManager:
                 await conn.accept(subprotocol=subprotocol)
             else:
                 conn.state = ConnectionState.OPEN
-                conn._start_writer()
         except BaseException:
             self.remove_connection(conn)
             raise
