@@ -40,10 +40,10 @@ from .exceptions import (
     RateLimitedError,
     UnknownTopicError,
 )
-from .frames import FrameValidator, PublishFrame, SubscribeFrame, field_errors, safe_id
+from .frames import PublishFrame, SubscribeFrame, field_errors, safe_id
+from .framing import AsyncWSFraming, Framing
 from .limits import Limits, TokenBucket
 from .manager import WebSocketManager
-from .protocol import ack_frame, error_frame_for, frame_id, reply_frame
 from .routing import Operation, Router, Topic, check_authorize
 from .topics import DEFAULT_LIMITS, TopicLimits, validate_pattern, validate_topic
 
@@ -70,6 +70,9 @@ class AsyncWS(Router):
     seconds, or what ``expires_at(principal)`` returns), the connection is closed with 4001
     (`CloseCode.TOKEN_EXPIRED`): the client authenticates again and reconnects. ``limits`` (`asyncws.limits.Limits`) bounds
     connections (per instance, per user), the frame rate, the handshake and idle time.
+    ``framing`` (`asyncws.framing`) says how messages map to frames: asyncws's envelope
+    (`AsyncWSFraming`, the default) or the payload as the frame (`DocumentFraming`), to
+    implement an existing wire protocol.
     """
 
     def __init__(
@@ -101,8 +104,10 @@ class AsyncWS(Router):
         asyncapi_yaml_url: str | None = "/asyncapi.yaml",
         docs_url: str | None = "/asyncapi",
         tags: Sequence[str] = (),
+        framing: Framing | None = None,
     ) -> None:
         super().__init__(tags=tags)
+        self.framing: Framing = framing if framing is not None else AsyncWSFraming()
         self.title = title
         self.version = version
         self.description = description
@@ -283,6 +288,8 @@ class AsyncWS(Router):
         await manager.attach(conn, subprotocol=subprotocol)
         if not _is_open(conn):  # refused (shutting down): no websocket
             return
+        framing = self.framing_of(conn)
+        await self.attached(conn)
         bucket = TokenBucket(limits.rate, limits.burst)
         over_rate = 0
         expiry = self._expiry_timer(conn)
@@ -304,25 +311,28 @@ class AsyncWS(Router):
                         logger.warning("connection %s: sustained flood; closing with 1008", conn.id)
                         await conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
                         break
-                    conn.send_text_nowait(
-                        error_frame_for(
+                    _send(
+                        conn,
+                        framing.error(
                             RateLimitedError(f"over {limits.rate:g} frames per second; slow down"),
-                            frame_id(safe_id(text)),
-                        )
+                            framing.correlation_in(text),
+                        ),
                     )
                     continue
                 over_rate = 0
                 try:
                     await self.handle_frame(conn, text)
                 except AsyncWSError as exc:
-                    if not await conn.reject(exc, safe_id(text)):
+                    answer = framing.error(exc, framing.correlation_in(text))
+                    if not await conn.reject(exc, safe_id(text), text=answer or ""):
                         break
                 except Exception as exc:  # a bug: tell the client nothing, keep the connection
                     logger.error(
                         "unhandled %s while handling a frame", type(exc).__name__, exc_info=exc
                     )
-                    conn.send_text_nowait(
-                        error_frame_for(AsyncWSError("internal error"), frame_id(safe_id(text)))
+                    _send(
+                        conn,
+                        framing.error(AsyncWSError("internal error"), framing.correlation_in(text)),
                     )
                 else:
                     conn.good_frame()
@@ -340,6 +350,14 @@ class AsyncWS(Router):
                     logger.exception("on_disconnect hook failed")
                 finally:
                     await resolver.aclose()
+
+    def framing_of(self, conn: Connection) -> Framing:
+        """The framing of a connection's frames (one per app; spec-first apps with several
+        endpoints have one per endpoint)."""
+        return self.framing
+
+    async def attached(self, conn: Connection) -> None:
+        """Called once a connection is accepted and attached, before its first frame."""
 
     def _expiry_timer(self, conn: Connection) -> asyncio.TimerHandle | None:
         """Close the connection with 4001 (token expired) when its credentials expire."""
@@ -414,13 +432,14 @@ class AsyncWS(Router):
             raise
         kind = frame.type
         counts[kind] = counts.get(kind, 0) + 1
-        if kind == "subscribe":
+        if not self.framing.controls:
+            await self._call(conn, compiled.operations[kind], frame)
+        elif kind == "subscribe":
             await self._subscribe(conn, frame)
         elif kind == "unsubscribe":
             pattern = validate_pattern(frame.topic, self.manager.topic_limits)
             await self.manager.unsubscribe(conn, pattern)
-            if frame.id is not None:
-                conn.send_text_nowait(ack_frame(frame.id))
+            _send(conn, self.framing.ack(frame))
         elif kind == "publish":
             await self._client_publish(conn, frame)
         else:
@@ -458,8 +477,7 @@ class AsyncWS(Router):
             finally:
                 await resolver.aclose()
         await self.manager.subscribe(conn, pattern)
-        if frame.id is not None:
-            conn.send_text_nowait(ack_frame(frame.id))
+        _send(conn, self.framing.ack(frame))
 
     def _find_topic(self, pattern: str) -> tuple[Topic[Any], dict[str, str | None]]:
         for topic in self.topics:
@@ -485,8 +503,7 @@ class AsyncWS(Router):
             ) from None
         # validated just above: encode it as it is (Topic.encode would validate it again)
         await self.manager.publish(concrete, text=topic.frame_for(model, concrete))
-        if frame.id is not None:
-            conn.send_text_nowait(ack_frame(frame.id))
+        _send(conn, self.framing.ack(frame))
 
     def _require_scopes(self, conn: Connection, required: Sequence[str]) -> None:
         if not required:
@@ -511,6 +528,7 @@ class AsyncWS(Router):
 
     async def _call(self, conn: Connection, op: Operation, frame: Any) -> None:
         self._require_scopes(conn, op.scopes)
+        framing = self.framing_of(conn)
         ws = conn.websocket
         resolver = Resolver(
             conn, ws, payload=getattr(frame, "data", None), path_params=dict(ws.path_params)
@@ -535,12 +553,13 @@ class AsyncWS(Router):
                     ).decode()
                 except Exception as exc:  # the handler broke its own contract: a server bug
                     logger.error("operation %r returned an invalid reply", op.type, exc_info=exc)
-                    conn.send_text_nowait(error_frame_for(AsyncWSError("internal error"), frame.id))
+                    _send(conn, framing.error(AsyncWSError("internal error"), frame.id))
                     return
-                if frame.id is not None:  # like acks: only a frame with an id is answered
-                    conn.send_text_nowait(reply_frame(frame.id, data))
-            elif frame.id is not None:
-                conn.send_text_nowait(ack_frame(frame.id))
+                # asyncws framing: like acks, only a frame with an id is answered
+                for text in framing.replies(frame, data):
+                    conn.send_text_nowait(text)
+            else:
+                _send(conn, framing.ack(frame))
         finally:
             try:
                 await resolver.aclose()
@@ -550,6 +569,7 @@ class AsyncWS(Router):
     async def _handle_exception(
         self, conn: Connection, op: Operation | None, exc: Exception, id: Any
     ) -> None:
+        framing = self.framing_of(conn)
         handler = None
         for router in op.routers if op is not None else ():
             handler = _lookup(router.exception_handlers, exc)
@@ -575,10 +595,10 @@ class AsyncWS(Router):
                 )
                 answer = AsyncWSError("internal error")
             if isinstance(answer, AsyncWSError):
-                conn.send_text_nowait(error_frame_for(answer, id))
+                _send(conn, framing.error(answer, id))
             return
         if isinstance(exc, AsyncWSError):
-            conn.send_text_nowait(error_frame_for(exc, id))
+            _send(conn, framing.error(exc, id))
             return
         if isinstance(exc, StarletteWebSocketException):  # FastAPI's way to say "close it"
             logger.info(
@@ -593,7 +613,12 @@ class AsyncWS(Router):
         logger.error(
             "unhandled %s in operation %r", type(exc).__name__, op.type if op else "?", exc_info=exc
         )
-        conn.send_text_nowait(error_frame_for(AsyncWSError("internal error"), id))
+        _send(conn, framing.error(AsyncWSError("internal error"), id))
+
+
+def _send(conn: Connection, text: str | None) -> None:
+    if text is not None:
+        conn.send_text_nowait(text)
 
 
 def _default_expiry(principal: Any) -> float | None:
@@ -628,7 +653,7 @@ class _Compiled:
             )
             if before is not None:
                 self.dependencies[op.type] = before
-        self.frames = FrameValidator(self.operations.values())
+        self.frames = app.framing.decoder(self.operations.values())
         self.authenticate: Dependant | None = (
             analyze(app.authenticate, path_params=app.path_params) if app.authenticate else None
         )

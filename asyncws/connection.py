@@ -325,15 +325,20 @@ class Connection:
                 continue
             yield value
 
-    async def reject(self, exc: AsyncWSError, frame: Any) -> bool:
+    async def reject(self, exc: AsyncWSError, frame: Any, *, text: str | None = None) -> bool:
         """Answer a bad frame with an error frame; False if the connection was closed for abuse.
 
         Each rejected frame adds a strike; each good frame removes one (see `good_frame`).
         Past 20 strikes the connection is closed with 1008. Errors that are the server's, not
         the client's (``broker_unavailable`` during a broker outage, ``internal_error``), add
-        no strike: a client must not be closed for retrying while Redis is down.
+        no strike: a client must not be closed for retrying while Redis is down. ``text``
+        is the error frame to send when the app's framing is not asyncws's envelope (an
+        empty string sends nothing).
         """
-        self.send_text_nowait(error_frame_for(exc, frame_id(frame)))
+        if text is None:
+            text = error_frame_for(exc, frame_id(frame))
+        if text:
+            self.send_text_nowait(text)
         if exc.code in _SERVER_SIDE:
             return True
         self.strikes += 2

@@ -352,10 +352,15 @@ class Topic(Generic[M]):
             model = self.adapter.validate_python(message)
         return self.frame_for(model, topic)
 
-    @staticmethod
-    def frame_for(model: BaseModel, topic: str) -> str:
-        """The event frame of a model that was just validated (no second validation)."""
-        return event_frame(message_name(type(model)), topic, model.model_dump_json(by_alias=True))
+    def frame_for(self, model: BaseModel, topic: str) -> str:
+        """The event frame of a model that was just validated (no second validation), in
+        the framing of the app the topic belongs to (asyncws's envelope by default)."""
+        data = model.model_dump_json(by_alias=True)
+        framing = getattr(self.app, "framing", None)
+        if framing is None:
+            return event_frame(message_name(type(model)), topic, data)
+        text: str = framing.event(message_name(type(model)), topic, data)
+        return text
 
     async def publish(self, message: M | dict[str, Any], /, **params: Any) -> None:
         """Send ``message`` to every subscriber of the topic these parameters name.
