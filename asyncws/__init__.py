@@ -29,6 +29,7 @@ from .exceptions import (
     UnknownTypeError,
     WebSocketException,
 )
+from .framing import AsyncWSFraming, DocumentFraming, Framing
 from .manager import WebSocketManager
 from .message import (
     Message,
@@ -53,8 +54,11 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncWS",
     "AsyncWSError",
+    "AsyncWSFraming",
     "BrokerError",
     "BrokerInterface",
+    "DocumentFraming",
+    "Framing",
     "BrokerMessage",
     "BrokerState",
     "CloseCode",

@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import ValidationError as PydanticValidationError
@@ -46,9 +46,6 @@ from .limits import Limits, TokenBucket
 from .manager import WebSocketManager
 from .routing import Operation, Router, Topic, check_authorize
 from .topics import DEFAULT_LIMITS, TopicLimits, validate_pattern, validate_topic
-
-if TYPE_CHECKING:
-    from .asyncapi.spec_first import SpecApp
 
 __all__ = ["AsyncWS"]
 
@@ -230,9 +227,10 @@ class AsyncWS(Router):
         return self._asgi_router
 
     @classmethod
-    def from_asyncapi(cls, document: Any, **kwargs: Any) -> SpecApp:
-        """An app driven by an AsyncAPI 3.0 document (a path or a mapping); bind handlers
-        with ``@app.handler("operationId")``. See `asyncws.asyncapi.spec_first`."""
+    def from_asyncapi(cls, document: Any, **kwargs: Any) -> Any:
+        """An app driven by an AsyncAPI 3 document (a path or a mapping); bind handlers
+        with ``@app.handler("operationId")``. See `asyncws.asyncapi.spec_first` (asyncws's
+        envelope) and `asyncws.asyncapi.document_app` (the document's own framing)."""
         from .asyncapi.spec_first import app_from_spec
 
         return app_from_spec(document, **kwargs)
@@ -289,11 +287,16 @@ class AsyncWS(Router):
         if not _is_open(conn):  # refused (shutting down): no websocket
             return
         framing = self.framing_of(conn)
-        await self.attached(conn)
         bucket = TokenBucket(limits.rate, limits.burst)
         over_rate = 0
         expiry = self._expiry_timer(conn)
         try:
+            try:
+                await self.attached(conn)
+            except Exception:
+                logger.exception("connection %s: opening it failed; closing with 1011", conn.id)
+                await conn.close(CloseCode.INTERNAL_ERROR, "internal error")
+                return
             while True:
                 try:
                     if limits.idle_timeout is None:

@@ -127,11 +127,20 @@ class MessageShape:
     operation: str | None = None
 
     def fits(self, obj: Mapping[str, Any]) -> bool:
-        """Whether the discriminators and required properties admit ``obj``."""
+        """Whether the discriminators admit ``obj``: a ``const`` property must be there with
+        its value; an ``enum`` one, when there, must have one of its values (when it is
+        missing, the message's validation says so, not "unknown message")."""
         for prop, values in self.discriminator.items():
-            if prop not in obj or obj[prop] not in values:
+            if prop in obj:
+                if obj[prop] not in values:
+                    return False
+            elif len(values) == 1:
                 return False
-        return all(prop in obj for prop in self.required)
+        return True
+
+    def score(self, obj: Mapping[str, Any]) -> int:
+        """How many discriminator properties of ``obj`` this message names."""
+        return sum(1 for prop in self.discriminator if prop in obj)
 
     def constants(self) -> dict[str, Any]:
         """The discriminator properties with exactly one value (filled in when missing)."""
@@ -202,8 +211,8 @@ def classify(obj: Any, shapes: Sequence[MessageShape]) -> MessageShape | None:
         return None
     candidates = [s for s in shapes if s.fits(obj)]
     if len(candidates) > 1:
-        most = max(len(s.discriminator) for s in candidates)
-        candidates = [s for s in candidates if len(s.discriminator) == most]
+        most = max(s.score(obj) for s in candidates)
+        candidates = [s for s in candidates if s.score(obj) == most]
     if len(candidates) > 1:
         # what the schemas admit; when none does, the first (its validation says why)
         candidates = [s for s in candidates if s.matches is None or s.matches(obj)] or candidates
@@ -378,19 +387,41 @@ class DocumentFraming(Framing):
             return None
         if not isinstance(obj, dict):
             return None
-        return self.correlation_of(obj, classify(obj, self.shapes) if self.shapes else None)
+        shape = classify(obj, self.shapes) if self.shapes else None
+        if shape is not None or not self.shapes:
+            pointers = [shape.correlation if shape is not None else None, self.correlation]
+        else:  # a frame that is no message: where any message of the endpoint has it
+            pointers = list(dict.fromkeys(s.correlation for s in self.shapes))
+        for pointer in pointers:
+            if pointer is None:
+                continue
+            value = get_pointer(obj, pointer)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return _Correlation(value, pointer)
+        return None
 
     def error(self, exc: AsyncWSError, correlation: Any) -> str | None:
+        pointer = self.correlation
+        if isinstance(correlation, _Correlation):
+            correlation, pointer = correlation.value, correlation.pointer
         if self._error is not None:
             built = self._error(exc, correlation)
             return None if built is None else dumps(built)
         body: dict[str, Any] = {"code": str(exc.code), "message": exc.message or str(exc.code)}
         if exc.errors:
             body["errors"] = exc.errors
-        return dumps(self.with_correlation({"error": body}, correlation))
+        return dumps(self.with_correlation({"error": body}, correlation, pointer))
 
     def event(self, kind: str, topic: str, data_json: str) -> str:
         return data_json
+
+
+@dataclass(frozen=True)
+class _Correlation:
+    """A correlation value and where the request carried it (the error frame puts it there)."""
+
+    value: Any
+    pointer: tuple[str, ...] | None
 
 
 class _DocumentDecoder:

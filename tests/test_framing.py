@@ -63,7 +63,13 @@ def test_shapes_from_schemas_and_classification() -> None:
     assert classify({"event": "status", "state": "failed"}, shapes) is shapes[1]
     assert classify({"op": "hello"}, shapes) is shapes[2]
     assert classify({"text": "hi"}, shapes) is shapes[3]
-    assert classify({"nothing": 1}, shapes) is None
+    # a message without discriminators takes whatever the others do not (its validation
+    # then says what is wrong); without one, such a frame is no message at all
+    assert classify({"nothing": 1}, shapes) is shapes[3]
+    assert classify({"nothing": 1}, shapes[:3]) is None
+    # an enum discriminator may be missing (validation reports it), a const one may not
+    assert classify({"event": "status"}, shapes[:3]) is shapes[0]
+    assert classify({"state": "on"}, shapes[:3]) is None
     assert classify([1], shapes) is None
     # two messages with the same discriminators: only a schema match tells them apart
     a = MessageShape("a", "a", {"t": ("x",)}, matches=lambda o: "a" in o)

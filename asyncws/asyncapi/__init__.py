@@ -59,10 +59,8 @@ def build_document(app: AsyncWS, *, server_url: str | None = None) -> dict[str, 
     ``server_url`` (e.g. ``wss://api.example.com``) is the server to list when the app
     declares no ``servers``; default ``ws://localhost:8000``.
     """
-    from .spec_first import SpecApp
-
-    if isinstance(app, SpecApp):
-        return app.served_document(server_url)
+    if _is_spec_first(app):
+        return app.served_document(server_url)  # type: ignore[attr-defined, no-any-return]
     return build_v3(describe(app), server_url=server_url)
 
 
@@ -108,11 +106,17 @@ class _Cached:
 _cache: weakref.WeakKeyDictionary[Any, _Cached] = weakref.WeakKeyDictionary()
 
 
-def _own_servers(app: AsyncWS) -> bool:
+def _is_spec_first(app: AsyncWS) -> bool:
+    """A spec-first app (asyncws or document framing): it serves the document it read."""
+    from .document_app import DocumentApp
     from .spec_first import SpecApp
 
-    if isinstance(app, SpecApp):
-        return app.has_own_servers()
+    return isinstance(app, SpecApp | DocumentApp)
+
+
+def _own_servers(app: AsyncWS) -> bool:
+    if _is_spec_first(app):
+        return bool(app.has_own_servers())  # type: ignore[attr-defined]
     return bool(app.servers)
 
 
@@ -120,12 +124,10 @@ def _cached(app: AsyncWS) -> _Cached:
     compiled = app.compile()
     entry = _cache.get(app)
     if entry is None or entry.compiled is not compiled:
-        from .spec_first import SpecApp
-
         own = _own_servers(app)
         per_server = (
             not own
-            and not isinstance(app, SpecApp)  # a given document is served as it is
+            and not _is_spec_first(app)  # a given document is served as it is
             and has_relative_security_urls(describe(app))
         )
         entry = _Cached(compiled, build_document(app), fill_servers=not own, per_server=per_server)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,27 +48,31 @@ from ..connection import Connection
 from ..exceptions import PayloadValidationError
 from ..routing import Param, Topic
 from .model import RawSchema
+from .reader import WS_PROTOCOLS, framing_of_document, resolve_external_refs
+from .reader import SpecError as ReaderError
 from .schemas import deref, make_validator, pointer_parts
 from .v3 import server_from_url
 
-__all__ = ["SpecApp", "SpecError", "app_from_spec", "load_document"]
+__all__ = ["SpecApp", "SpecError", "app_from_spec", "load_document", "protocol_problems"]
+
+logger = logging.getLogger("asyncws.spec_first")
 
 CONTROL_TYPES = frozenset({"subscribe", "unsubscribe", "publish"})
 ANSWER_TYPES = frozenset({"ack", "error"})
 _MAX_ERRORS = 50
 
 
-class SpecError(ValueError):
+class SpecError(ReaderError):
     """The document cannot drive an app, or the handlers do not match it (lists every
     problem, one per line)."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(["the AsyncAPI document and the app disagree:", *problems]))
+        super().__init__(list(problems), headline="the AsyncAPI document and the app disagree:")
 
 
 def load_document(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """An AsyncAPI 3.x document from a ``.json`` / ``.yaml`` file or a mapping (copied)."""
+    base: Path | None = None
     if isinstance(source, Mapping):
         document = copy.deepcopy(dict(source))
     else:
@@ -76,10 +81,28 @@ def load_document(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise SpecError([f"{source}: not an AsyncAPI document (not a mapping)"])
         document = loaded
+        base = Path(source).resolve().parent
     version = str(document.get("asyncapi", ""))
     if not version.startswith("3."):
         raise SpecError([f"AsyncAPI version {version or '(missing)'}: only 3.x is supported"])
-    return document
+    try:
+        return resolve_external_refs(document, base)
+    except ReaderError as exc:
+        raise SpecError(exc.problems) from None
+
+
+def protocol_problems(document: Mapping[str, Any]) -> list[str]:
+    """One line for each server whose protocol is not ws/wss."""
+    servers = document.get("servers") or {}
+    problems = []
+    for name, server in servers.items() if isinstance(servers, Mapping) else ():
+        protocol = str(server.get("protocol", "")).lower() if isinstance(server, Mapping) else ""
+        if protocol not in WS_PROTOCOLS:
+            problems.append(
+                f"server {name!r} uses protocol {protocol or '(none)'!r}: asyncws serves and "
+                "generates WebSocket APIs only (ws, wss)"
+            )
+    return problems
 
 
 @dataclass(frozen=True)
@@ -229,7 +252,7 @@ class SpecApp(AsyncWS):
         self.document = doc
         self.spec_operations: dict[str, SpecOperation] = {}
         self._handlers: dict[str, Callable[..., Any]] = {}
-        problems: list[str] = []
+        problems: list[str] = protocol_problems(doc)
         try:
             endpoint = self._find_endpoint(problems)
         except ValueError as exc:
@@ -558,7 +581,33 @@ class SpecApp(AsyncWS):
         return ordered
 
 
-def app_from_spec(source: str | Path | Mapping[str, Any], **kwargs: Any) -> SpecApp:
-    """A `SpecApp` for the document at ``source`` (a path or a mapping); ``kwargs`` go to
-    `AsyncWS` (``broker=``, ``authenticate=``, ...)."""
+def app_from_spec(
+    source: str | Path | Mapping[str, Any],
+    *,
+    framing: Literal["asyncws", "document"] | None = None,
+    skip_unsupported: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """An app for the document at ``source`` (a path or a mapping); ``kwargs`` go to
+    `AsyncWS` (``broker=``, ``authenticate=``, ...).
+
+    ``framing`` says how the document's messages are framed (default: what
+    `asyncws.asyncapi.reader.framing_of_document` finds): ``"asyncws"`` gives a `SpecApp`
+    (asyncws's envelope, the documents asyncws writes), ``"document"`` a
+    `asyncws.asyncapi.document_app.DocumentApp` (the payload is the frame, any AsyncAPI
+    WebSocket API). ``skip_unsupported`` (document framing) leaves out, with a warning,
+    the operations asyncws cannot serve instead of refusing the document."""
+    if framing is None:
+        framing = (
+            "document" if framing_of_document(load_document(source)) == "document" else "asyncws"
+        )
+    if framing == "document":
+        from .document_app import DocumentApp
+
+        app = DocumentApp(source, skip_unsupported=skip_unsupported, **kwargs)
+        for line in app.api.skipped:
+            logger.warning("left out (unsupported): %s", line)
+        return app
+    if framing != "asyncws":
+        raise ValueError(f"framing must be 'asyncws' or 'document', not {framing!r}")
     return SpecApp(source, **kwargs)
