@@ -233,7 +233,7 @@ def _cmd_codegen(args: argparse.Namespace) -> int:
     codegen = importlib.import_module("asyncws.codegen")
     document = _codegen_source(args.spec)
     try:
-        client = codegen.describe(document, args.name)
+        client = codegen.describe_any(document, args.name, skip_unsupported=args.skip_unsupported)
         written = codegen.generate(client, args.lang, Path(args.output))
     except codegen.CodegenError as exc:
         raise CLIError(
@@ -279,6 +279,11 @@ def _parser() -> argparse.ArgumentParser:
     codegen.add_argument("-o", "--output", metavar="DIR", required=True)
     codegen.add_argument(
         "--name", help="base of the class names (chat: ChatClient); default: the title"
+    )
+    codegen.add_argument(
+        "--skip-unsupported",
+        action="store_true",
+        help="leave out (with a warning each) the operations the client cannot support",
     )
     codegen.set_defaults(run=_cmd_codegen)
     return parser

@@ -28,6 +28,7 @@ import yaml
 from asyncws.cli import main
 from asyncws.codegen import CodegenError, describe, generate, render
 from asyncws.codegen.layout import jsdoc, py_docstring, py_str
+from tests.browser import unavailable
 from tests.servers import REPO_ROOT
 
 CHAT_SPEC = REPO_ROOT / "specs" / "chat.asyncapi.yaml"
@@ -52,6 +53,7 @@ def hostile_document() -> dict[str, Any]:
     """A document whose descriptions, names and literals try to break the generated code."""
     return {
         "asyncapi": "3.0.0",
+        "x-asyncws-framing": "asyncws",  # the simple form of asyncws's envelope
         "info": {"title": 'Hostile */ title """', "version": "1.0.0", "description": HOSTILE},
         "servers": {"main": {"host": "example.com", "protocol": "wss", "description": HOSTILE}},
         "channels": {
@@ -708,7 +710,7 @@ def test_cli_codegen_refuses_a_blocking_problem(
         encoding="utf-8",
     )
     assert main(["codegen", str(spec), "--lang", "python", "-o", str(tmp_path / "out")]) == 2
-    assert "no server speaks ws or wss" in capsys.readouterr().err
+    assert "server 'mq' uses protocol 'amqp'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -797,3 +799,30 @@ def test_ts_compiler_is_pinned() -> None:
     package = json.loads((REPO_ROOT / "package.json").read_text(encoding="utf-8"))
     version = package["devDependencies"]["typescript"]
     assert version[0].isdigit(), "pin an exact typescript version (npm install --save-exact)"
+
+
+# -- clients in the document's own framing ------------------------------------------------------
+
+
+def test_framed_clients_survive_hostile_text(tmp_path: Path) -> None:
+    """The hostile document read in its own framing: both clients still compile and lint."""
+    from asyncws.codegen import describe_any
+
+    document = hostile_document()
+    del document["x-asyncws-framing"]
+    client = describe_any(document, "hostile", framing="document")
+    py = generate(client, "python", tmp_path / "python")
+    ts = generate(client, "typescript", tmp_path / "typescript")
+    assert [p.name for p in py] == ["hostile_client.py"]
+    result = _run([_tool("ruff"), "check", "--select", "E9,F", str(py[0])], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = _run([sys.executable, "-c", "import hostile_client"], tmp_path / "python")
+    assert result.returncode == 0, result.stderr
+    tsc = REPO_ROOT / "node_modules" / ".bin" / "tsc"
+    if not tsc.exists():
+        unavailable("node_modules/.bin/tsc is missing (npm ci)")
+    result = _run(
+        [str(tsc), "--strict", "--target", "es2022", "--lib", "es2022,dom", "--noEmit", str(ts[0])],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

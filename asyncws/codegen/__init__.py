@@ -19,9 +19,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .framed import FramedClient, describe_framed, render_framed
 from .model import ClientDescription, CodegenError, describe
 
-__all__ = ["LANGUAGES", "ClientDescription", "CodegenError", "describe", "generate", "render"]
+__all__ = [
+    "LANGUAGES",
+    "ClientDescription",
+    "CodegenError",
+    "FramedClient",
+    "describe",
+    "describe_any",
+    "generate",
+    "render",
+]
 
 #: The languages `generate` knows.
 LANGUAGES = ("python", "typescript")
@@ -42,11 +52,44 @@ def _environment() -> Any:
     )
 
 
+def describe_any(
+    document: Mapping[str, Any],
+    name: str | None = None,
+    *,
+    skip_unsupported: bool = False,
+    framing: str | None = None,
+) -> ClientDescription | FramedClient:
+    """The client description of ``document`` in its framing
+    (`asyncws.asyncapi.reader.framing_of_document`): asyncws's envelope gives a
+    `ClientDescription`, the document's own framing a `FramedClient`. Servers of other
+    protocols than ws/wss stop it, named."""
+    from ..asyncapi.reader import framing_of_document
+    from ..asyncapi.spec_first import protocol_problems
+
+    if (framing or framing_of_document(document)) == "document":
+        return describe_framed(document, name, skip_unsupported=skip_unsupported)
+    problems = protocol_problems(document)
+    if problems:
+        raise CodegenError(problems)
+    return describe(document, name)
+
+
 def render(
-    document: Mapping[str, Any] | ClientDescription, lang: str, *, name: str | None = None
+    document: Mapping[str, Any] | ClientDescription | FramedClient,
+    lang: str,
+    *,
+    name: str | None = None,
 ) -> dict[str, str]:
     """The files of the client (relative path -> text), without writing them."""
-    client = document if isinstance(document, ClientDescription) else describe(document, name)
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    client = (
+        document
+        if isinstance(document, ClientDescription | FramedClient)
+        else describe_any(document, name)
+    )
+    if isinstance(client, FramedClient):
+        return render_framed(client, lang, _environment())
     if lang == "python":
         from .python import render as render_python
 
@@ -59,7 +102,7 @@ def render(
 
 
 def generate(
-    document: Mapping[str, Any] | ClientDescription,
+    document: Mapping[str, Any] | ClientDescription | FramedClient,
     lang: str,
     out_dir: Path,
     *,
