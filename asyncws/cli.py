@@ -2,8 +2,8 @@
 
     asyncws spec MODULE:APP [--format json|yaml] [-o FILE] [--server-url URL]
     asyncws docs MODULE:APP -o DIR
-    asyncws check SPEC MODULE:APP
-    asyncws codegen SPEC --lang python|typescript -o DIR [--name NAME]
+    asyncws check SPEC [MODULE:APP]
+    asyncws codegen SPEC --lang python|typescript -o DIR [--name NAME] [--skip-unsupported]
 
 ``SPEC`` is a ``.json``/``.yaml`` file, or for ``codegen`` also an http(s) URL (e.g. an
 app's ``/asyncapi.json``). ``MODULE:APP`` names an `AsyncWS` app, or a FastAPI/Starlette app that included one's
@@ -157,13 +157,43 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from .asyncapi import build_document
-    from .asyncapi.checks import check_document, compare
+    from .asyncapi.checks import compare
+    from .asyncapi.lint import compare_wire, lint
+    from .asyncapi.reader import framing_of_document, read_api
 
     expected = _load_spec(args.spec)
+    problems, notes = lint(expected)
+    if args.target is None:
+        for line in notes:
+            print(line)
+        if problems:
+            print(f"{args.spec} cannot be served or called as it is:")
+            for line in problems:
+                print(f"  {line}")
+            return 1
+        print(f"{args.spec}: ok")
+        return 0
     app = load_target(args.target)
-    actual = build_document(app)
-    problems = [f"document: {p}" for p in check_document(expected)]
-    differences = compare(expected, actual)
+    doc_framing = framing_of_document(expected)
+    app_framing = getattr(getattr(app, "framing", None), "name", "asyncws")
+    differences: list[str] = []
+    if doc_framing != app_framing:
+        differences.append(
+            f"framing: the document's frames are in {_FRAMINGS[doc_framing]}, the app's in "
+            f"{_FRAMINGS[app_framing]}: neither side would understand the other"
+        )
+    elif doc_framing == "document":
+        api = getattr(app, "api", None)
+        if api is None:
+            differences.append(
+                "the app is a code-first app in the document framing: asyncws writes no "
+                "document for those yet, so only the framing can be compared"
+            )
+        elif not problems:
+            differences = compare_wire(read_api(expected), api)
+    else:
+        differences = compare(expected, build_document(app))
+    problems = [f"document: {p}" for p in problems]
     if not problems and not differences:
         print(f"{args.target} implements {args.spec}")
         return 0
@@ -172,6 +202,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"  {line}")
     print("(expected: the document; got: the app)")
     return 1
+
+
+_FRAMINGS = {
+    "asyncws": "asyncws's envelope",
+    "document": "the document's own framing (the payload is the frame)",
+}
 
 
 _MAX_DOCUMENT = 16 * 1024 * 1024
@@ -268,9 +304,11 @@ def _parser() -> argparse.ArgumentParser:
     docs.add_argument("--server-url", help="server to list (default ws://localhost:8000)")
     docs.set_defaults(run=_cmd_docs)
 
-    check = commands.add_parser("check", help="does the app implement the document?")
+    check = commands.add_parser(
+        "check", help="lint a document; with MODULE:APP, does the app implement it?"
+    )
     check.add_argument("spec", metavar="SPEC", help="an AsyncAPI document (.json or .yaml)")
-    check.add_argument("target", metavar="MODULE:APP")
+    check.add_argument("target", metavar="MODULE:APP", nargs="?")
     check.set_defaults(run=_cmd_check)
 
     codegen = commands.add_parser("codegen", help="generate a client from a document")

@@ -289,3 +289,43 @@ async def test_send_checks_against_the_document() -> None:
         app.frame("nothing", {})
     with pytest.raises(TypeError, match="give pair"):
         await app.send("update", {"pair": "EURUSD", "side": "bid", "price": 1})
+
+
+# -- asyncws check -------------------------------------------------------------------------------
+
+
+def test_check_lints_a_document_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    from asyncws.cli import main
+
+    assert main(["check", str(SPECS / "exchange.asyncapi.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "framing: the document's own" in out
+    assert (
+        "reply subscriptionFailed: subscriptionFailed [event=subscriptionStatus status=error, "
+        "correlated by /reqid]"
+    ) in out
+    assert main(["check", str(SPECS / "mqtt.asyncapi.yaml")]) == 1
+    assert "server 'broker' uses protocol 'mqtt'" in capsys.readouterr().out
+    assert main(["check", str(SPECS / "echo.asyncapi.yaml")]) == 0
+    assert "said [(schema match only)]" in capsys.readouterr().out
+
+
+def test_check_compares_the_frames_of_both_sides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asyncws.cli import main
+
+    assert main(["check", str(SPECS / "exchange.asyncapi.yaml"), "tests.apps.framed:exchange"]) == 0
+    # the FastAPI app serving four of them: name the one
+    assert main(["check", str(SPECS / "notices.asyncapi.yaml"), "tests.apps.framed:app"]) == 2
+    assert "4 AsyncWS apps" in capsys.readouterr().err
+    changed = _exchange()
+    changed["components"]["messages"]["pong"]["payload"]["properties"]["event"] = {"const": "PONG"}
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed), encoding="utf-8")
+    assert main(["check", str(tmp_path / "changed.yaml"), "tests.apps.framed:exchange"]) == 1
+    out = capsys.readouterr().out
+    assert "/ 'ping': reply frames differ: document ['pong [event=PONG" in out
+    # an asyncws-framed document against a document-framed app: said plainly
+    chat = str(REPO_ROOT / "specs" / "chat.asyncapi.yaml")
+    assert main(["check", chat, "tests.apps.framed:exchange"]) == 1
+    assert "neither side would understand the other" in capsys.readouterr().out

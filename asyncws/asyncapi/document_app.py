@@ -196,6 +196,7 @@ class DocumentApp(AsyncWS):
                     return
             await self.endpoint(websocket)
 
+        route.__self__ = self  # type: ignore[attr-defined]  # how `asyncws check` finds the app
         return route
 
     # -- frames -----------------------------------------------------------------------------
