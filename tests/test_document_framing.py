@@ -318,7 +318,7 @@ def test_check_compares_the_frames_of_both_sides(
     assert main(["check", str(SPECS / "exchange.asyncapi.yaml"), "tests.apps.framed:exchange"]) == 0
     # the FastAPI app serving four of them: name the one
     assert main(["check", str(SPECS / "notices.asyncapi.yaml"), "tests.apps.framed:app"]) == 2
-    assert "4 AsyncWS apps" in capsys.readouterr().err
+    assert "5 AsyncWS apps" in capsys.readouterr().err
     changed = _exchange()
     changed["components"]["messages"]["pong"]["payload"]["properties"]["event"] = {"const": "PONG"}
     (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed), encoding="utf-8")
@@ -329,3 +329,76 @@ def test_check_compares_the_frames_of_both_sides(
     chat = str(REPO_ROOT / "specs" / "chat.asyncapi.yaml")
     assert main(["check", chat, "tests.apps.framed:exchange"]) == 1
     assert "neither side would understand the other" in capsys.readouterr().out
+
+
+# -- a code-first app in the document framing ----------------------------------------------------
+
+
+async def test_code_first_document_framing_raw(server: UvicornServer) -> None:
+    async with connect(server.ws_url("/coded")) as ws, connect(server.ws_url("/coded")) as other:
+        await other.send(json.dumps({"op": "hello", "name": "bob", "rid": "b1"}))
+        assert await _recv(other) == {"op": "welcome", "greeting": "hello, bob", "rid": "b1"}
+        await ws.send(json.dumps({"op": "hello", "name": "ann", "rid": 1}))
+        frames = [await _recv(ws), await _recv(ws)]
+        assert {"op": "welcome", "greeting": "hello, ann", "rid": 1} in frames
+        assert {"op": "joined", "name": "ann"} in frames  # a topic event: the payload itself
+        assert await _recv_until(other, "name", "ann") == {"op": "joined", "name": "ann"}
+        await ws.send(json.dumps({"op": "count", "upto": 2, "rid": 2}))
+        assert [await _recv(ws), await _recv(ws)] == [
+            {"op": "number", "n": 1, "rid": 2},
+            {"op": "number", "n": 2, "rid": 2},
+        ]
+        await ws.send(json.dumps({"op": "count", "upto": "many", "rid": 3}))
+        error = await _recv(ws)
+        assert error["rid"] == 3 and error["error"]["code"] == "validation_error"
+
+
+def test_code_first_document_reads_back_and_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asyncws.asyncapi import build_document, document_json
+    from asyncws.cli import main
+    from tests.apps import framed
+
+    document = build_document(framed.coded)
+    assert document["x-asyncws-framing"] == "document"
+    api = read_api(document)
+    (endpoint,) = api.endpoints
+    assert endpoint.address == "/coded"
+    hello = next(op for op in endpoint.receive if op.id == "hello")
+    assert hello.messages[0].shape.discriminator == {"op": ("hello",)}
+    assert hello.messages[0].shape.correlation == ("rid",)
+    assert [m.name for m in hello.replies] == ["helloReply", "error"]
+    spec = tmp_path / "coded.asyncapi.json"
+    spec.write_text(document_json(document), encoding="utf-8")
+    assert main(["check", str(spec), "tests.apps.framed:coded"]) == 0
+    assert "implements" in capsys.readouterr().out
+
+
+def test_documents_pass_the_official_parser(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from asyncws.asyncapi import build_document, document_json
+    from tests.apps import framed
+    from tests.browser import unavailable
+
+    node = shutil.which("node")
+    if node is None or not (REPO_ROOT / "node_modules" / "@asyncapi" / "parser").is_dir():
+        unavailable("node and node_modules/@asyncapi/parser are needed (npm ci)")
+    coded = tmp_path / "coded.asyncapi.json"
+    coded.write_text(document_json(build_document(framed.coded)), encoding="utf-8")
+    files = [coded, *sorted(SPECS.glob("*.asyncapi.yaml"))]
+    result = subprocess.run(
+        [node, "scripts/validate_asyncapi.mjs", "--json", *map(str, files)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for entry in json.loads(result.stdout)["files"]:
+        assert entry["parsed"], entry
+        assert {d["code"] for d in entry["diagnostics"]} <= {"asyncapi-latest-version"}, entry

@@ -123,6 +123,31 @@ async def test_python_notices_and_parrot(clients: dict[str, Any], server: Uvicor
             await parrot.say(words="x" * 300)
 
 
+async def test_python_client_of_a_code_first_app(
+    server: UvicornServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from asyncws.asyncapi import build_document
+    from tests.apps import framed
+
+    directory = tmp_path_factory.mktemp("coded-python")
+    generate(build_document(framed.coded), "python", directory)
+    sys.path.insert(0, str(directory))
+    try:
+        m = importlib.import_module("coded_greeter_client")
+        base = server.url.replace("http", "ws")
+        async with m.CodedGreeterClient(base, timeout=WAIT) as client:
+            welcome = await client.hello(name="cy")
+            assert welcome == {"op": "welcome", "greeting": "hello, cy", "rid": 1}
+            assert (await client.receive("Joined"))[1] == {"op": "joined", "name": "cy"}
+            numbers = await client.request("count", {"upto": 3}, ["countReply", "error"], count=3)
+            assert [n["n"] for n in numbers] == [1, 2, 3]
+            with pytest.raises(m.ServerError, match="validation_error"):
+                await client.count(upto="x")
+    finally:
+        sys.path.remove(str(directory))
+        sys.modules.pop("coded_greeter_client", None)
+
+
 def test_codegen_refuses_and_names() -> None:
     with pytest.raises(CodegenError, match="server 'broker' uses protocol 'mqtt'"):
         describe_any(load_document(SPECS / "mqtt.asyncapi.yaml"))

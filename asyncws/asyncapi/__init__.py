@@ -61,7 +61,12 @@ def build_document(app: AsyncWS, *, server_url: str | None = None) -> dict[str, 
     """
     if _is_spec_first(app):
         return app.served_document(server_url)  # type: ignore[attr-defined, no-any-return]
-    return build_v3(describe(app), server_url=server_url)
+    desc = describe(app)
+    if desc.framing == "document":
+        from .framed_v3 import build_framed
+
+        return build_framed(desc, server_url=server_url)
+    return build_v3(desc, server_url=server_url)
 
 
 def document_json(document: dict[str, Any]) -> str:

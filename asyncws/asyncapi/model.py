@@ -220,6 +220,9 @@ class AppDescription:
     topic_max_length: int = 256
     topic_max_levels: int = 16
     max_frame_size: int = 1 << 20
+    framing: str = "asyncws"  # or "document": the payload is the frame
+    discriminator: str | None = None  # document framing: the property naming the operation
+    correlation: str | None = None  # document framing: the correlationId location
 
 
 def endpoint_address(path: str) -> str:
@@ -389,4 +392,22 @@ def describe(app: AsyncWS) -> AppDescription:
         topic_max_length=limits.max_length,
         topic_max_levels=limits.max_levels,
         max_frame_size=app.manager.max_frame_size,
+        **_framing_of(app),
     )
+
+
+def _framing_of(app: AsyncWS) -> dict[str, Any]:
+    framing = app.framing
+    if framing.name != "document":
+        return {}
+    pointer = getattr(framing, "correlation", None)
+    location = None
+    if pointer:
+        location = "$message.payload#/" + "/".join(
+            p.replace("~", "~0").replace("/", "~1") for p in pointer
+        )
+    return {
+        "framing": "document",
+        "discriminator": getattr(framing, "discriminator", "type"),
+        "correlation": location,
+    }

@@ -1,18 +1,20 @@
 """Spec-first apps in the documents' own framing (tests/specs/*.asyncapi.yaml), one FastAPI
 app serving them all: an exchange (request/reply, server pushes, three channels at ``/``),
 a quote feed (the URL path is the channel), team notices (greeting and broadcast pushes,
-correlation at different locations) and a parrot (no discriminator, external refs)."""
+correlation at different locations), a parrot (no discriminator, external refs), and a
+code-first app in the document framing (``coded``)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
-from asyncws import Connection
+from asyncws import AsyncWS, Connection, DocumentFraming, Topic
 from asyncws.asyncapi import app_from_spec
 from tests.servers import REPO_ROOT
 
@@ -116,14 +118,68 @@ def say(message: dict[str, Any], conn: Connection) -> dict[str, Any]:
     return {"words": message["words"]}
 
 
+# -- a code-first app in the document framing -------------------------------------------------
+
+
+class Hello(BaseModel):
+    op: Literal["hello"]
+    name: str
+
+
+class Welcome(BaseModel):
+    op: Literal["welcome"] = "welcome"
+    greeting: str
+
+
+class Count(BaseModel):
+    op: Literal["count"]
+    upto: int
+
+
+class Number(BaseModel):
+    op: Literal["number"] = "number"
+    n: int
+
+
+class Joined(BaseModel):
+    op: Literal["joined"] = "joined"
+    name: str
+
+
+coded = AsyncWS(
+    title="Coded Greeter",
+    version="1.0.0",
+    path="/coded",
+    broker="memory://framed-coded",
+    framing=DocumentFraming(discriminator="op", correlation="rid"),
+    asyncapi_url="/coded/asyncapi.json",
+    asyncapi_yaml_url=None,
+    docs_url=None,
+)
+joined: Topic[Joined] = Topic("lobby", Joined)
+coded.add_topic(joined)
+
+
+@coded.operation("hello")
+async def greet(data: Hello, conn: Connection) -> Welcome:
+    await coded.manager.subscribe(conn, "lobby")  # the server subscribes: no control frames
+    await joined.publish(Joined(name=data.name))
+    return Welcome(greeting=f"hello, {data.name}")
+
+
+@coded.operation("count")
+async def count(data: Count) -> list[Number]:
+    return [Number(n=i) for i in range(1, data.upto + 1)]
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
-        for each in (exchange, quotes, notices, parrot):
+        for each in (exchange, quotes, notices, parrot, coded):
             await stack.enter_async_context(each.lifespan(app))
         yield
 
 
 app = FastAPI(lifespan=lifespan)
-for _each in (exchange, quotes, notices, parrot):
+for _each in (exchange, quotes, notices, parrot, coded):
     app.include_router(_each.asgi_router)
