@@ -69,7 +69,8 @@ class AsyncWS(Router):
     connections (per instance, per user), the frame rate, the handshake and idle time.
     ``framing`` (`asyncws.framing`) says how messages map to frames: asyncws's envelope
     (`AsyncWSFraming`, the default) or the payload as the frame (`DocumentFraming`), to
-    implement an existing wire protocol.
+    implement an existing wire protocol. ``asyncapi_version`` is the version of the document
+    it serves: ``"3.0.0"`` (the default) or ``"3.1.0"``.
     """
 
     def __init__(
@@ -102,9 +103,15 @@ class AsyncWS(Router):
         docs_url: str | None = "/asyncapi",
         tags: Sequence[str] = (),
         framing: Framing | None = None,
+        asyncapi_version: str = "3.0.0",
     ) -> None:
         super().__init__(tags=tags)
         self.framing: Framing = framing if framing is not None else AsyncWSFraming()
+        if asyncapi_version not in ("3.0.0", "3.1.0"):
+            raise ValueError(
+                f"asyncapi_version {asyncapi_version!r}: asyncws writes 3.0.0 or 3.1.0"
+            )
+        self.asyncapi_version = asyncapi_version
         self.title = title
         self.version = version
         self.description = description

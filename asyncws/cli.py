@@ -125,7 +125,9 @@ def _cmd_spec(args: argparse.Namespace) -> int:
     from .asyncapi import build_document, document_json, document_yaml
 
     app = load_target(args.target)
-    document = build_document(app, server_url=args.server_url)
+    document = build_document(
+        app, server_url=args.server_url, asyncapi_version=args.asyncapi_version
+    )
     fmt = args.format
     if fmt is None:
         fmt = "yaml" if args.output and args.output.endswith((".yaml", ".yml")) else "json"
@@ -293,6 +295,11 @@ def _parser() -> argparse.ArgumentParser:
     spec.add_argument("--format", choices=("json", "yaml"), help="default: from -o, else json")
     spec.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
     spec.add_argument("--server-url", help="server to list (default ws://localhost:8000)")
+    spec.add_argument(
+        "--asyncapi-version",
+        choices=("3.0.0", "3.1.0"),
+        help="the document's AsyncAPI version (default: the app's, 3.0.0)",
+    )
     spec.set_defaults(run=_cmd_spec)
 
     docs = commands.add_parser("docs", help="write index.html, asyncapi.json and asyncapi.yaml")

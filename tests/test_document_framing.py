@@ -386,9 +386,17 @@ def test_documents_pass_the_official_parser(tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None or not (REPO_ROOT / "node_modules" / "@asyncapi" / "parser").is_dir():
         unavailable("node and node_modules/@asyncapi/parser are needed (npm ci)")
+    from examples.chat.app import ws as chat_app
+
     coded = tmp_path / "coded.asyncapi.json"
     coded.write_text(document_json(build_document(framed.coded)), encoding="utf-8")
-    files = [coded, *sorted(SPECS.glob("*.asyncapi.yaml"))]
+    # AsyncAPI 3.1.0 output, as an option (checked against the 3.1 JSON Schema by the parser)
+    v31 = [tmp_path / "coded-3.1.json", tmp_path / "chat-3.1.json"]
+    for path, target in zip(v31, (framed.coded, chat_app), strict=True):
+        document = build_document(target, asyncapi_version="3.1.0")
+        assert document["asyncapi"] == "3.1.0"
+        path.write_text(document_json(document), encoding="utf-8")
+    files = [coded, *v31, *sorted(SPECS.glob("*.asyncapi.yaml"))]
     result = subprocess.run(
         [node, "scripts/validate_asyncapi.mjs", "--json", *map(str, files)],
         cwd=REPO_ROOT,
@@ -402,3 +410,5 @@ def test_documents_pass_the_official_parser(tmp_path: Path) -> None:
     for entry in json.loads(result.stdout)["files"]:
         assert entry["parsed"], entry
         assert {d["code"] for d in entry["diagnostics"]} <= {"asyncapi-latest-version"}, entry
+        if "3.1" in entry["file"]:
+            assert entry["diagnostics"] == [], entry

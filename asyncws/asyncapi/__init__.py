@@ -14,6 +14,7 @@ with its proxy-headers option behind a proxy you trust, which sets the scheme.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import inspect
 import json
@@ -53,15 +54,23 @@ _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{
 _YAML_CACHE_SIZE = 16
 
 
-def build_document(app: AsyncWS, *, server_url: str | None = None) -> dict[str, Any]:
-    """The AsyncAPI 3.0.0 document of ``app`` (a new dict each call).
+def build_document(
+    app: AsyncWS, *, server_url: str | None = None, asyncapi_version: str | None = None
+) -> dict[str, Any]:
+    """The AsyncAPI 3 document of ``app`` (a new dict each call).
 
     ``server_url`` (e.g. ``wss://api.example.com``) is the server to list when the app
-    declares no ``servers``; default ``ws://localhost:8000``.
+    declares no ``servers``; default ``ws://localhost:8000``. ``asyncapi_version``
+    (``"3.0.0"`` or ``"3.1.0"``) overrides the app's ``asyncapi_version``; a spec-first app
+    serves its document as it is.
     """
     if _is_spec_first(app):
         return app.served_document(server_url)  # type: ignore[attr-defined, no-any-return]
     desc = describe(app)
+    if asyncapi_version is not None:
+        if asyncapi_version not in ("3.0.0", "3.1.0"):
+            raise ValueError(f"asyncapi_version {asyncapi_version!r}: 3.0.0 or 3.1.0")
+        desc = dataclasses.replace(desc, asyncapi_version=asyncapi_version)
     if desc.framing == "document":
         from .framed_v3 import build_framed
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from .model import AppDescription, PayloadSchema, TypeSchema
 from .schemas import generate_schemas
-from .v3 import ASYNCAPI_VERSION, DEFAULT_SERVER_URL, server_from_url
+from .v3 import DEFAULT_SERVER_URL, server_from_url
 
 __all__ = ["build_framed"]
 
@@ -155,7 +155,7 @@ def build_framed(desc: AppDescription, *, server_url: str | None = None) -> dict
         "messages": [error_ref],
     }
     document: dict[str, Any] = {
-        "asyncapi": ASYNCAPI_VERSION,
+        "asyncapi": desc.asyncapi_version,
         "x-asyncws-framing": "document",
         "info": {"title": desc.title, "version": desc.version}
         | ({"description": desc.description} if desc.description else {}),

@@ -220,6 +220,7 @@ class AppDescription:
     topic_max_length: int = 256
     topic_max_levels: int = 16
     max_frame_size: int = 1 << 20
+    asyncapi_version: str = "3.0.0"  # or "3.1.0"
     framing: str = "asyncws"  # or "document": the payload is the frame
     discriminator: str | None = None  # document framing: the property naming the operation
     correlation: str | None = None  # document framing: the correlationId location
@@ -261,6 +262,17 @@ def _security_of(dep: Dependant, found: dict[str, SecuritySchemeDescription]) ->
         if key not in keys:
             keys.append(key)
     return keys
+
+
+_RST_LITERAL = re.compile(r"``(?!`)(.+?)(?<!`)``")
+
+
+def commonmark(text: str | None) -> str | None:
+    """Docstring text as CommonMark: reStructuredText literals (two backticks) become code
+    spans (one), so renderers show `rooms/{room}`, not two backticks around it."""
+    if text is None:
+        return None
+    return _RST_LITERAL.sub(lambda m: "`" + m.group(1) + "`", text)
 
 
 def _doc_parts(obj: Any) -> tuple[str | None, str | None]:
@@ -307,7 +319,7 @@ def _topic(topic: Topic[Any]) -> TopicDescription:
                 payload=raw or TypeSchema(model, "serialization"),
                 title=model.model_config.get("title") if raw is None else None,
                 summary=None,
-                description=_model_doc(model),
+                description=commonmark(_model_doc(model)),
             )
         )
     raw_union = getattr(topic, "publish_schema", None)
@@ -321,8 +333,8 @@ def _topic(topic: Topic[Any]) -> TopicDescription:
         events=tuple(events),
         publish_payload=publish_payload,
         title=topic.title,
-        summary=topic.summary,
-        description=topic.description,
+        summary=commonmark(topic.summary),
+        description=commonmark(topic.description),
         tags=tuple(topic.tags),
         client_publish=topic.client_publish,
         publish_scopes=tuple(topic.publish_scopes),
@@ -346,8 +358,8 @@ def _operation(op: Operation, found: dict[str, SecuritySchemeDescription]) -> Op
         type=op.type,
         payload=payload,
         reply=reply,
-        summary=op.summary,
-        description=inspect.cleandoc(op.description) if op.description else None,
+        summary=commonmark(op.summary),
+        description=commonmark(inspect.cleandoc(op.description)) if op.description else None,
         tags=tuple(op.tags),
         scopes=tuple(scopes),
         security=tuple(_security_of(op.dependant, found)),
@@ -376,7 +388,7 @@ def describe(app: AsyncWS) -> AppDescription:
     return AppDescription(
         title=app.title,
         version=app.version,
-        description=app.description,
+        description=commonmark(app.description),
         path=endpoint_address(app.path),
         path_params=tuple(sorted(app.path_params)),
         operations=operations,
@@ -392,6 +404,7 @@ def describe(app: AsyncWS) -> AppDescription:
         topic_max_length=limits.max_length,
         topic_max_levels=limits.max_levels,
         max_frame_size=app.manager.max_frame_size,
+        asyncapi_version=getattr(app, "asyncapi_version", "3.0.0"),
         **_framing_of(app),
     )
 

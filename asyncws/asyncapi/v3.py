@@ -48,6 +48,7 @@ from .schemas import COMPONENT_KEY, REF_PREFIX, generate_schemas, make_validator
 
 __all__ = [
     "ASYNCAPI_VERSION",
+    "ASYNCAPI_VERSIONS",
     "DEFAULT_SERVER_URL",
     "ENDPOINT_CHANNEL",
     "build",
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 ASYNCAPI_VERSION = "3.0.0"
+#: The AsyncAPI versions asyncws writes (3.0.0 by default: Modelina cannot read 3.1 yet).
+ASYNCAPI_VERSIONS = ("3.0.0", "3.1.0")
 DEFAULT_SERVER_URL = "ws://localhost:8000"
 ENDPOINT_CHANNEL = "endpoint"
 
@@ -464,7 +467,7 @@ class _Builder:
         self._unsubscribe()
         self.channels = {ENDPOINT_CHANNEL: self._endpoint_channel(), **self.channels}
         document: dict[str, Any] = {
-            "asyncapi": ASYNCAPI_VERSION,
+            "asyncapi": desc.asyncapi_version,
             "info": self._info(),
             "defaultContentType": "application/json",
             "servers": self._servers(),

@@ -864,7 +864,7 @@ export class ChatClient {
   }
 
   /**
-   * Tell a room you arrived (subscribe to ``rooms/{room}`` to see it).
+   * Tell a room you arrived (subscribe to `rooms/{room}` to see it).
    *
    * Resolves when the server acknowledges it (`ack`).
    *

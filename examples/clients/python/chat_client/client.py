@@ -117,7 +117,7 @@ class ChatClient(BaseClient):
         room: Any = UNSET,
         timeout: float | None = None,
     ) -> None:
-        """Tell a room you arrived (subscribe to ``rooms/{room}`` to see it).
+        """Tell a room you arrived (subscribe to `rooms/{room}` to see it).
 
         Pass a `TypingIn`, or its fields as keyword arguments (checked before sending: a
         `ValidationFailed` names what is wrong).
