@@ -177,6 +177,8 @@ class AsyncWS(Router):
 
     def add_operation(self, type: str, func: Callable[..., Any], **options: Any) -> Operation:
         options.setdefault("path_params", self.path_params)
+        if not self.framing.controls:  # no control frames: `subscribe` may be an operation
+            options.setdefault("reserved", frozenset())
         op = super().add_operation(type, func, **options)
         self._compiled = None
         return op

@@ -526,10 +526,11 @@ class Router:
         operation_id: str | None = None,
         path_params: frozenset[str] | None = None,
         dependencies: Sequence[Any] = (),
+        reserved: frozenset[str] = RESERVED_TYPES,
     ) -> Operation:
         if not _NAME_RE.fullmatch(type):
             raise ValueError(f"operation type {type!r}: use 1-64 of [A-Za-z0-9_.-]")
-        if type in RESERVED_TYPES:
+        if type in reserved:
             raise ValueError(f"operation type {type!r} is reserved by the protocol")
         if type in self.operations:
             raise ValueError(f"operation {type!r} is declared twice")

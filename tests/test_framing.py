@@ -136,6 +136,16 @@ async def add(data: Add) -> list[Sum]:
     return [Sum(value=data.a + data.b), Sum(value=data.a - data.b)]
 
 
+class Subscribe(BaseModel):
+    event: Literal["subscribe"]
+    reqid: int | None = None
+
+
+@ws.operation("subscribe")  # no control frames in this framing: an ordinary name
+async def subscribe_op(data: Subscribe) -> Pong:
+    return Pong(reqid=data.reqid)
+
+
 @ws.operation("quiet")
 async def quiet() -> None:
     await ticks.publish(Tick(n=1))
@@ -157,8 +167,10 @@ async def test_code_first_app_speaks_the_document_framing() -> None:
         error = await sock.receive_json()
         assert error["reqid"] == 8 and error["error"]["code"] == "validation_error"
         assert error["error"]["errors"][0]["loc"] == ["a"]
-        await sock.send_json({"event": "subscribe", "topic": "ticks", "reqid": 9})
+        await sock.send_json({"event": "unsubscribe", "topic": "ticks", "reqid": 9})
         assert (await sock.receive_json())["error"]["code"] == "unknown_type"
+        await sock.send_json({"event": "subscribe", "reqid": 11})
+        assert await sock.receive_json() == {"event": "pong", "reqid": 11}
         await sock.send_json({"event": "quiet"})  # no reply, no ack
         await sock.send_json({"event": "ping", "reqid": 10})
         assert await sock.receive_json() == {"event": "pong", "reqid": 10}
