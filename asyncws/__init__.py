@@ -44,10 +44,10 @@ from .topics import TopicIndex, TopicLimits, matches
 
 if TYPE_CHECKING:  # real types for type checkers; imported lazily at runtime (see _LAZY)
     from .asyncapi import build_document
-    from .asyncapi.spec_first import SpecApp, app_from_spec
     from .auth import WebSocketOAuth2PasswordBearer
     from .brokers.redis import RedisBroker
     from .proxy import WebSocketProxy
+    from .spec_first import SpecApp, app_from_spec
 
 __version__ = "0.1.0"
 
@@ -107,8 +107,8 @@ __all__ = [
 _LAZY = {
     "RedisBroker": "asyncws.brokers.redis",
     "build_document": "asyncws.asyncapi",
-    "app_from_spec": "asyncws.asyncapi.spec_first",
-    "SpecApp": "asyncws.asyncapi.spec_first",
+    "app_from_spec": "asyncws.spec_first",
+    "SpecApp": "asyncws.spec_first",
     "WebSocketProxy": "asyncws.proxy",
     "WebSocketOAuth2PasswordBearer": "asyncws.auth",
 }

@@ -238,9 +238,9 @@ class AsyncWS(Router):
     @classmethod
     def from_asyncapi(cls, document: Any, **kwargs: Any) -> Any:
         """An app driven by an AsyncAPI 3 document (a path or a mapping); bind handlers
-        with ``@app.handler("operationId")``. See `asyncws.asyncapi.spec_first` (asyncws's
-        envelope) and `asyncws.asyncapi.document_app` (the document's own framing)."""
-        from .asyncapi.spec_first import app_from_spec
+        with ``@app.handler("operationId")``. See `asyncws.spec_first` (asyncws's envelope)
+        and `asyncws.document_app` (the document's own framing)."""
+        from .spec_first import app_from_spec
 
         return app_from_spec(document, **kwargs)
 

@@ -102,7 +102,7 @@ def load_target(target: str) -> Any:
 
 
 def _load_spec(path: str) -> dict[str, Any]:
-    from .asyncapi.spec_first import load_document
+    from .spec_first import load_document
 
     try:
         return load_document(path)
@@ -225,7 +225,7 @@ class _HTTPOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
 def _fetch_spec(url: str) -> dict[str, Any]:
     """An AsyncAPI document from an http(s) URL (JSON or YAML)."""
-    from .asyncapi.spec_first import load_document
+    from .spec_first import load_document
 
     opener = urllib.request.build_opener(_HTTPOnlyRedirects)
     request = urllib.request.Request(url, headers={"Accept": "application/json, application/yaml"})

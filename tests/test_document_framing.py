@@ -15,11 +15,10 @@ import yaml
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from asyncws.asyncapi import app_from_spec
-from asyncws.asyncapi.document_app import DocumentApp
 from asyncws.asyncapi.reader import SpecError as ReadError
 from asyncws.asyncapi.reader import framing_of_document, read_api
-from asyncws.asyncapi.spec_first import SpecApp, SpecError
+from asyncws.document_app import DocumentApp
+from asyncws.spec_first import SpecApp, SpecError, app_from_spec
 from tests.servers import REPO_ROOT, UvicornServer
 
 SPECS = REPO_ROOT / "tests" / "specs"

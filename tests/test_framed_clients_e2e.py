@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from asyncws.asyncapi.reader import read_api
-from asyncws.asyncapi.spec_first import load_document
 from asyncws.codegen import CodegenError, describe_any, generate
 from asyncws.codegen.framed import describe_framed
+from asyncws.spec_first import load_document
 from tests.browser import launch_chromium, unavailable
 from tests.servers import REPO_ROOT, UvicornServer
 

@@ -18,8 +18,8 @@ from fastapi import FastAPI
 from asyncws import Connection
 from asyncws.asyncapi import build_document, describe
 from asyncws.asyncapi.checks import check_document, compare
-from asyncws.asyncapi.spec_first import SpecApp, SpecError, app_from_spec, load_document
 from asyncws.asyncapi.v3 import build
+from asyncws.spec_first import SpecApp, SpecError, app_from_spec, load_document
 from asyncws.testing import TestClient
 from examples.chat import app as chat
 from tests import asyncapi_apps

@@ -1,8 +1,12 @@
-"""AsyncAPI 3.0: the document of an app, the routes that serve it, spec-first apps.
+"""AsyncAPI 3: the document of an app, the routes that serve it, reading any document.
 
 Layers: `model.describe` reads an app into a version-neutral `AppDescription`; `v3.build`
-turns that into an AsyncAPI 3.0.0 document; `build_document` does both (or, for a spec-first
-`SpecApp`, returns the document it was built from). `add_routes` serves the document as JSON
+(asyncws's envelope) or `framed_v3.build_framed` (the document framing) turns that into an
+AsyncAPI 3.0.0 (or 3.1.0) document; `build_document` does both (or, for a spec-first app,
+returns the document it was built from); `reader.read_api` reads any document into a
+neutral `WireAPI` for spec-first apps, codegen and ``asyncws check``. Nothing here imports
+the app layer: spec-first apps (`asyncws.spec_first`, `asyncws.document_app`) are built on
+this package. `add_routes` serves the document as JSON
 and YAML and, when `asyncws.docs` is installed, as an HTML page.
 
 The document is generated once per app (again only if the app's declarations change); the
@@ -37,10 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppDescription",
-    "SpecApp",
-    "SpecError",
     "add_routes",
-    "app_from_spec",
     "build_document",
     "check_document",
     "compare",
@@ -121,11 +122,9 @@ _cache: weakref.WeakKeyDictionary[Any, _Cached] = weakref.WeakKeyDictionary()
 
 
 def _is_spec_first(app: AsyncWS) -> bool:
-    """A spec-first app (asyncws or document framing): it serves the document it read."""
-    from .document_app import DocumentApp
-    from .spec_first import SpecApp
-
-    return isinstance(app, SpecApp | DocumentApp)
+    """A spec-first app (`asyncws.spec_first`, `asyncws.document_app`): it serves the
+    document it read (this package reads apps, it does not import them)."""
+    return callable(getattr(app, "served_document", None))
 
 
 def _own_servers(app: AsyncWS) -> bool:
@@ -253,4 +252,3 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
 
 
 from .checks import check_document, compare  # noqa: E402 - after the functions they may use
-from .spec_first import SpecApp, SpecError, app_from_spec  # noqa: E402

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..framing import indistinct
 from .checks import check_document
-from .reader import SpecError, WireAPI, framing_of_document, read_api
+from .reader import SpecError, WireAPI, framing_of_document, protocol_problems, read_api
 
 __all__ = ["compare_wire", "describe_frames", "lint"]
 
@@ -51,8 +51,6 @@ def _frame_rule(shape: Any) -> str:
 
 def lint(document: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """``(problems, notes)`` of a document on its own (see the module docstring)."""
-    from .spec_first import protocol_problems
-
     framing = framing_of_document(document)
     if framing == "asyncws":
         problems = protocol_problems(document) + check_document(document)

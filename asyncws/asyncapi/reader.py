@@ -1,6 +1,6 @@
 """Reading any AsyncAPI 3 WebSocket document in its own framing: a neutral `WireAPI`.
 
-Spec-first apps (`asyncws.asyncapi.document_app`), the client generators
+Spec-first apps (`asyncws.document_app`), the client generators
 (`asyncws.codegen.framed`) and ``asyncws check`` all read a document through `read_api`, so
 they agree on every frame: which endpoint (websocket address) a channel is on, which
 messages go each way, how a frame is told apart from the others (`asyncws.framing`), and
@@ -50,6 +50,8 @@ __all__ = [
     "WireOperation",
     "WireParam",
     "framing_of_document",
+    "load_document",
+    "protocol_problems",
     "read_api",
     "resolve_external_refs",
 ]
@@ -555,6 +557,41 @@ def _unique(shapes: list[MessageShape]) -> list[MessageShape]:
     for s in shapes:
         seen.setdefault(s.key, s)
     return list(seen.values())
+
+
+def load_document(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """An AsyncAPI 3.x document from a ``.json`` / ``.yaml`` file or a mapping (copied), with
+    its external references resolved against its folder (see `resolve_external_refs`).
+    Raises `SpecError`."""
+    base: Path | None = None
+    if isinstance(source, Mapping):
+        document = copy.deepcopy(dict(source))
+    else:
+        path = Path(source)
+        text = path.read_text(encoding="utf-8")
+        loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if not isinstance(loaded, dict):
+            raise SpecError([f"{source}: not an AsyncAPI document (not a mapping)"])
+        document = loaded
+        base = path.resolve().parent
+    version = str(document.get("asyncapi", ""))
+    if not version.startswith("3."):
+        raise SpecError([f"AsyncAPI version {version or '(missing)'}: only 3.x is supported"])
+    return resolve_external_refs(document, base)
+
+
+def protocol_problems(document: Mapping[str, Any]) -> list[str]:
+    """One line for each server whose protocol is not ws/wss."""
+    servers = document.get("servers") or {}
+    problems = []
+    for name, server in servers.items() if isinstance(servers, Mapping) else ():
+        protocol = str(server.get("protocol", "")).lower() if isinstance(server, Mapping) else ""
+        if protocol not in WS_PROTOCOLS:
+            problems.append(
+                f"server {name!r} uses protocol {protocol or '(none)'!r}: asyncws serves and "
+                "generates WebSocket APIs only (ws, wss)"
+            )
+    return problems
 
 
 def read_api(

@@ -63,8 +63,7 @@ def describe_any(
     (`asyncws.asyncapi.reader.framing_of_document`): asyncws's envelope gives a
     `ClientDescription`, the document's own framing a `FramedClient`. Servers of other
     protocols than ws/wss stop it, named."""
-    from ..asyncapi.reader import framing_of_document
-    from ..asyncapi.spec_first import protocol_problems
+    from ..asyncapi.reader import framing_of_document, protocol_problems
 
     if (framing or framing_of_document(document)) == "document":
         return describe_framed(document, name, skip_unsupported=skip_unsupported)

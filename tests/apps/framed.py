@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from asyncws import AsyncWS, Connection, DocumentFraming, Topic
-from asyncws.asyncapi import app_from_spec
+from asyncws.spec_first import app_from_spec
 from tests.servers import REPO_ROOT
 
 SPECS = REPO_ROOT / "tests" / "specs"

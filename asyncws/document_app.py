@@ -36,15 +36,15 @@ from fastapi import APIRouter
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from ..app import AsyncWS
-from ..codes import CloseCode, ErrorCode
-from ..connection import Connection
-from ..exceptions import PayloadValidationError, ProtocolError
-from ..framing import DocumentFraming, InboundFrame, classify, get_pointer, set_pointer
-from ..protocol import dumps
-from .reader import SpecError as ReaderError
-from .reader import WireAPI, WireEndpoint, WireMessage, WireOperation, WireParam, read_api
-from .v3 import server_from_url
+from .app import AsyncWS
+from .asyncapi.reader import SpecError as ReaderError
+from .asyncapi.reader import WireAPI, WireEndpoint, WireMessage, WireOperation, WireParam, read_api
+from .asyncapi.v3 import server_from_url
+from .codes import CloseCode, ErrorCode
+from .connection import Connection
+from .exceptions import PayloadValidationError, ProtocolError
+from .framing import DocumentFraming, InboundFrame, classify, get_pointer, set_pointer
+from .protocol import dumps
 
 __all__ = ["DocumentApp"]
 
@@ -181,7 +181,7 @@ class DocumentApp(AsyncWS):
                 router.routes.append(
                     WebSocketRoute(address, self._route(endpoint), name=f"{endpoint.name}-ws")
                 )
-            from . import add_routes
+            from .asyncapi import add_routes
 
             add_routes(self, router)
             self._asgi_router = router
