@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.exceptions import WebSocketException as StarletteWebSocketException
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -39,6 +40,8 @@ from .exceptions import (
     ProtocolError,
     RateLimitedError,
     UnknownTopicError,
+    from_http_exception,
+    from_websocket_exception,
 )
 from .frames import FrameValidator, PublishFrame, SubscribeFrame, field_errors, safe_id
 from .limits import Limits, TokenBucket
@@ -382,7 +385,12 @@ class AsyncWS(Router):
             for hook in compiled.connect_hooks:
                 if await resolver.run(hook) is False:
                     raise ForbiddenError("connection refused")
-        except (AsyncWSError, StarletteWebSocketException, PydanticValidationError) as exc:
+        except (
+            AsyncWSError,
+            StarletteWebSocketException,
+            StarletteHTTPException,
+            PydanticValidationError,
+        ) as exc:
             if websocket.application_state is WebSocketState.CONNECTING:
                 await websocket.close(CloseCode.POLICY_VIOLATION)  # -> HTTP 403
             logger.info("handshake refused: %s", getattr(exc, "message", exc))
@@ -580,6 +588,18 @@ class AsyncWS(Router):
         if isinstance(exc, AsyncWSError):
             conn.send_text_nowait(error_frame_for(exc, id))
             return
+        if isinstance(exc, StarletteHTTPException):  # FastAPI code raises them everywhere
+            logger.info(
+                "%s %d in operation %r: %s",
+                type(exc).__name__,
+                exc.status_code,
+                op.type if op else "?",
+                exc.detail,
+            )
+            conn.send_text_nowait(
+                error_frame_for(from_http_exception(exc.status_code, exc.detail), id)
+            )
+            return
         if isinstance(exc, StarletteWebSocketException):  # FastAPI's way to say "close it"
             logger.info(
                 "connection %s closed with %d by %s: %s",
@@ -587,6 +607,10 @@ class AsyncWS(Router):
                 exc.code,
                 type(exc).__name__,
                 exc.reason,
+            )
+            # the client learns why (an error frame answering its frame), then the close
+            conn.send_text_nowait(
+                error_frame_for(from_websocket_exception(exc.code, exc.reason), id)
             )
             await conn.close(exc.code, exc.reason or "")
             return

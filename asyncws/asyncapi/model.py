@@ -65,6 +65,10 @@ ERROR_CODES: Mapping[ErrorCode, str] = {
         "authorization refused (missing scopes, the topic's authorization rule, client "
         "publishing not allowed)"
     ),
+    ErrorCode.NOT_FOUND: "what the frame names does not exist (a handler raised `HTTPException(404)`)",
+    ErrorCode.BAD_REQUEST: (
+        "the handler refused the request (an `HTTPException` 4xx with no more precise code)"
+    ),
     ErrorCode.TOO_MANY_SUBSCRIPTIONS: "over the per-connection subscription limit",
     ErrorCode.RATE_LIMITED: "over the per-connection message rate",
     ErrorCode.BROKER_UNAVAILABLE: (
