@@ -183,17 +183,22 @@ class AsyncWS(Router):
         tags: Sequence[str] = (),
         dependencies: Sequence[Any] = (),
     ) -> None:
+        """Include ``router``'s operations and topics; what it declares later is included too
+        (see `Router.include_router`)."""
         super().include_router(router, prefix=prefix, tags=tags, dependencies=dependencies)
-        # A router does not know the endpoint's path parameters: analyze its handlers again,
-        # now strictly (a parameter nothing explains is a TypeError here, at import time).
-        for op_type in router.operations:
-            op = self.operations[op_type]  # the app's own copy (see Router.include_router)
+        self._compiled = None
+
+    def _put_operation(self, op: Operation) -> None:
+        if op.router is not self:
+            # A router does not know the endpoint's path parameters: analyze its handlers
+            # again, now strictly (a parameter nothing explains is a TypeError here).
             op.dependant = analyze(
                 op.handler,
                 allow_payload=True,
                 path_params=self.path_params,
                 owner=getattr(op.handler, "__qualname__", op.type),
             )
+        super()._put_operation(op)
         self._compiled = None
 
     # -- FastAPI integration ------------------------------------------------------------------
