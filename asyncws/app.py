@@ -208,8 +208,14 @@ class AsyncWS(Router):
         """Start the manager (broker, listener) and stop it: ``FastAPI(lifespan=ws.lifespan)``.
 
         To combine with your own lifespan: ``async with ws.lifespan(app): ...`` inside it.
+        Given the FastAPI app, it also links its OpenAPI document (``/docs``) to this app's
+        AsyncAPI page (`asyncws.asyncapi.link_openapi`).
         """
         self.compile()
+        if app is not None:
+            from .asyncapi import link_openapi
+
+            link_openapi(app, self)
         await self.manager.startup()
         try:
             yield
