@@ -69,13 +69,12 @@ def _pid_alive(pid: int) -> bool:
 def _siblings() -> list[int]:
     """The pids of other live workers of this process's parent that run a memory broker.
 
-    Only in a worker process (started by multiprocessing, like uvicorn's, or by gunicorn):
-    this process notes its pid under a private temporary directory named for its parent.
+    Only in a worker process started by multiprocessing (like uvicorn's ``--workers``): this
+    process notes its pid under a private temporary directory named for its parent. Forked
+    workers (gunicorn) are caught by the command line instead (``-w N``).
     """
     global _registered
-    if multiprocessing.parent_process() is None and "gunicorn" not in os.environ.get(
-        "SERVER_SOFTWARE", ""
-    ):
+    if multiprocessing.parent_process() is None:
         return []
     try:
         base = Path(tempfile.gettempdir()) / f"asyncws-memory-{os.getuid()}"
