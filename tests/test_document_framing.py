@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 from asyncws.asyncapi.reader import SpecError as ReadError
 from asyncws.asyncapi.reader import framing_of_document, read_api
 from asyncws.document_app import DocumentApp
+from asyncws.exceptions import PayloadValidationError
 from asyncws.spec_first import SpecApp, SpecError, app_from_spec
 from tests.servers import REPO_ROOT, UvicornServer
 
@@ -411,3 +412,44 @@ def test_documents_pass_the_official_parser(tmp_path: Path) -> None:
         assert {d["code"] for d in entry["diagnostics"]} <= {"asyncapi-latest-version"}, entry
         if "3.1" in entry["file"]:
             assert entry["diagnostics"] == [], entry
+
+
+async def test_pushes_to_a_connection_a_user_and_an_address() -> None:
+    """`DocumentApp.send` to one connection, to every connection of a user, to an address."""
+    from fastapi import FastAPI
+
+    from asyncws.testing import TestClient
+
+    app = app_from_spec(
+        SPECS / "notices.asyncapi.yaml",
+        broker="memory://framed-push-test",
+        authenticate=lambda: {"sub": "ann"},
+        user_id=lambda principal: principal["sub"],
+    )
+    opened: list[Any] = []
+
+    @app.on_open
+    def remember(conn: Any) -> None:
+        opened.append(conn)
+
+    @app.handler("postNotice")
+    def post(message: dict[str, Any], conn: Any) -> dict[str, Any]:
+        return {"seq": 1}
+
+    web = FastAPI(lifespan=app.lifespan)
+    web.include_router(app.asgi_router)
+    async with (
+        TestClient(web) as client,
+        await client.websocket_connect("/live") as first,
+        await client.websocket_connect("/live") as second,
+    ):
+        await app.send("notice", {"author": "ops", "text": "to one"}, connection=opened[0])
+        assert await first.receive_json() == {"type": "notice", "author": "ops", "text": "to one"}
+        await app.send("notice", {"author": "ops", "text": "to ann"}, user="ann")
+        assert (await first.receive_json())["text"] == "to ann"
+        assert (await second.receive_json())["text"] == "to ann"  # the same user, both
+        await app.send("hello", {"team": "all"})
+        assert await first.receive_json() == {"type": "hello", "team": "all"}
+        assert await second.receive_json() == {"type": "hello", "team": "all"}
+        with pytest.raises(PayloadValidationError):
+            await app.send("notice", {"author": "ops"}, connection=opened[0])
