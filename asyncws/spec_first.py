@@ -4,7 +4,7 @@
 
     @app.handler("post")
     async def post(data: dict, conn: Connection) -> dict:
-        await app.publish("rooms.room", {"type": "posted", ...}, room=data["room"])
+        await app.publish("roomsRoom", {"type": "posted", ...}, room=data["room"])
         return {"room": data["room"], "at": "..."}
 
 How the document is read (the shape `asyncws spec` generates; see docs/asyncapi.md):
@@ -18,7 +18,7 @@ How the document is read (the shape `asyncws spec` generates; see docs/asyncapi.
   ``publish`` needs a handler. Its ``reply`` (if it lists a ``reply`` frame, not only
   ``ack``/``error``) is the schema the handler's return value must match.
 * Each ``send`` operation's channel is a **topic**: address template, parameters (``enum``,
-  or the ``x-asyncws-schema`` constraints) and events. ``publish.<topic>`` operations (with
+  or the ``x-asyncws-schema`` constraints) and events. ``publish<Topic>`` operations (with
   ``x-asyncws-topic``) let clients publish; ``x-asyncws-scopes`` on an operation (or
   ``scopes`` of its inline security schemes) are the scopes it requires.
 
@@ -467,8 +467,13 @@ class SpecApp(AsyncWS):
 
         It is called as ``handler(data, conn)`` (sync or async) with the validated payload
         (None when the operation has none) and returns the reply (validated against the
-        document) or None.
+        document) or None. A dotted id of an older asyncws document (``order.place``) binds
+        the operation now called ``orderPlace``.
         """
+        if operation_id not in self.spec_operations and _undotted(operation_id) in (
+            self.spec_operations
+        ):
+            operation_id = _undotted(operation_id)
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
             if operation_id in self._handlers:
@@ -504,9 +509,12 @@ class SpecApp(AsyncWS):
     # -- publishing and serving -----------------------------------------------------------
 
     def find_topic(self, name: str) -> Topic[Any]:
-        """A topic by channel id, by the id of its send operation, or by address."""
+        """A topic by channel id, by the id of its send operation, or by address. A dotted
+        id of documents asyncws wrote before ids lost their dots (``rooms.room``) finds the
+        channel now called ``roomsRoom``."""
+        undotted = _undotted(name)
         for topic in self.topics:
-            if name in (topic.name, topic.address):
+            if name in (topic.name, topic.address) or (undotted != name and topic.name == undotted):
                 return topic
         operation = self._operations().get(name)
         if operation is not None and operation.get("action") == "send":
@@ -552,6 +560,12 @@ class SpecApp(AsyncWS):
                 ordered[k] = v
         ordered.setdefault("servers", servers)
         return ordered
+
+
+def _undotted(name: str) -> str:
+    """``rooms.room`` -> ``roomsRoom`` (how asyncws writes ids since 0.2, see the CHANGELOG)."""
+    parts = [p for p in name.split(".") if p]
+    return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:]) if parts else name
 
 
 def app_from_spec(

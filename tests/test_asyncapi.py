@@ -209,7 +209,7 @@ def test_error_and_close_codes_are_all_described() -> None:
     assert set(ERROR_CODES) == set(ErrorCode)
     assert set(CLOSE_CODES) == set(CloseCode)
     document = build_document(chat.ws)
-    code = document["components"]["schemas"]["asyncws.ErrorCode"]
+    code = document["components"]["schemas"]["AsyncwsErrorCode"]
     assert code["enum"] == [c.value for c in ErrorCode]
     for c in ErrorCode:
         assert f"`{c.value}`" in code["description"]
@@ -228,12 +228,12 @@ def test_chat_document_shape() -> None:
     assert document["servers"] == {"default": {"host": "localhost:8000", "protocol": "ws"}}
     assert list(document["channels"]) == [
         "endpoint",
-        "rooms.room",
-        "rooms.room.typing",
-        "users.user.inbox",
+        "roomsRoom",
+        "roomsRoomTyping",
+        "usersUserInbox",
     ]
     assert document["channels"]["endpoint"]["address"] == "/ws"
-    room = document["channels"]["rooms.room"]
+    room = document["channels"]["roomsRoom"]
     assert room["address"] == "rooms/{room}"
     assert "^[a-z0-9-]{1,32}$" in room["parameters"]["room"]["description"]
     ops = document["operations"]
@@ -243,25 +243,23 @@ def test_chat_document_shape() -> None:
         "typing": "receive",
         "direct": "receive",
         "whoami": "receive",
-        "rooms.room": "send",
-        "subscribe.rooms.room": "receive",
-        "rooms.room.typing": "send",
-        "subscribe.rooms.room.typing": "receive",
-        "users.user.inbox": "send",
-        "subscribe.users.user.inbox": "receive",
+        "roomsRoom": "send",
+        "subscribeRoomsRoom": "receive",
+        "roomsRoomTyping": "send",
+        "subscribeRoomsRoomTyping": "receive",
+        "usersUserInbox": "send",
+        "subscribeUsersUserInbox": "receive",
         "unsubscribe": "receive",
     }
     # a reply when the handler returns a model, an ack otherwise
-    assert ops["post"]["reply"]["messages"][0] == {
-        "$ref": "#/channels/endpoint/messages/post.reply"
-    }
+    assert ops["post"]["reply"]["messages"][0] == {"$ref": "#/channels/endpoint/messages/postReply"}
     assert ops["join"]["reply"]["messages"][0] == {"$ref": "#/channels/endpoint/messages/ack"}
     # the frame envelope, with the model under data
     post = document["components"]["messages"]["post"]["payload"]
     assert post["properties"]["type"] == {"type": "string", "const": "post"}
     assert post["properties"]["data"] == {"$ref": "#/components/schemas/Post"}
     assert post["required"] == ["type", "data"]
-    posted = document["components"]["messages"]["rooms.room.posted"]["payload"]
+    posted = document["components"]["messages"]["roomsRoomPosted"]["payload"]
     assert posted["properties"]["type"]["const"] == "posted"
     assert posted["required"] == ["type", "topic", "data"]
     # serialization schemas: every field the server emits is required
@@ -293,11 +291,11 @@ def test_unions_enums_nested_and_constraints() -> None:
     assert schemas["Category"]["properties"]["children"]["items"] == {
         "$ref": "#/components/schemas/Category"
     }
-    events = document["channels"]["orders.region"]
+    events = document["channels"]["ordersRegion"]
     assert set(events["messages"]) == {"order_placed", "order_shipped"}
     assert events["parameters"]["region"]["enum"] == ["eu", "us"]
     assert document["operations"]["cancelOrder"]["x-deprecated"] is True
-    assert document["components"]["messages"]["order.cancel"]["deprecated"] is True
+    assert document["components"]["messages"]["orderCancel"]["deprecated"] is True
     assert document["channels"]["endpoint"]["address"] == "/ws/{tenant}"
     assert "tenant" in document["channels"]["endpoint"]["parameters"]
 
@@ -311,11 +309,11 @@ def test_security_from_the_dependencies() -> None:
     assert document["servers"]["default"]["security"] == [
         {"$ref": "#/components/securitySchemes/WebSocketOAuth2PasswordBearer"}
     ]
-    place = document["operations"]["order.place"]
+    place = document["operations"]["orderPlace"]
     assert place["x-asyncws-scopes"] == ["orders:write"]
     assert place["security"][0]["scopes"] == ["orders:write"]
-    assert document["operations"]["subscribe.orders.region"]["x-asyncws-scopes"] == ["orders:read"]
-    assert document["operations"]["publish.support.ticket.chat"]["x-asyncws-scopes"] == ["chat"]
+    assert document["operations"]["subscribeOrdersRegion"]["x-asyncws-scopes"] == ["orders:read"]
+    assert document["operations"]["publishSupportTicketChat"]["x-asyncws-scopes"] == ["chat"]
     assert "security" not in document["operations"]["cancelOrder"]
     binding = document["channels"]["endpoint"]["bindings"]["ws"]
     assert set(binding["headers"]["properties"]) == {
@@ -336,19 +334,19 @@ def test_security_from_the_dependencies() -> None:
 
 def test_client_publish_topic() -> None:
     document = build_document(asyncapi_apps.shop)
-    publish = document["components"]["messages"]["publish.support.ticket.chat"]["payload"]
+    publish = document["components"]["messages"]["publishSupportTicketChat"]["payload"]
     assert publish["properties"]["data"] == {"$ref": "#/components/schemas/ChatLine"}
     # the model's own example is used
-    example = document["components"]["messages"]["publish.support.ticket.chat"]["examples"][0]
+    example = document["components"]["messages"]["publishSupportTicketChat"]["examples"][0]
     assert example["payload"]["data"] == {"text": "Where is my parcel?"}
-    assert "publish.orders.region" not in document["operations"]
+    assert "publishOrdersRegion" not in document["operations"]
 
 
 def test_no_reply_and_non_model_reply() -> None:
     document = build_document(asyncapi_apps.keyed)
     hello = document["components"]["messages"]["hello"]["payload"]
     assert "data" not in hello["properties"]
-    reply = document["components"]["messages"]["time.reply"]["payload"]
+    reply = document["components"]["messages"]["timeReply"]["payload"]
     assert reply["properties"]["data"] == {"format": "date-time", "type": "string"}
 
 
@@ -402,7 +400,7 @@ def test_key_collisions_are_reported() -> None:
     async def clash(msg: Nothing) -> None:
         pass
 
-    with pytest.raises(ValueError, match=r"'rooms\.room' is used twice"):
+    with pytest.raises(ValueError, match=r"'roomsRoom' is used twice: by operation 'rooms\.room'"):
         build_document(app)
 
 

@@ -73,14 +73,14 @@ def test_compare_finds_differences() -> None:
     original = load_document(CHAT_SPEC)
     changed = copy.deepcopy(original)
     changed["components"]["schemas"]["Post"]["properties"]["text"]["maxLength"] = 10
-    changed["channels"]["rooms.room"]["address"] = "room/{room}"
+    changed["channels"]["roomsRoom"]["address"] = "room/{room}"
     del changed["operations"]["whoami"]
     differences = compare(original, changed)
     assert any(
         d.startswith("/operations/post/messages/0/properties/data/properties/text/maxLength")
         for d in differences
     ), differences
-    assert '/channels/rooms.room/address: expected "rooms/{room}", got "room/{room}"' in (
+    assert '/channels/roomsRoom/address: expected "rooms/{room}", got "room/{room}"' in (
         differences
     )
     assert any(d.startswith("/operations/whoami: missing") for d in differences)

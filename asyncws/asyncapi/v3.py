@@ -15,9 +15,10 @@ generated) from it alone:
 * **One channel per topic** (address: the template, e.g. ``rooms/{room}``) with the events
   it carries; its events arrive on the endpoint connection after a ``subscribe``.
 * **Operations** are the server's: ``receive`` for what a client sends (each operation, one
-  ``subscribe.<topic>`` per topic, ``unsubscribe``, ``publish.<topic>`` where clients may
+  ``subscribe<Topic>`` per topic, ``unsubscribe``, ``publish<Topic>`` where clients may
   publish), with a ``reply`` listing the answer frames; ``send`` for each topic's events.
-  Operation keys are stable: the operation id (the frame ``type``), the topic id.
+  Keys are stable and dot-free (see `_key`): the operation id in camelCase (``order.place``
+  -> ``orderPlace``; the frame ``type`` stays ``order.place``), the topic id (``roomsRoom``).
 
 Output is deterministic: declaration order for channels and operations, sorted keys for
 components, nothing that depends on hashing.
@@ -63,18 +64,28 @@ ASYNCAPI_VERSIONS = ("3.0.0", "3.1.0")
 DEFAULT_SERVER_URL = "ws://localhost:8000"
 ENDPOINT_CHANNEL = "endpoint"
 
-FRAME_ID = "asyncws.FrameId"
-ERROR_CODE = "asyncws.ErrorCode"
-ERROR_DETAIL = "asyncws.ErrorDetail"
+FRAME_ID = "AsyncwsFrameId"
+ERROR_CODE = "AsyncwsErrorCode"
+ERROR_DETAIL = "AsyncwsErrorDetail"
 CORRELATION = "frameId"
 _ENDPOINT_REF = f"#/channels/{ENDPOINT_CHANNEL}"
 _SCOPED_TYPES = frozenset({"oauth2", "openIdConnect"})
 
 
 def _key(text: str) -> str:
-    """``text`` made a valid component key (``^[a-zA-Z0-9.\\-_]+$``)."""
-    key = re.sub(r"[^A-Za-z0-9._\-]+", "_", text).strip("_")
-    return key or "_"
+    """``text`` made a key every tool takes: the spec's ``^[a-zA-Z0-9.\\-_]+$`` without dots
+    (the generator's JavaScript templates and ``asyncapi optimize`` break on them), dotted
+    parts joined in camelCase: ``rooms.room`` -> ``roomsRoom``."""
+    cleaned = re.sub(r"[^A-Za-z0-9._\-]+", "_", text)
+    parts = [p.strip("_") for p in cleaned.split(".") if p.strip("_")]
+    if not parts:
+        return "_"
+    return parts[0] + "".join(p[:1].upper() + p[1:] for p in parts[1:])
+
+
+def _join(*parts: str) -> str:
+    """Keys made of keys: ``_join("post", "reply")`` -> ``postReply``."""
+    return _key(".".join(parts))
 
 
 def _regex_escape(text: str) -> str:
@@ -643,7 +654,7 @@ class _Builder:
             reply_schema = self._schema()
             reply_example = self._example(reply_schema)
             answer = self._message(
-                f"{request_key}.reply",
+                _join(request_key, "reply"),
                 f"the reply of {owner}",
                 _frame(
                     {"type": _const("reply"), "id": _id_prop(), "data": reply_schema},
@@ -698,7 +709,7 @@ class _Builder:
             data = self._schema()
             data_example = self._example(data)
             key = self._message(
-                f"{channel_key}.{_key(event.name)}",
+                _join(channel_key, _key(event.name)),
                 f"event {event.name!r} of {owner}",
                 _frame(
                     {"type": _const(event.name), "topic": dict(topic_schema), "data": data},
@@ -746,10 +757,12 @@ class _Builder:
         parts = [topic.description] if topic.description else []
         parts.append(
             f"Events of this topic arrive on the `{ENDPOINT_CHANNEL}` connection after a "
-            f"`subscribe` (operation `subscribe.{_key(topic.id)}`)."
+            f"`subscribe` (operation `{_join('subscribe', _key(topic.id))}`)."
         )
         if topic.client_publish:
-            parts.append(f"Clients may publish to it (operation `publish.{_key(topic.id)}`).")
+            parts.append(
+                f"Clients may publish to it (operation `{_join('publish', _key(topic.id))}`)."
+            )
         return "\n\n".join(parts)
 
     def _parameter(self, param: ParamDescription) -> dict[str, Any]:
@@ -795,7 +808,7 @@ class _Builder:
     def _subscribe(self, topic: TopicDescription, channel_key: str, concrete: str) -> None:
         owner = f"subscriptions to topic {topic.address!r}"
         key = self._message(
-            f"subscribe.{channel_key}",
+            _join("subscribe", channel_key),
             owner,
             _frame(
                 {
@@ -843,7 +856,7 @@ class _Builder:
         data = self._schema()
         data_example = self._example(data)
         key = self._message(
-            f"publish.{channel_key}",
+            _join("publish", channel_key),
             owner,
             _frame(
                 {
