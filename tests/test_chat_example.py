@@ -7,7 +7,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from html.parser import HTMLParser
-from pathlib import Path
 
 import httpx
 import pytest
