@@ -148,17 +148,9 @@ def test_the_python_examples_use_no_undefined_names(tmp_path: Path) -> None:
     """A fragment fenced ```python (it would fail at run time, or only on some path)."""
     for n, block in enumerate(PYTHON_BLOCKS):
         (tmp_path / f"block_{n}.py").write_text(block.code, encoding="utf-8")
+    ruff = [sys.executable, "-m", "ruff", "check", "--isolated", "--no-cache"]
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ruff",
-            "check",
-            "--isolated",
-            "--no-cache",
-            "--select=F821,F822,F823",
-        ]
-        + ["--output-format=concise", "."],
+        [*ruff, "--select=F821,F822,F823", "--output-format=concise", "."],
         cwd=tmp_path,
         capture_output=True,
         text=True,
