@@ -25,6 +25,7 @@ A ruff check over all the blocks at once catches undefined names (a fragment fen
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -185,3 +186,108 @@ def test_python_example_runs(block: Block, tmp_path: Path) -> None:
         assert not re.search(r"\b(failed|error|skipped|xfail)", run.stdout), output
     else:
         assert "docs example ran:" in run.stdout, output
+
+
+# -- the tutorial's websocket sessions, replayed -----------------------------------------------
+
+_CLIENT = re.compile(r'^\$ \.venv/bin/python -m websockets "?(?P<url>ws://[^"\s]+)"?$')
+_DENIED = re.compile(r"^Failed to connect to .*: HTTP (?P<status>\d{3})\.$")
+
+
+def sessions_of(block: Block) -> list[dict[str, object]]:
+    """The `python -m websockets` sessions of a console block: what is sent (after `> `), what
+    comes back (after `< `), or the HTTP status that refused the handshake."""
+    sessions: list[dict[str, object]] = []
+    steps: list[list[object]] = []
+    for line in block.code.splitlines():
+        if m := _CLIENT.match(line):
+            steps = []
+            sessions.append({"url": m["url"], "denied": None, "steps": steps})
+        elif m := _DENIED.match(line):
+            sessions[-1]["denied"] = int(m["status"])
+        elif line.startswith("> "):
+            steps.append([line[2:], []])
+        elif line.startswith("< "):
+            steps[-1][1].append(line[2:])  # type: ignore[union-attr]
+    return sessions
+
+
+_REPLAY = """
+import asyncio, json, re, sys
+from urllib.parse import urlsplit
+
+sys.path.insert(0, ".")
+from chat import app
+from asyncws.testing import TestClient, WebSocketDenied
+
+ID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # a server-assigned connection id
+
+
+def norm(value, key=None):  # what differs from run to run: times and connection ids
+    if isinstance(value, dict):
+        return {k: norm(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [norm(v) for v in value]
+    if key == "at":
+        return "<time>"
+    if isinstance(value, str) and ID.match(value):
+        return "<id>"
+    return value
+
+
+def key(frame):
+    return json.dumps(norm(frame), sort_keys=True)
+
+
+async def main(sessions):
+    async with TestClient(app, timeout=5) as client:
+        for session in sessions:
+            url = urlsplit(session["url"])
+            path = url.path + ("?" + url.query if url.query else "")
+            if session["denied"]:
+                try:
+                    await client.websocket_connect(path)
+                except WebSocketDenied as denied:
+                    assert denied.status == session["denied"], (path, denied.status)
+                else:
+                    raise AssertionError(f"{path} was accepted")
+                continue
+            async with client.connect(path) as ws:
+                for sent, expected in session["steps"]:
+                    await ws.send_text(sent)
+                    got = [await ws.receive_json() for _ in expected]
+                    want = [json.loads(e) for e in expected]  # either order: see the page
+                    assert sorted(map(key, got)) == sorted(map(key, want)), (sent, got, want)
+    print("replayed", len(sessions), "sessions")
+
+
+asyncio.run(main(json.loads(sys.argv[1])))
+"""
+
+CONSOLE_SESSIONS = [
+    b for b in ALL_BLOCKS if b.lang == "console" and b.page.name == "tutorial.md" and sessions_of(b)
+]
+
+
+def test_the_tutorial_shows_websocket_sessions() -> None:
+    assert len(CONSOLE_SESSIONS) >= 3
+    sent = [s for b in CONSOLE_SESSIONS for s in sessions_of(b)]
+    assert any(s["denied"] for s in sent) and sum(bool(s["steps"]) for s in sent) >= 3
+
+
+@pytest.mark.parametrize("block", CONSOLE_SESSIONS, ids=lambda b: b.id)
+def test_tutorial_session_replays(block: Block, tmp_path: Path) -> None:
+    """What the page says the server answers, it answers: each `python -m websockets`
+    session, replayed in memory against the `chat.py` of that step (times and connection ids
+    aside)."""
+    for name, code in folder_for(block).items():
+        (tmp_path / name).write_text(code, encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-c", _REPLAY, json.dumps(sessions_of(block))],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=_TIMEOUT,
+    )
+    assert run.returncode == 0 and "replayed" in run.stdout, run.stdout + run.stderr
