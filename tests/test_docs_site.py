@@ -2,17 +2,14 @@
 reference covers the public API, and the search index is there.
 
 The site is built once per run into a temporary folder by the real `mkdocs build --strict`
-(scripts/check builds it too, so a broken link fails CI before the tests even start).
+(the `docs_site` fixture of conftest.py; scripts/check builds it too, so a broken link fails
+CI before the tests even start).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -37,20 +34,9 @@ _FETCHED = {
 }
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    out = tmp_path_factory.mktemp("site")
-    run = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "WARNING" not in run.stderr, run.stderr
-    yield out
+@pytest.fixture
+def site(docs_site: Path) -> Path:
+    return docs_site  # built once per run: tests/conftest.py
 
 
 class _Fetches(HTMLParser):

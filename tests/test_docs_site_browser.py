@@ -23,9 +23,6 @@ import pytest
 from tests.browser import launch_chromium
 from tests.servers import UvicornServer
 from tests.test_docs_examples import PYTHON_BLOCKS, folder_for
-from tests.test_docs_site import site
-
-__all__ = ["site"]  # the fixture, imported from test_docs_site
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TIMEOUT_MS = 10_000
@@ -84,8 +81,8 @@ def test_the_tutorial_chat_in_two_tabs(tutorial_server: UvicornServer) -> None:
 
 
 @pytest.fixture(scope="module")
-def site_server(site: Path) -> Iterator[int]:
-    handler = functools.partial(_QuietHandler, directory=str(site))
+def site_server(docs_site: Path) -> Iterator[int]:
+    handler = functools.partial(_QuietHandler, directory=str(docs_site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
