@@ -222,6 +222,8 @@ def origin_allowed(
     origin = normalize_origin(values[0])
     if origin is None:
         return False
+    if isinstance(allowed_origins, str):  # one origin, not its characters
+        allowed_origins = [allowed_origins]
     allowed = set()
     for entry in allowed_origins or ():
         if entry.strip() == "*":

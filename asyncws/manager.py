@@ -672,9 +672,9 @@ class WebSocketManager:
         if kind == "send":
             if not isinstance(msg.topic, str):
                 raise ProtocolError("'send' needs a 'topic'", code=ErrorCode.INVALID_TOPIC)
-            topic = validate_topic(msg.topic, self.topic_limits)
+            validate_topic(msg.topic, self.topic_limits)  # invalid_topic before the budget
             self.charge(connection, 1, text)
-            await self._publish(self._tp + topic, text)
+            await self.publish(msg.topic, text=text)
         elif kind == "broadcast":
             self.charge(connection, 1, text)
             await self.publish_broadcast(text=text)

@@ -111,30 +111,32 @@ async def test_seed_send_by_conn_id_is_deduplicated_capped_and_rate_counted() ->
         await real(channel, text)
 
     manager._publish = spy  # type: ignore[method-assign]
-    async with manager, TestClient(seed_app(manager)) as client:
-        async with client.connect("/ws/sink") as sink, client.connect("/ws/attacker") as ws:
-            await ws.send_json({"type": "send_by_conn_id", "conn_id": ["sink"] * 1000, "x": 1})
-            assert (await sink.receive_json()) == {"x": 1}  # once
-            assert len(published) == 1
-            many = [f"c{i}" for i in range(17)]
-            await ws.send_json({"type": "send_by_conn_id", "conn_id": many, "id": 7})
-            error = await ws.receive_json()
-            assert error["code"] == "invalid_frame" and "16" in error["message"]
-            assert len(published) == 1
-            # each recipient is a frame of the rate: 100 tokens of burst = 6 frames of 16
-            sent_before = len(published)
-            codes = []
-            for n in range(8):
-                await ws.send_json(
-                    {"type": "send_by_conn_id", "conn_id": many[:16], "id": n, "x": 1}
-                )
-                await ws.send_json({"type": "subscribe", "topic": "probe", "id": 100 + n})
-                frame = await ws.receive_json()
-                codes.append(frame.get("code", frame["type"]))
-                if frame["type"] == "error":
-                    assert (await ws.receive_json())["type"] == "ack"
-            assert codes[:6] == ["ack"] * 6 and "rate_limited" in codes[6:]
-            assert len(published) - sent_before == 16 * codes.count("ack")
+    async with (
+        manager,
+        TestClient(seed_app(manager)) as client,
+        client.connect("/ws/sink") as sink,
+        client.connect("/ws/attacker") as ws,
+    ):
+        await ws.send_json({"type": "send_by_conn_id", "conn_id": ["sink"] * 1000, "x": 1})
+        assert (await sink.receive_json()) == {"x": 1}  # once
+        assert len(published) == 1
+        many = [f"c{i}" for i in range(17)]
+        await ws.send_json({"type": "send_by_conn_id", "conn_id": many, "id": 7})
+        error = await ws.receive_json()
+        assert error["code"] == "invalid_frame" and "16" in error["message"]
+        assert len(published) == 1
+        # each recipient is a frame of the rate: 100 tokens of burst = 6 frames of 16
+        sent_before = len(published)
+        codes = []
+        for n in range(8):
+            await ws.send_json({"type": "send_by_conn_id", "conn_id": many[:16], "id": n, "x": 1})
+            await ws.send_json({"type": "subscribe", "topic": "probe", "id": 100 + n})
+            frame = await ws.receive_json()
+            codes.append(frame.get("code", frame["type"]))
+            if frame["type"] == "error":
+                assert (await ws.receive_json())["type"] == "ack"
+        assert codes[:6] == ["ack"] * 6 and "rate_limited" in codes[6:]
+        assert len(published) - sent_before == 16 * codes.count("ack")
 
 
 async def test_declarative_publish_frames_are_byte_budgeted() -> None:

@@ -10,7 +10,8 @@ against a small websockets server in the test process.
 The TypeScript client is compiled with tsc and loaded in headless Chromium from a page that
 a static HTTP server of the test serves on 127.0.0.1; the websockets go to the app (another
 origin: the app allows only its own origin unless told otherwise, so the test lists the
-static server's origin in ``ASYNCWS_ALLOWED_ORIGINS``). Needs
+static server's origin: ``tests/apps/chat_origins.py`` is the chat with
+``ASYNCWS_ALLOWED_ORIGINS``). Needs
 Debian's ``chromium``, the ``playwright`` package and ``node_modules`` (``npm ci``); without
 them the browser tests skip, except under CI where that is an install bug and fails.
 """
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.slow
 
 CHAT_SPEC = REPO_ROOT / "specs" / "chat.asyncapi.yaml"
 TSC = REPO_ROOT / "node_modules" / ".bin" / "tsc"
-APP = "examples.chat.app:app"
+APP = "tests.apps.chat_origins:app"  # examples.chat.app:app, plus the page's origin
 STATIC_PORT = free_port()  # the page's origin, which the chat app must allow explicitly
 ENV = {
     "ASYNCWS_BROKER_URL": "memory://",

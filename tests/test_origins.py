@@ -155,9 +155,11 @@ async def test_the_app_handshake_is_same_origin_by_default() -> None:
         for headers in ({"origin": "http://testserver"}, {"origin": "http://TESTSERVER:80"}, {}):
             async with client.connect("/ws", headers=headers) as s:
                 assert (await s.call("ping"))["data"] == "pong"
-    async with TestClient(declarative(allowed_origins=["*"])) as client:
-        async with client.connect("/ws", headers={"origin": "https://evil.example"}) as s:
-            assert (await s.call("ping"))["data"] == "pong"
+    async with (
+        TestClient(declarative(allowed_origins=["*"])) as client,
+        client.connect("/ws", headers={"origin": "https://evil.example"}) as s,
+    ):
+        assert (await s.call("ping"))["data"] == "pong"
     async with TestClient(declarative(public_url="https://chat.example")) as client:
         with pytest.raises(WebSocketDenied):  # the pinned origin is the app's own, not Host's
             await client.websocket_connect("/ws", headers={"origin": "http://testserver"})
@@ -243,18 +245,20 @@ async def test_cookie_app_refuses_foreign_and_null_origins(bank: UvicornServer) 
 def test_chromium_page_on_a_sibling_port_is_refused(bank: UvicornServer) -> None:
     """A page on 127.0.0.1:other-port is same-site (its Strict cookie goes along) but not
     same-origin: its websocket is refused; the app's own page works."""
-    with UvicornServer("tests.apps.cookie_app:app", ready_path="/actions") as sibling:
-        with launch_chromium() as browser:
-            page = browser.new_page()
-            page.set_default_timeout(WAIT * 1000)
-            page.goto(f"{bank.url}/login?user=ann")  # SameSite=Strict session cookie
-            before = len(actions_now(bank))
-            page.goto(f"{sibling.url}/?127.0.0.1:{bank.port}")
-            page.wait_for_function("document.title !== 'page'")
-            assert page.title() == "closed 1006"  # the handshake failed (403)
-            assert len(actions_now(bank)) == before
-            page.goto(f"{bank.url}/")
-            page.wait_for_function("document.title !== 'page'")
-            answer = json.loads(page.title().removeprefix("answer "))
-            assert answer["type"] == "reply" and answer["data"]["user"] == "ann"
-            assert len(actions_now(bank)) == before + 1
+    with (
+        UvicornServer("tests.apps.cookie_app:app", ready_path="/actions") as sibling,
+        launch_chromium() as browser,
+    ):
+        page = browser.new_page()
+        page.set_default_timeout(WAIT * 1000)
+        page.goto(f"{bank.url}/login?user=ann")  # SameSite=Strict session cookie
+        before = len(actions_now(bank))
+        page.goto(f"{sibling.url}/?127.0.0.1:{bank.port}")
+        page.wait_for_function("document.title !== 'page'")
+        assert page.title() == "closed 1006"  # the handshake failed (403)
+        assert len(actions_now(bank)) == before
+        page.goto(f"{bank.url}/")
+        page.wait_for_function("document.title !== 'page'")
+        answer = json.loads(page.title().removeprefix("answer "))
+        assert answer["type"] == "reply" and answer["data"]["user"] == "ann"
+        assert len(actions_now(bank)) == before + 1

@@ -5,9 +5,7 @@ Run it (memory broker, one process)::
     uvicorn examples.chat.app:app --reload          # then open http://127.0.0.1:8000/
 
 Several instances on Redis: ``ASYNCWS_BROKER_URL=redis://127.0.0.1:6379/0 uvicorn ...`` on
-different ports. Browsers may connect from the app's own origin only; a page served from
-elsewhere (a dev server on another port) must be listed:
-``ASYNCWS_ALLOWED_ORIGINS="http://127.0.0.1:5173" uvicorn ...`` (space-separated). The user name comes from the ``user`` query parameter: a demo shortcut in
+different ports. The user name comes from the ``user`` query parameter: a demo shortcut in
 place of real authentication (see docs/security.md for bearer tokens).
 """
 
@@ -188,7 +186,6 @@ ws = AsyncWS(
     broker=os.environ.get("ASYNCWS_BROKER_URL", "memory://"),
     authenticate=authenticate,
     user_id=lambda principal: principal["name"],
-    allowed_origins=os.environ.get("ASYNCWS_ALLOWED_ORIGINS", "").split() or None,
 )
 ws.include_router(router)
 
