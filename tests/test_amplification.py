@@ -160,6 +160,7 @@ async def test_declarative_publish_frames_are_byte_budgeted() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.redis
 async def test_one_frame_cannot_flood_the_broker_or_starve_a_bystander(redis_url: str) -> None:
     env = {"ASYNCWS_BROKER_URL": redis_url, "ASYNCWS_BROKER_CHANNEL": "amp"}
     app = "tests.apps.seed_app:app"

@@ -242,6 +242,7 @@ async def test_cookie_app_refuses_foreign_and_null_origins(bank: UvicornServer) 
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_chromium_page_on_a_sibling_port_is_refused(bank: UvicornServer) -> None:
     """A page on 127.0.0.1:other-port is same-site (its Strict cookie goes along) but not
     same-origin: its websocket is refused; the app's own page works."""
