@@ -28,6 +28,7 @@ def _app(name: str, prefix: str) -> Any:
         asyncapi_url=f"/{prefix}/asyncapi.json",
         asyncapi_yaml_url=f"/{prefix}/asyncapi.yaml",
         docs_url=None,
+        allowed_origins=["*"],  # the browser test's page is served from another port
     )
 
 
@@ -155,6 +156,7 @@ coded = AsyncWS(
     asyncapi_url="/coded/asyncapi.json",
     asyncapi_yaml_url=None,
     docs_url=None,
+    allowed_origins=["*"],
 )
 joined: Topic[Joined] = Topic("lobby", Joined)
 coded.add_topic(joined)
