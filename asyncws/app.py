@@ -37,6 +37,7 @@ from .dependencies import Dependant, Resolver, analyze, analyze_dependencies
 from .exceptions import (
     AsyncWSError,
     ForbiddenError,
+    InvalidTopicError,
     PayloadValidationError,
     ProtocolError,
     RateLimitedError,
@@ -50,8 +51,10 @@ from .framing import AsyncWSFraming, Framing
 from .handshake import refuse_unavailable
 from .limits import Limits, TokenBucket
 from .manager import WebSocketManager
+from .presence import PresenceError, PresenceTracker
+from .protocol import dumps
 from .routing import Operation, Router, Topic, check_authorize
-from .topics import DEFAULT_LIMITS, TopicLimits, validate_pattern, validate_topic
+from .topics import DEFAULT_LIMITS, TopicLimits, is_pattern, validate_pattern, validate_topic
 
 __all__ = ["AsyncWS"]
 
@@ -166,6 +169,18 @@ class AsyncWS(Router):
         self._disconnect_hooks: list[Callable[..., Any]] = []
         self._compiled: _Compiled | None = None
         self._asgi_router: APIRouter | None = None
+        self._presence: PresenceTracker | None = None
+
+    @property
+    def presence(self) -> PresenceTracker:
+        """The presence tracker of this instance (`asyncws.presence`), made on first use."""
+        if self._presence is None:
+            self._presence = PresenceTracker(self.manager)
+            self._presence.framing = self.framing
+        return self._presence
+
+    def _presence_ttls(self) -> list[float]:
+        return [t.presence_policy.ttl for t in self.topics if t.presence_policy is not None]
 
     # -- declarations -------------------------------------------------------------------------
 
@@ -238,9 +253,14 @@ class AsyncWS(Router):
 
             link_openapi(app, self)
         await self.manager.startup()
+        ttls = self._presence_ttls()
+        if ttls:
+            self.presence.start(ttls)
         try:
             yield
         finally:
+            if self._presence is not None:
+                await self._presence.stop()  # leave events while the broker is still there
             await self.manager.shutdown()
 
     @property
@@ -393,6 +413,8 @@ class AsyncWS(Router):
             if expiry is not None:
                 expiry.cancel()
             await manager.disconnect(conn)
+            if self._presence is not None:
+                await self._presence.drop(conn)
             for hook in compiled.disconnect_hooks:
                 resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
                 try:
@@ -488,15 +510,57 @@ class AsyncWS(Router):
         elif kind == "unsubscribe":
             pattern = validate_pattern(frame.topic, self.manager.topic_limits)
             await self.manager.unsubscribe(conn, pattern)
+            if self._presence is not None:
+                await self._presence.leave(conn, pattern)
             _send(conn, self.framing.ack(frame))
         elif kind == "publish":
             await self._client_publish(conn, frame)
+        elif kind == "presence" or kind == "presence_stats":
+            await self._presence_request(conn, frame)
         else:
             await self._call(conn, compiled.operations[kind], frame)
 
     async def _subscribe(self, conn: Connection, frame: SubscribeFrame) -> None:
         pattern = validate_pattern(frame.topic, self.manager.topic_limits)
-        self._find_topic(pattern)  # a declared topic must cover it (else unknown_topic)
+        covering, _ = self._find_topic(pattern)  # a declared topic must cover it
+        if not await self._may_subscribe(conn, pattern, frame.id):
+            return
+        await self.manager.subscribe(conn, pattern)
+        policy = covering.presence_policy
+        if policy is not None and not is_pattern(pattern):
+            await self.presence.join(conn, pattern, policy)
+        _send(conn, self.framing.ack(frame))
+
+    async def _presence_request(self, conn: Connection, frame: Any) -> None:
+        """``presence`` / ``presence_stats``: answered like an operation (see
+        `asyncws.presence`); who may subscribe to the topic may ask."""
+        pattern = validate_pattern(frame.topic, self.manager.topic_limits)
+        if is_pattern(pattern):
+            raise InvalidTopicError("presence needs a concrete topic, not a pattern")
+        topic, _ = self._find_topic(pattern)
+        policy = topic.presence_policy
+        if policy is None:
+            raise PresenceError("this topic has no presence")
+        if not await self._may_subscribe(conn, pattern, frame.id):
+            return
+        tracker = self.presence
+        if frame.type == "presence_stats":
+            data = dumps({"count": await tracker.count(pattern)})
+        else:
+            members, count = await tracker.members(pattern, policy.max_members)
+            data = dumps(
+                {
+                    "members": [m.as_dict() for m in members],
+                    "count": count,
+                    "truncated": count > len(members),
+                }
+            )
+        for text in self.framing.replies(frame, data):
+            conn.send_text_nowait(text)
+
+    async def _may_subscribe(self, conn: Connection, pattern: str, frame_id: Any) -> bool:
+        """Whether ``conn`` may subscribe to ``pattern``: raises `ForbiddenError`, or answers
+        a failing ``authorize`` hook through the exception handlers and returns False."""
         # ... and every topic it would receive messages of must allow it: `rooms/#` also
         # reaches `rooms/{room}/secret`, `u/+` also reaches a fixed `u/admin`.
         for topic in self.topics:
@@ -521,12 +585,11 @@ class AsyncWS(Router):
             except AsyncWSError:
                 raise
             except Exception as exc:  # the hook failed: the app's exception handlers decide
-                await self._handle_exception(conn, None, exc, frame.id)
-                return
+                await self._handle_exception(conn, None, exc, frame_id)
+                return False
             finally:
                 await resolver.aclose()
-        await self.manager.subscribe(conn, pattern)
-        _send(conn, self.framing.ack(frame))
+        return True
 
     def _find_topic(self, pattern: str) -> tuple[Topic[Any], dict[str, str | None]]:
         for topic in self.topics:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FrameValidator",
+    "PresenceFrame",
+    "PresenceStatsFrame",
     "PublishFrame",
     "SubscribeFrame",
     "UnsubscribeFrame",
@@ -73,6 +75,22 @@ class PublishFrame(_Base):
     data: Any = None
 
 
+class PresenceFrame(_Base):
+    """``presence``: the members of a concrete topic (see `asyncws.presence`)."""
+
+    type: Literal["presence"]
+    id: FrameIdT | None = None
+    topic: str
+
+
+class PresenceStatsFrame(_Base):
+    """``presence_stats``: the number of members of a concrete topic."""
+
+    type: Literal["presence_stats"]
+    id: FrameIdT | None = None
+    topic: str
+
+
 def safe_id(text: str | None) -> dict[str, Any] | None:
     """Best effort: the id of a frame that failed (error path only, so decoding again is ok)."""
     if not text or len(text) > 1 << 20:
@@ -96,7 +114,13 @@ class FrameValidator:
     """Validates client frames against the envelopes of an app's operations."""
 
     def __init__(self, operations: Iterable[Operation]) -> None:
-        envelopes: list[Any] = [SubscribeFrame, UnsubscribeFrame, PublishFrame]
+        envelopes: list[Any] = [
+            SubscribeFrame,
+            UnsubscribeFrame,
+            PublishFrame,
+            PresenceFrame,
+            PresenceStatsFrame,
+        ]
         for i, op in enumerate(operations):
             data_field: Any = (op.payload, ...) if op.payload is not None else (Any, None)
             envelopes.append(

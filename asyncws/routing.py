@@ -27,6 +27,7 @@ from .topics import DEFAULT_LIMITS, TopicLimits, validate_topic
 
 if TYPE_CHECKING:
     from .app import AsyncWS
+    from .presence import Member, PresenceStats, PresenceTracker
 
 __all__ = [
     "Operation",
@@ -44,7 +45,9 @@ ExceptionHandler = Callable[..., Any]
 
 _PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-RESERVED_TYPES = frozenset({"subscribe", "unsubscribe", "publish", "ack", "reply", "error"})
+RESERVED_TYPES = frozenset(
+    {"subscribe", "unsubscribe", "publish", "ack", "reply", "error", "presence", "presence_stats"}
+)
 
 
 def message_name(model: type[BaseModel]) -> str:
@@ -259,7 +262,12 @@ class Topic(Generic[M]):
         client_publish: bool = False,
         publish_scopes: Sequence[str] = (),
         subscribe_scopes: Sequence[str] = (),
+        presence: Any = None,
     ) -> None:
+        from .presence import policy_of
+
+        #: The topic's `asyncws.presence.PresencePolicy` (``presence=True`` or a policy), or None.
+        self.presence_policy = policy_of(presence)
         self.address = address.strip("/")
         if not self.address:
             raise ValueError("a topic address must not be empty")
@@ -320,6 +328,7 @@ class Topic(Generic[M]):
             client_publish=self.client_publish,
             publish_scopes=self.publish_scopes,
             subscribe_scopes=self.subscribe_scopes,
+            presence=self.presence_policy,
         )
         clone._origin = self
         return clone
@@ -379,6 +388,37 @@ class Topic(Generic[M]):
             raise RuntimeError(f"topic {self.address!r} is not part of an AsyncWS app yet")
         topic = self.topic_for(**params)
         await app.manager.publish(topic, text=self.encode(message, topic))
+
+    async def presence(self, *, limit: int | None = None, **params: Any) -> list[Member]:
+        """The members of the topic these parameters name, on every instance (O(members);
+        at most ``limit`` of them when given). Raises `asyncws.presence.PresenceError` for a
+        topic declared without presence."""
+        bound = self._bound
+        if bound is not None and bound is not self:
+            return await bound.presence(limit=limit, **params)
+        tracker, topic = self._presence_target(params)
+        members, _ = await tracker.members(topic, limit if limit is not None else 2**62)
+        return members
+
+    async def presence_stats(self, **params: Any) -> PresenceStats:
+        """The number of members of the topic these parameters name (O(1))."""
+        bound = self._bound
+        if bound is not None and bound is not self:
+            return await bound.presence_stats(**params)
+        from .presence import PresenceStats
+
+        tracker, topic = self._presence_target(params)
+        return PresenceStats(await tracker.count(topic))
+
+    def _presence_target(self, params: dict[str, Any]) -> tuple[PresenceTracker, str]:
+        from .presence import PresenceError
+
+        if self.presence_policy is None:
+            raise PresenceError(f"topic {self.address!r} has no presence (declare presence=True)")
+        app = self.app
+        if app is None:
+            raise RuntimeError(f"topic {self.address!r} is not part of an AsyncWS app yet")
+        return app.presence, self.topic_for(**params)
 
     def bind(self, app: AsyncWS) -> None:
         """Attach this topic to ``app``; the router's own Topic objects it was copied from

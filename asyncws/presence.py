@@ -1,0 +1,550 @@
+"""Presence: who is on a topic, across every instance, with join and leave events.
+
+Declared per topic: ``router.topic("rooms/{room}", Message, presence=True)`` or
+``presence=PresencePolicy(...)``. A connection is a *member* of a concrete topic while it is
+subscribed to exactly that topic (a wildcard subscription such as ``rooms/+`` joins nothing).
+With ``track="user"`` (the default) a member is the connection's user id (its connection id
+when it has none): a user with two tabs is one member, who leaves when the last tab closes,
+on whichever instances the tabs are. With ``track="connection"`` every connection is a member.
+
+Where members live
+------------------
+In the broker, so every instance sees the same members:
+
+* ``memory://``: in the process (shared by the brokers of one named hub);
+* ``redis://``: three keys per topic, hash-tagged on the topic so a Redis Cluster keeps them in
+  one slot: ``asyncws:{NS/TOPIC}:ph`` (a sorted set of ``member\\x00instance`` holders, scored
+  by their expiry time), ``...:pi`` (a hash member -> info JSON) and ``...:pr`` (a hash member
+  -> how many instances hold it). The count is ``HLEN`` of the info hash (O(1)), the members an
+  ``HSCAN`` of it (O(members)). ``asyncws:{NS}:ptopics`` (a sorted set) lists the topics that
+  have members, for the sweep.
+
+Every instance refreshes its holders every ``ttl / 3`` seconds (one script call per topic) and
+sweeps every topic of expired holders. An instance that dies (``kill -9``) stops refreshing:
+its members are gone within ``ttl`` plus one sweep interval (``ttl * 4 / 3``; 40 s with the
+default ``ttl=30``), and a ``leave`` event is sent for each by the instance whose sweep removed
+it (the removal is atomic: exactly one instance sends it). When Redis restarts, the next
+refresh re-registers every member of the live connections (and sends ``join`` again for them).
+
+Events and requests
+-------------------
+With ``events=True`` (the default) the topic's subscribers get
+``{"type": "join", "topic": T, "data": {"member": M, "info": I}}`` when a member arrives and
+``{"type": "leave", ...}`` when it is gone, exactly once per change. Clients ask
+``{"type": "presence", "id": 1, "topic": T}`` (answered by a ``reply`` with
+``{"members": [{"member", "info"}...], "count": N, "truncated": bool}``, at most
+``max_members`` entries) and ``{"type": "presence_stats", "id": 2, "topic": T}`` (a ``reply``
+with ``{"count": N}``). Who may subscribe to ``T`` may ask (the topic's scopes and
+``authorize``); a topic without presence answers ``bad_request``, a pattern ``invalid_topic``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .codes import ErrorCode
+from .exceptions import AsyncWSError, BrokerError
+from .protocol import dumps
+
+if TYPE_CHECKING:
+    from .brokers.base import BrokerInterface
+    from .connection import Connection
+    from .manager import WebSocketManager
+
+__all__ = [
+    "Member",
+    "MemoryPresenceStore",
+    "PresenceError",
+    "PresencePolicy",
+    "PresenceStats",
+    "PresenceStore",
+    "PresenceTracker",
+    "RedisPresenceStore",
+    "store_for",
+]
+
+logger = logging.getLogger("asyncws.presence")
+
+
+class PresenceError(AsyncWSError):
+    """A presence request the topic cannot answer (it has no presence)."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+@dataclass(frozen=True)
+class PresencePolicy:
+    """How a topic tracks its members.
+
+    ``track``: ``"user"`` (the connection's user id, else its id) or ``"connection"``.
+    ``info``: a callable ``(connection) -> JSON-able`` giving the info kept per member
+    (default: none, ``null``). ``events``: send ``join``/``leave`` to the topic's subscribers.
+    ``max_members``: the most members one ``presence`` answer holds (the count is exact).
+    ``ttl``: seconds a member outlives the instance holding it when that instance dies.
+    """
+
+    track: Literal["user", "connection"] = "user"
+    info: Callable[[Connection], Any] | None = None
+    events: bool = True
+    max_members: int = 1000
+    ttl: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.track not in ("user", "connection"):
+            raise ValueError("PresencePolicy.track is 'user' or 'connection'")
+        if self.max_members < 1:
+            raise ValueError("PresencePolicy.max_members must be at least 1")
+        if self.ttl <= 0:
+            raise ValueError("PresencePolicy.ttl must be positive")
+
+    def member_of(self, conn: Connection) -> str:
+        if self.track == "user" and conn.user_id is not None:
+            return conn.user_id
+        return conn.id
+
+    def info_of(self, conn: Connection) -> Any:
+        return None if self.info is None else self.info(conn)
+
+
+def policy_of(value: bool | PresencePolicy | None) -> PresencePolicy | None:
+    """The policy a topic's ``presence=`` option declares (None: no presence)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return PresencePolicy()
+    if isinstance(value, PresencePolicy):
+        return value
+    raise TypeError("presence= takes True, False or a PresencePolicy")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of a topic: its id (user or connection id) and its info."""
+
+    member: str
+    info: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"member": self.member, "info": self.info}
+
+
+@dataclass(frozen=True)
+class PresenceStats:
+    count: int
+
+
+# -- stores ------------------------------------------------------------------------------------
+
+
+class PresenceStore:
+    """Where members are kept. ``add`` and ``remove`` return the members that joined or left
+    *everywhere* (a member held by another instance neither joins nor leaves)."""
+
+    async def add(
+        self, topic: str, instance: str, members: dict[str, str], expiry: float
+    ) -> list[str]:
+        """Hold ``members`` (member -> info JSON) for ``instance`` until ``expiry`` (epoch s),
+        refreshing those it holds; returns those that were nobody's member before."""
+        raise NotImplementedError
+
+    async def remove(self, topic: str, instance: str, member: str) -> tuple[str, str] | None:
+        """Drop ``instance``'s hold; returns (member, info JSON) when nobody holds it now."""
+        raise NotImplementedError
+
+    async def sweep(self, now: float) -> list[tuple[str, str, str]]:
+        """Drop every expired hold; returns (topic, member, info JSON) of those that left."""
+        raise NotImplementedError
+
+    async def members(self, topic: str, limit: int) -> tuple[list[Member], int]:
+        """Up to ``limit`` members and the exact count."""
+        raise NotImplementedError
+
+    async def count(self, topic: str) -> int:
+        raise NotImplementedError
+
+
+@dataclass
+class _TopicState:
+    holders: dict[tuple[str, str], float] = field(default_factory=dict)  # (member, inst) -> exp
+    info: dict[str, str] = field(default_factory=dict)
+    refs: dict[str, int] = field(default_factory=dict)
+
+
+class MemoryPresenceStore(PresenceStore):
+    """Members in this process (``memory://``): shared by the brokers of one hub."""
+
+    def __init__(self) -> None:
+        self.topics: dict[str, _TopicState] = {}
+
+    async def add(
+        self, topic: str, instance: str, members: dict[str, str], expiry: float
+    ) -> list[str]:
+        state = self.topics.setdefault(topic, _TopicState())
+        joined = []
+        for member, info in members.items():
+            key = (member, instance)
+            if key not in state.holders:
+                state.refs[member] = state.refs.get(member, 0) + 1
+                if state.refs[member] == 1:
+                    joined.append(member)
+            state.holders[key] = expiry
+            state.info[member] = info
+        return joined
+
+    async def remove(self, topic: str, instance: str, member: str) -> tuple[str, str] | None:
+        state = self.topics.get(topic)
+        if state is None or state.holders.pop((member, instance), None) is None:
+            return None
+        return self._unref(topic, state, member)
+
+    def _unref(self, topic: str, state: _TopicState, member: str) -> tuple[str, str] | None:
+        left = state.refs.get(member, 1) - 1
+        if left > 0:
+            state.refs[member] = left
+            return None
+        state.refs.pop(member, None)
+        info = state.info.pop(member, "null")
+        if not state.holders:
+            self.topics.pop(topic, None)
+        return member, info
+
+    async def sweep(self, now: float) -> list[tuple[str, str, str]]:
+        gone = []
+        for topic, state in list(self.topics.items()):
+            for key, expiry in list(state.holders.items()):
+                if expiry <= now:
+                    del state.holders[key]
+                    left = self._unref(topic, state, key[0])
+                    if left is not None:
+                        gone.append((topic, *left))
+        return gone
+
+    async def members(self, topic: str, limit: int) -> tuple[list[Member], int]:
+        state = self.topics.get(topic)
+        if state is None:
+            return [], 0
+        out = [Member(m, json.loads(i)) for m, i in list(state.info.items())[:limit]]
+        return out, len(state.info)
+
+    async def count(self, topic: str) -> int:
+        state = self.topics.get(topic)
+        return 0 if state is None else len(state.info)
+
+
+# KEYS: holders, info, refs, topics index; ARGV: topic, instance, expiry, then member/info pairs
+_ADD = """
+local joined = {}
+for i = 4, #ARGV, 2 do
+  local m = ARGV[i]
+  if redis.call('ZADD', KEYS[1], ARGV[3], m .. '\\0' .. ARGV[2]) == 1 then
+    if redis.call('HINCRBY', KEYS[3], m, 1) == 1 then joined[#joined + 1] = m end
+  end
+  redis.call('HSET', KEYS[2], m, ARGV[i + 1])
+end
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+return joined
+"""
+
+# KEYS: holders, info, refs; ARGV: instance, member -> the member's info when it left
+_REMOVE = """
+if redis.call('ZREM', KEYS[1], ARGV[2] .. '\\0' .. ARGV[1]) == 0 then return false end
+if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) > 0 then return false end
+local info = redis.call('HGET', KEYS[2], ARGV[2]) or 'null'
+redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[2])
+return info
+"""
+
+# KEYS: holders, info, refs; ARGV: now, max -> flat list member, info of those that left
+_SWEEP = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local gone = {}
+for _, holder in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], holder)
+  local m = string.sub(holder, 1, string.find(holder, '\\0', 1, true) - 1)
+  if redis.call('HINCRBY', KEYS[3], m, -1) <= 0 then
+    gone[#gone + 1] = m
+    gone[#gone + 1] = redis.call('HGET', KEYS[2], m) or 'null'
+    redis.call('HDEL', KEYS[3], m)
+    redis.call('HDEL', KEYS[2], m)
+  end
+end
+return gone
+"""
+
+
+class RedisPresenceStore(PresenceStore):
+    """Members in Redis (see the module). ``client`` is a ``redis.asyncio`` client, or a
+    callable returning it (the broker's current one). Every command touches the keys of one
+    topic only (one hash slot), except the topic index, which is one key of its own."""
+
+    sweep_batch = 1000  # expired holders removed per topic and sweep round
+
+    def __init__(self, client: Any, namespace: str = "asyncws") -> None:
+        self._client = client
+        self.namespace = namespace
+        self._scripts: dict[str, Any] = {}
+
+    def client(self) -> Any:
+        client = self._client() if callable(self._client) else self._client
+        if client is None:
+            raise BrokerError("the broker is not connected")
+        return client
+
+    def keys(self, topic: str) -> list[str]:
+        """The holders, info and refs keys of ``topic``, in one hash slot."""
+        tag = "{" + self.namespace + "/" + topic.replace("}", "%7D") + "}"
+        return [f"asyncws:{tag}:ph", f"asyncws:{tag}:pi", f"asyncws:{tag}:pr"]
+
+    def index_key(self) -> str:
+        return "asyncws:{" + self.namespace + "}:ptopics"
+
+    def _script(self, source: str) -> Any:
+        client = self.client()
+        script = self._scripts.get(source)
+        if script is None or script.registered_client is not client:
+            script = client.register_script(source)
+            self._scripts[source] = script
+        return script
+
+    async def _run(self, source: str, keys: list[str], args: list[Any]) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return await self._script(source)(keys=keys, args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerError("the broker is unavailable") from exc
+
+    async def add(
+        self, topic: str, instance: str, members: dict[str, str], expiry: float
+    ) -> list[str]:
+        args: list[Any] = [topic, instance, repr(expiry)]
+        for member, info in members.items():
+            args += [member, info]
+        joined = await self._run(_ADD, [*self.keys(topic), self.index_key()], args)
+        return [_text(m) for m in joined]
+
+    async def remove(self, topic: str, instance: str, member: str) -> tuple[str, str] | None:
+        info = await self._run(_REMOVE, self.keys(topic), [instance, member])
+        return None if info is None else (member, _text(info))
+
+    async def sweep(self, now: float) -> list[tuple[str, str, str]]:
+        from redis.exceptions import RedisError
+
+        client = self.client()
+        try:
+            # topics whose last refresh is older than a whole ttl have no live holder left
+            topics = [_text(t) for t in await client.zrange(self.index_key(), 0, 9999)]
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerError("the broker is unavailable") from exc
+        gone: list[tuple[str, str, str]] = []
+        for topic in topics:
+            flat = await self._run(_SWEEP, self.keys(topic), [repr(now), self.sweep_batch])
+            for i in range(0, len(flat), 2):
+                gone.append((topic, _text(flat[i]), _text(flat[i + 1])))
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await client.zremrangebyscore(self.index_key(), "-inf", repr(now))
+        return gone
+
+    async def members(self, topic: str, limit: int) -> tuple[list[Member], int]:
+        from redis.exceptions import RedisError
+
+        client = self.client()
+        info_key = self.keys(topic)[1]
+        out: list[Member] = []
+        try:
+            count = int(await client.hlen(info_key))
+            cursor: Any = 0
+            while len(out) < limit:
+                cursor, chunk = await client.hscan(info_key, cursor, count=min(limit, 1000))
+                for member, info in chunk.items():
+                    if len(out) < limit:
+                        out.append(Member(_text(member), json.loads(info)))
+                if not cursor:
+                    break
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerError("the broker is unavailable") from exc
+        return out, count
+
+    async def count(self, topic: str) -> int:
+        from redis.exceptions import RedisError
+
+        try:
+            return int(await self.client().hlen(self.keys(topic)[1]))
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerError("the broker is unavailable") from exc
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def store_for(broker: BrokerInterface, namespace: str) -> PresenceStore:
+    """The store of ``broker``: its own ``presence_store(namespace)`` when it has one (a
+    cluster broker can give a `RedisPresenceStore` on its cluster client), else by kind."""
+    own = getattr(broker, "presence_store", None)
+    if callable(own):
+        store: PresenceStore = own(namespace)
+        return store
+    from .brokers.memory import InMemoryBroker
+    from .brokers.redis import RedisBroker
+
+    if isinstance(broker, RedisBroker):
+        return RedisPresenceStore(lambda: broker._redis, namespace)
+    if isinstance(broker, InMemoryBroker):
+        hub: Any = broker.hub
+        stores: dict[str, MemoryPresenceStore] = hub.__dict__.setdefault("presence_stores", {})
+        return stores.setdefault(namespace, MemoryPresenceStore())
+    return MemoryPresenceStore()
+
+
+# -- the tracker -------------------------------------------------------------------------------
+
+
+class PresenceTracker:
+    """This instance's members (refcounted per connection) and the heartbeat that keeps them
+    alive in the store. One per app; `asyncws.app.AsyncWS` drives it."""
+
+    def __init__(self, manager: WebSocketManager) -> None:
+        self.manager = manager
+        self.store = store_for(manager.broker, manager.broker_channel)
+        # (topic, member) -> the connections holding it here
+        self.local: dict[tuple[str, str], set[Connection]] = {}
+        self.policies: dict[str, PresencePolicy] = {}  # topic -> its policy
+        self.held: dict[Connection, set[str]] = {}  # connection -> its presence topics
+        self._info: dict[tuple[str, str], str] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.interval = 10.0
+        #: The app's framing (`asyncws.framing.Framing`) for the join/leave event frames.
+        self.framing: Any = None
+
+    @property
+    def instance(self) -> str:
+        return self.manager.instance_id
+
+    def start(self, ttls: Iterable[float]) -> None:
+        ttl = min(ttls, default=30.0)
+        self.interval = ttl / 3
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._heartbeat(), name="asyncws-presence"
+            )
+
+    async def stop(self) -> None:
+        """Leave every topic this instance holds (leave events), stop the heartbeat."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for conn in list(self.held):
+            await self.drop(conn)
+
+    async def join(self, conn: Connection, topic: str, policy: PresencePolicy) -> None:
+        member = policy.member_of(conn)
+        key = (topic, member)
+        topics = self.held.setdefault(conn, set())
+        if topic in topics:
+            return
+        topics.add(topic)
+        self.policies[topic] = policy
+        holders = self.local.setdefault(key, set())
+        holders.add(conn)
+        info = dumps(policy.info_of(conn))
+        self._info[key] = info
+        if len(holders) > 1:
+            return
+        try:
+            joined = await self.store.add(
+                topic, self.instance, {member: info}, time.time() + policy.ttl
+            )
+        except BrokerError:
+            logger.warning("presence: could not register %r on %r; retrying", member, topic)
+            return  # the heartbeat registers it when the broker is back
+        if joined:
+            await self._event("join", topic, member, info)
+
+    async def leave(self, conn: Connection, topic: str) -> None:
+        topics = self.held.get(conn)
+        if topics is None or topic not in topics:
+            return
+        topics.discard(topic)
+        if not topics:
+            del self.held[conn]
+        policy = self.policies[topic]
+        key = (topic, policy.member_of(conn))
+        holders = self.local.get(key)
+        if holders is None:
+            return
+        holders.discard(conn)
+        if holders:
+            return
+        del self.local[key]
+        self._info.pop(key, None)
+        try:
+            left = await self.store.remove(topic, self.instance, key[1])
+        except BrokerError:
+            return  # it expires
+        if left is not None:
+            await self._event("leave", topic, *left)
+
+    async def drop(self, conn: Connection) -> None:
+        """Leave every presence topic of ``conn`` (it disconnected)."""
+        for topic in list(self.held.get(conn, ())):
+            await self.leave(conn, topic)
+
+    async def _event(self, kind: str, topic: str, member: str, info: str) -> None:
+        policy = self.policies.get(topic)
+        if policy is not None and not policy.events:
+            return
+        data = '{"member":' + dumps(member) + ',"info":' + info + "}"
+        try:
+            await self.manager.publish(topic, text=self._frame(kind, topic, data))
+        except BrokerError:
+            logger.warning("presence: the %s event of %r on %r was lost", kind, member, topic)
+
+    def _frame(self, kind: str, topic: str, data: str) -> str:
+        framing = self.framing
+        if framing is None:
+            from .protocol import event_frame
+
+            return event_frame(kind, topic, data)
+        text: str = framing.event(kind, topic, data)
+        return text
+
+    async def refresh(self) -> None:
+        """One heartbeat: re-register this instance's members, then sweep expired ones."""
+        by_topic: dict[str, dict[str, str]] = {}
+        for (topic, member), info in list(self._info.items()):
+            by_topic.setdefault(topic, {})[member] = info
+        now = time.time()
+        for topic, members in by_topic.items():
+            policy = self.policies[topic]
+            joined = await self.store.add(topic, self.instance, members, now + policy.ttl)
+            for member in joined:  # e.g. Redis restarted and lost them
+                await self._event("join", topic, member, members[member])
+        for topic, member, info in await self.store.sweep(now):
+            await self._event("leave", topic, member, info)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.refresh()
+            except BrokerError as exc:
+                logger.warning("presence heartbeat failed (%s); next in %.1fs", exc, self.interval)
+            except Exception:
+                logger.exception("presence heartbeat failed")
+
+    async def members(self, topic: str, limit: int) -> tuple[list[Member], int]:
+        return await self.store.members(topic, limit)
+
+    async def count(self, topic: str) -> int:
+        return await self.store.count(topic)

@@ -1,0 +1,266 @@
+"""Presence (asyncws.presence): members of a topic across instances, join and leave events.
+
+Real parts: uvicorn processes of tests/apps/presence_app.py, real websocket clients, a
+private redis-server. "Exactly once" is checked with a marker: after the change under test a
+client publishes a line on the room; the events a watcher got before the marker are exactly
+the expected ones. A join is published (and Redis answered) before the subscribe is acked, and
+the marker is published after, so Redis delivers the join first on every instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.servers import RedisServer, UvicornServer
+from tests.wsclient import WsClient
+
+APP = "tests.apps.presence_app:app"
+WAIT = 8.0
+TTL = 2.0  # seconds: members of a killed instance leave within TTL * 4 / 3 (+ one sweep)
+
+
+def start_all(servers: Sequence[UvicornServer]) -> None:
+    with ThreadPoolExecutor(len(servers)) as pool:
+        for future in [pool.submit(s.start) for s in servers]:
+            future.result()
+
+
+def servers_on(broker: str, count: int) -> list[UvicornServer]:
+    env = {"ASYNCWS_BROKER_URL": broker, "ASYNCWS_PRESENCE_TTL": str(TTL)}
+    if broker.startswith("redis"):
+        env["ASYNCWS_HEALTH_INTERVAL"] = "1"
+    return [UvicornServer(APP, env=env, ready_path="/health") for _ in range(count)]
+
+
+@contextlib.contextmanager
+def running(servers: list[UvicornServer]) -> Iterator[list[UvicornServer]]:
+    try:
+        start_all(servers)
+        yield servers
+    finally:
+        for server in servers:
+            server.close()
+
+
+@contextlib.asynccontextmanager
+async def clients(*specs: tuple[UvicornServer, str | None]) -> AsyncIterator[list[WsClient]]:
+    async with contextlib.AsyncExitStack() as stack:
+        out = []
+        for server, user in specs:
+            path = "/ws" if user is None else f"/ws?user={user}"
+            out.append(await stack.enter_async_context(WsClient(server.ws_url(path), timeout=WAIT)))
+        yield out
+
+
+def presence_events(events: list[dict[str, Any]], topic: str) -> list[tuple[str, str]]:
+    return [
+        (e["type"], e["data"]["member"])
+        for e in events
+        if e.get("type") in ("join", "leave") and e.get("topic") == topic
+    ]
+
+
+async def until_marker(client: WsClient, topic: str, marker: str) -> list[tuple[str, str]]:
+    """The presence events ``client`` got on ``topic`` before the line ``marker``; clears them."""
+
+    def seen(events: list[dict[str, Any]]) -> bool:
+        return any(e.get("data") == {"text": marker} for e in events)
+
+    events = await client.wait_for(seen)
+    cut = next(i for i, e in enumerate(events) if e.get("data") == {"text": marker})
+    before = presence_events(events[:cut], topic)
+    del events[: cut + 1]
+    return before
+
+
+async def mark(sender: WsClient, watchers: Sequence[WsClient], topic: str) -> list[Any]:
+    marker = uuid.uuid4().hex
+    answer = await sender.publish(topic, {"text": marker})
+    assert answer["type"] == "ack", answer
+    return [await until_marker(w, topic, marker) for w in watchers]
+
+
+async def members_of(client: WsClient, topic: str) -> list[str]:
+    answer = await client.call("presence", topic=topic)
+    assert answer["type"] == "reply", answer
+    data = answer["data"]
+    assert data["count"] == len(data["members"]) and data["truncated"] is False
+    return sorted(m["member"] for m in data["members"])
+
+
+async def wait_members(client: WsClient, topic: str, expected: list[str], within: float) -> float:
+    """Ask ``presence`` until it answers ``expected`` (bounded); return the seconds it took."""
+    start = time.monotonic()
+    for _ in range(int(within / 0.1) + 1):
+        if await members_of(client, topic) == expected:
+            return time.monotonic() - start
+        await asyncio.sleep(0.1)  # a bounded poll of a query: nothing to wait on
+    raise AssertionError(f"{topic}: {await members_of(client, topic)} != {expected}")
+
+
+# -- one instance, memory:// -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_presence_on_one_instance_memory() -> None:
+    with running(servers_on("memory://", 1)) as (server,):
+        async with clients(
+            (server, "watcher"), (server, "alice"), (server, "alice"), (server, None)
+        ) as (watcher, tab1, tab2, anon):
+            topic = "rooms/lobby"
+            await watcher.subscribe(topic)
+            await tab1.subscribe(topic)
+            await tab2.subscribe(topic)  # the same user: no second join
+            await anon.subscribe("rooms/+")  # a wildcard subscription joins nothing
+            assert await mark(watcher, [watcher, anon], topic) == [
+                [("join", "watcher"), ("join", "alice")],
+                [],  # subscribed after alice joined
+            ]
+            assert await members_of(anon, topic) == ["alice", "watcher"]
+            answer = await anon.call("presence", topic=topic)
+            alice = next(m for m in answer["data"]["members"] if m["member"] == "alice")
+            assert alice["info"]["name"] == "alice"
+            stats = await anon.call("presence_stats", topic=topic)
+            assert stats["type"] == "reply" and stats["data"] == {"count": 2}
+            api = await anon.call("members", {"room": "lobby"})
+            assert api["data"]["members"] == ["alice", "watcher"] and api["data"]["count"] == 2
+
+            await tab1.close()  # alice still has a tab
+            unsub = await tab2.call("unsubscribe", topic=topic)
+            assert unsub["type"] == "ack"
+            assert await mark(watcher, [watcher], topic) == [[("leave", "alice")]]
+            assert await members_of(watcher, topic) == ["watcher"]
+
+            # track="connection", events off: two connections of one user are two members
+            await tab2.subscribe("tabs/lobby")
+            await watcher.subscribe("tabs/lobby")
+            answer = await watcher.call("presence_stats", topic="tabs/lobby")
+            assert answer["data"] == {"count": 2}
+            assert presence_events(watcher.events, "tabs/lobby") == []
+
+
+@pytest.mark.slow
+async def test_presence_bad_requests() -> None:
+    with running(servers_on("memory://", 1)) as (server,):
+        async with clients((server, "bob"), (server, "admin")) as (bob, admin):
+            cases = [
+                ("presence", "plain/lobby", "bad_request", "no presence"),
+                ("presence_stats", "plain/lobby", "bad_request", "no presence"),
+                ("presence", "rooms/+", "invalid_topic", "concrete topic"),
+                ("presence", "rooms/#", "invalid_topic", "concrete topic"),
+                ("presence", "nowhere/x", "unknown_topic", "no such topic"),
+                ("presence", "staff/x", "forbidden", ""),
+                ("presence_stats", "staff/x", "forbidden", ""),
+            ]
+            for kind, topic, code, words in cases:
+                answer = await bob.call(kind, topic=topic)
+                assert answer["type"] == "error", (kind, topic, answer)
+                assert answer["code"] == code, (kind, topic, answer)
+                assert words in answer["message"], (kind, topic, answer)
+            missing = await bob.call("presence")
+            assert missing["type"] == "error" and missing["code"] == "invalid_frame"
+            # the subscribe rules decide: admin may subscribe to staff/x, so may ask
+            await admin.subscribe("staff/x")
+            assert await members_of(admin, "staff/x") == ["admin"]
+
+
+# -- three instances on a real Redis -------------------------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_presence_across_three_instances(redis_url: str) -> None:
+    topic = "rooms/hall"
+    with running(servers_on(redis_url, 3)) as (a, b, c):
+        async with clients((a, "wa"), (b, "wb"), (c, "wc")) as watchers:
+            for w in watchers:
+                await w.subscribe(topic)
+            # each watcher joined once, seen on every instance in the order of the subscribes
+            first = await mark(watchers[0], watchers, topic)
+            assert first == [
+                [("join", "wa"), ("join", "wb"), ("join", "wc")],
+                [("join", "wb"), ("join", "wc")],
+                [("join", "wc")],
+            ]
+            async with clients((a, "ann"), (c, "ann"), (b, "bo")) as (ann_a, ann_c, bo):
+                await ann_a.subscribe(topic)
+                await ann_c.subscribe(topic)  # ann's second tab, on another instance
+                await bo.subscribe(topic)
+                seen = await mark(watchers[1], watchers, topic)
+                assert seen == [[("join", "ann"), ("join", "bo")]] * 3
+                everyone = ["ann", "bo", "wa", "wb", "wc"]
+                for client in (*watchers, bo):
+                    assert await members_of(client, topic) == everyone
+                for w in watchers:  # the server API, on each instance
+                    api = await w.call("members", {"room": "hall"})
+                    assert api["data"]["members"] == everyone and api["data"]["count"] == 5
+
+                await ann_a.close()  # ann still has her tab on C: no leave
+                await bo.close()
+                await watchers[0].wait_for(lambda ev: ("leave", "bo") in presence_events(ev, topic))
+                seen = await mark(watchers[2], watchers, topic)
+                assert seen == [[("leave", "bo")]] * 3
+                assert await members_of(watchers[0], topic) == ["ann", "wa", "wb", "wc"]
+                await ann_c.close()  # the last tab
+                await watchers[1].wait_for(
+                    lambda ev: ("leave", "ann") in presence_events(ev, topic)
+                )
+                assert await mark(watchers[0], watchers, topic) == [[("leave", "ann")]] * 3
+                assert await members_of(watchers[2], topic) == ["wa", "wb", "wc"]
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_presence_killed_instance_leaves_within_bound(redis_url: str) -> None:
+    topic = "rooms/crash"
+    with running(servers_on(redis_url, 3)) as (a, b, c):
+        async with clients((a, "wa"), (b, "wb")) as (wa, wb):
+            await wa.subscribe(topic)
+            await wb.subscribe(topic)
+            doomed = [await WsClient(c.ws_url(f"/ws?user={u}"), timeout=WAIT).open() for u in "xy"]
+            try:
+                for d in doomed:
+                    await d.subscribe(topic)
+                assert await members_of(wa, topic) == ["wa", "wb", "x", "y"]
+                await mark(wa, [wa, wb], topic)
+                killed = time.monotonic()
+                c._process.signal(__import__("signal").SIGKILL)
+                bound = TTL * 4 / 3 + 2.0  # ttl, one sweep interval, slack for a loaded machine
+
+                def both_left(ev: list[dict[str, Any]]) -> bool:
+                    got = presence_events(ev, topic)
+                    return ("leave", "x") in got and ("leave", "y") in got
+
+                await wa.wait_for(both_left, timeout=bound)
+                took = time.monotonic() - killed
+                assert took <= bound
+                seen = await mark(wb, [wa, wb], topic)
+                assert [sorted(s) for s in seen] == [[("leave", "x"), ("leave", "y")]] * 2
+                assert await members_of(wb, topic) == ["wa", "wb"]
+            finally:
+                for d in doomed:
+                    d.abort()
+                    await d.close()
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_presence_rebuilt_after_redis_restart(fresh_redis: RedisServer) -> None:
+    topic = "rooms/again"
+    with running(servers_on(fresh_redis.url, 2)) as (a, b):
+        async with clients((a, "wa"), (b, "wb"), (b, "zed")) as (wa, wb, zed):
+            for client in (wa, wb, zed):
+                await client.subscribe(topic)
+            assert await members_of(wa, topic) == ["wa", "wb", "zed"]
+            fresh_redis.restart()  # every key is gone
+            took = await wait_members(wb, topic, ["wa", "wb", "zed"], within=WAIT)
+            assert await members_of(wa, topic) == ["wa", "wb", "zed"]
+            print(f"presence rebuilt {took:.2f}s after the Redis restart")
