@@ -230,6 +230,7 @@ def test_chat_document_shape() -> None:
         "endpoint",
         "roomsRoom",
         "roomsRoomTyping",
+        "roomsRoomMembers",
         "usersUserInbox",
     ]
     assert document["channels"]["endpoint"]["address"] == "/ws"
@@ -247,6 +248,10 @@ def test_chat_document_shape() -> None:
         "subscribeRoomsRoom": "receive",
         "roomsRoomTyping": "send",
         "subscribeRoomsRoomTyping": "receive",
+        "roomsRoomMembers": "send",  # its events: join and leave (presence)
+        "subscribeRoomsRoomMembers": "receive",
+        "presenceRoomsRoomMembers": "receive",
+        "presenceStatsRoomsRoomMembers": "receive",
         "usersUserInbox": "send",
         "subscribeUsersUserInbox": "receive",
         "unsubscribe": "receive",

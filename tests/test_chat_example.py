@@ -49,8 +49,10 @@ def test_the_app_declares_what_the_page_uses() -> None:
     assert [t.address for t in chat.ws.topics] == [
         "rooms/{room}",
         "rooms/{room}/typing",
+        "rooms/{room}/members",
         "users/{user}/inbox",
     ]
+    assert [t.address for t in chat.ws.topics if t.presence_policy] == ["rooms/{room}/members"]
 
 
 # -- authentication --------------------------------------------------------------------------

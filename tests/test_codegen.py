@@ -533,8 +533,10 @@ def test_chat_description() -> None:
     assert [(t.address, t.name, t.event_type) for t in client.topics] == [
         ("rooms/{room}", "rooms", "RoomsEvent"),
         ("rooms/{room}/typing", "rooms_typing", "TypingEvent"),
+        ("rooms/{room}/members", "rooms_members", "RoomsMembersEvent"),
         ("users/{user}/inbox", "users_inbox", "DirectMessageEvent"),
     ]
+    assert [t.address for t in client.topics if t.presence] == ["rooms/{room}/members"]
     codes = {e.code: e.class_name for e in client.error_codes}
     assert codes["validation_error"] == "ValidationFailed"
     assert codes["forbidden"] == "Forbidden"

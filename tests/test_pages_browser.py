@@ -288,6 +288,19 @@ def test_the_chat_page(
     page.click("#connect")
     page.wait_for_selector("#status:has-text('connected as ann-2_b')")
     page.locator(".msg.sys", has_text="you joined #lobby").wait_for()
+    # who is in the room, live: presence, then join/leave events as others come and go
+    page.locator("#members li", has_text="ann-2_b").wait_for()
+    other = context.new_page()
+    other.set_default_timeout(TIMEOUT_MS)
+    other.goto(f"{server.url}/")
+    other.fill("#user", "bea")
+    other.click("#connect")
+    other.locator("#members li", has_text="ann-2_b").wait_for()  # bea sees ann (presence)
+    page.locator("#members li", has_text="bea").wait_for()  # ann sees bea arrive (join)
+    assert page.inner_text("#count") == "2"
+    other.close()
+    page.locator("#members li", has_text="bea").wait_for(state="detached")  # leave
+    assert page.inner_text("#count") == "1"
     page.fill("#text", "hello")
     page.click("#post")
     page.locator(".msg", has_text="hello").wait_for()

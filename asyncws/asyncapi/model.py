@@ -208,6 +208,8 @@ class TopicDescription:
     publish_scopes: tuple[str, ...] = ()
     subscribe_scopes: tuple[str, ...] = ()
     authorized: bool = False  # has an authorization rule for subscriptions
+    presence: bool = False  # declared with presence (asyncws.presence)
+    presence_events: bool = False  # ... and join/leave events
 
     def levels(self) -> Iterator[str | ParamDescription]:
         """The address levels: literal strings and parameters."""
@@ -360,6 +362,8 @@ def _topic(topic: Topic[Any]) -> TopicDescription:
         publish_scopes=tuple(topic.publish_scopes),
         subscribe_scopes=tuple(topic.subscribe_scopes),
         authorized=topic.authorize is not None,
+        presence=topic.presence_policy is not None,
+        presence_events=topic.presence_policy is not None and topic.presence_policy.events,
     )
 
 

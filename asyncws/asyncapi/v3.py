@@ -67,6 +67,7 @@ ENDPOINT_CHANNEL = "endpoint"
 FRAME_ID = "AsyncwsFrameId"
 ERROR_CODE = "AsyncwsErrorCode"
 ERROR_DETAIL = "AsyncwsErrorDetail"
+PRESENCE_MEMBER = "AsyncwsPresenceMember"
 CORRELATION = "frameId"
 _ENDPOINT_REF = f"#/channels/{ENDPOINT_CHANNEL}"
 _SCOPED_TYPES = frozenset({"oauth2", "openIdConnect"})
@@ -393,6 +394,18 @@ def _protocol_schemas() -> dict[str, Any]:
     }
 
 
+def _member() -> dict[str, Any]:
+    """A presence member: its id (user or connection id) and the info kept for it."""
+    return {
+        "type": "object",
+        "properties": {
+            "member": {"type": "string", "description": "The user id (or connection id)."},
+            "info": {"description": "What the application keeps for the member (or null)."},
+        },
+        "required": ["member"],
+    }
+
+
 def _id_prop() -> dict[str, Any]:
     return {"$ref": REF_PREFIX + FRAME_ID}
 
@@ -431,7 +444,12 @@ class _Builder:
         for name in _protocol_schemas():
             if name in self.components:
                 raise ValueError(f"schema name {name!r} is reserved by asyncws")
-        self.components = dict(sorted({**self.components, **_protocol_schemas()}.items()))
+        extra = _protocol_schemas()
+        if any(t.presence for t in self.desc.topics):
+            extra[PRESENCE_MEMBER] = _member()
+        if PRESENCE_MEMBER in self.components:
+            raise ValueError(f"schema name {PRESENCE_MEMBER!r} is reserved by asyncws")
+        self.components = dict(sorted({**self.components, **extra}.items()))
 
     def _schema(self) -> dict[str, Any]:
         schema = self.schemas[self._next]
@@ -727,6 +745,28 @@ class _Builder:
                 endpoint=False,
             )
             channel_messages[_key(event.name)] = _ref("components", "messages", key)
+        if topic.presence_events:
+            for kind in ("join", "leave"):
+                key = self._message(
+                    _join(channel_key, kind),
+                    f"presence event {kind!r} of {owner}",
+                    _frame(
+                        {
+                            "type": _const(kind),
+                            "topic": dict(topic_schema),
+                            "data": _ref("components", "schemas", PRESENCE_MEMBER),
+                        },
+                        ["type", "topic", "data"],
+                    ),
+                    title=kind,
+                    summary=(
+                        "A member arrived (presence)." if kind == "join" else "A member left."
+                    ),
+                    correlated=False,
+                    example={"type": kind, "topic": concrete, "data": {"member": "ann"}},
+                    endpoint=False,
+                )
+                channel_messages[kind] = _ref("components", "messages", key)
         channel: dict[str, Any] = {
             "address": topic.address,
             "title": topic.title,
@@ -750,6 +790,8 @@ class _Builder:
             }
         )
         self._subscribe(topic, channel_key, concrete)
+        if topic.presence:
+            self._presence(topic, channel_key, concrete, topic_schema)
         if topic.client_publish:
             self._publish(topic, channel_key, concrete, topic_schema)
 
@@ -888,6 +930,77 @@ class _Builder:
         self._secure(operation, (), topic.publish_scopes)
         operation["x-asyncws-topic"] = channel_key
         self.operations[self.operation_keys.add(key, owner)] = operation
+
+    def _presence(
+        self, topic: TopicDescription, channel_key: str, concrete: str, topic_schema: dict[str, Any]
+    ) -> None:
+        """The ``presence`` and ``presence_stats`` requests of a topic, and their replies."""
+        owner = f"presence of topic {topic.address!r}"
+        replies = {
+            "presence": _frame(
+                {
+                    "members": {
+                        "type": "array",
+                        "items": _ref("components", "schemas", PRESENCE_MEMBER),
+                        "description": "At most the topic's `max_members` members.",
+                    },
+                    "count": {"type": "integer", "minimum": 0},
+                    "truncated": {
+                        "type": "boolean",
+                        "description": "Whether some members were left out (see `count`).",
+                    },
+                },
+                ["members", "count", "truncated"],
+            ),
+            "presence_stats": _frame({"count": {"type": "integer", "minimum": 0}}, ["count"]),
+        }
+        examples = {
+            "presence": {
+                "members": [{"member": "ann", "info": None}],
+                "count": 1,
+                "truncated": False,
+            },
+            "presence_stats": {"count": 1},
+        }
+        for kind, data in replies.items():
+            request = self._message(
+                _join("presenceStats" if kind == "presence_stats" else "presence", channel_key),
+                owner,
+                _frame(
+                    {"type": _const(kind), "id": _id_prop(), "topic": dict(topic_schema)},
+                    ["type", "topic"],
+                ),
+                title=f"{kind} of {topic.address}",
+                example={"type": kind, "id": 1, "topic": concrete},
+            )
+            answer = self._message(
+                _join(request, "reply"),
+                f"the {kind} reply of {owner}",
+                _frame(
+                    {"type": _const("reply"), "id": _id_prop(), "data": data},
+                    ["type", "data"],
+                ),
+                title=f"{kind} reply",
+                example={"type": "reply", "id": 1, "data": examples[kind]},
+            )
+            what = "the members" if kind == "presence" else "the number of members"
+            operation: dict[str, Any] = {
+                "action": "receive",
+                "channel": {"$ref": _ENDPOINT_REF},
+                "summary": f"Presence of `{topic.address}`"
+                + (" (count)" if kind == "presence_stats" else ""),
+                "description": (
+                    f"Ask {what} of a concrete topic of `{topic.address}`, on every "
+                    "instance. Who may subscribe to it may ask. Answered with `reply` or "
+                    "`error` (`invalid_topic` for a pattern, `forbidden`)."
+                ),
+                "messages": [_ref("channels", ENDPOINT_CHANNEL, "messages", request)],
+                "reply": self._answers(answer, "error"),
+            }
+            self._secure(operation, (), topic.subscribe_scopes)
+            operation["x-asyncws-topic"] = channel_key
+            operation["x-asyncws-presence"] = kind
+            self.operations[self.operation_keys.add(request, owner)] = operation
 
     def _unsubscribe(self) -> None:
         self.operations[self.operation_keys.add("unsubscribe", "the protocol")] = {

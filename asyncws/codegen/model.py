@@ -451,6 +451,7 @@ class TopicDescription:
     publish_operation: str | None = None
     subscribe_scopes: tuple[str, ...] = ()
     publish_scopes: tuple[str, ...] = ()
+    presence: bool = False  # `presence` / `presence_stats` requests (x-asyncws-presence)
 
     @property
     def segments(self) -> list[tuple[str, bool]]:
@@ -621,6 +622,7 @@ class _Reader:
             key: self.names.take(_component_name(key)) for key in sorted(self.components)
         }
         self._reading: set[str] = set()
+        self.presence_topics: set[str] = set()  # topics with x-asyncws-presence operations
         self.client_name = pascal(name) if name else self._default_name()
         self.names.taken |= {
             self.client_name + "Client",
@@ -1231,6 +1233,11 @@ class _Reader:
                 continue
             key, frame_type, data, data_required, message = usable[0]
             scopes = _scopes(op)
+            if op.get("x-asyncws-presence") in ("presence", "presence_stats"):
+                topic = op.get("x-asyncws-topic")
+                if isinstance(topic, str):
+                    self.presence_topics.add(topic)
+                continue  # the topic's presence methods cover them
             if frame_type in ("subscribe", "unsubscribe"):
                 topic = op.get("x-asyncws-topic")
                 if frame_type == "subscribe" and isinstance(topic, str):
@@ -1400,6 +1407,7 @@ class _Reader:
             publish_operation=pub[0] if pub is not None else None,
             subscribe_scopes=subscribe_scopes.get(key, ()),
             publish_scopes=tuple(pub[2]) if pub is not None else (),
+            presence=key in self.presence_topics,
         )
 
     def _error_codes(self, endpoint: str) -> list[ErrorCodeDescription]:

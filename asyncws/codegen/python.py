@@ -288,6 +288,10 @@ class _Topic:
     publish_method: str | None = None
     publish_doc: str = ""
     publish_data: str = ""
+    presence_method: str | None = None
+    presence_stats_method: str | None = None
+    presence_doc: str = ""
+    presence_stats_doc: str = ""
 
 
 class _Python:
@@ -713,6 +717,19 @@ class _Python:
                 scopes = ", ".join(f"`{s}`" for s in topic.publish_scopes)
                 text += f" Needs the scopes: {scopes}."
             view.publish_doc = py_docstring(text + "\n\n" + self._raises(), 8)
+        if topic.presence:
+            imports.add("._runtime", "Presence", "PresenceStats")
+            view.presence_method = self.method_name(topic.name, taken, "presence")
+            view.presence_stats_method = self.method_name(topic.name, taken, "presence_stats")
+            view.presence_doc = py_docstring(
+                f"The members of a `{topic.address}` topic, on every server instance (at "
+                "most the server's cap: see `truncated` and `count`)."
+                "\n\n" + self._raises(),
+                8,
+            )
+            view.presence_stats_doc = py_docstring(
+                f"The number of members of a `{topic.address}` topic.\n\n" + self._raises(), 8
+            )
         return view
 
 

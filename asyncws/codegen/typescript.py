@@ -289,6 +289,10 @@ class _TopicView:
     publish_method: str | None = None
     publish_doc: str = ""
     publish_data: str = ""
+    presence_method: str | None = None
+    presence_stats_method: str | None = None
+    presence_doc: str = ""
+    presence_stats_doc: str = ""
 
 
 def _topic(client: ClientDescription, topic: TopicDescription, taken: set[str]) -> _TopicView:
@@ -334,6 +338,17 @@ def _topic(client: ClientDescription, topic: TopicDescription, taken: set[str]) 
             scopes = ", ".join(f"`{s}`" for s in topic.publish_scopes)
             text += f" Needs the scopes: {scopes}."
         view.publish_doc = jsdoc(text + "\n\n" + _rejects(client), 2)
+    if topic.presence:
+        view.presence_method = _member("presence" + pascal(topic.name), taken, "_")
+        view.presence_stats_method = _member("presenceStats" + pascal(topic.name), taken, "_")
+        view.presence_doc = jsdoc(
+            f"The members of a `{topic.address}` topic, on every server instance (at most the "
+            "server's cap: see `truncated` and `count`).\n\n" + _rejects(client),
+            2,
+        )
+        view.presence_stats_doc = jsdoc(
+            f"The number of members of a `{topic.address}` topic.\n\n" + _rejects(client), 2
+        )
     return view
 
 

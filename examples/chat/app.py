@@ -67,6 +67,13 @@ class TypingIn(BaseModel):
     room: RoomName
 
 
+class Member(BaseModel):
+    """Someone in a room. Nothing is published on ``rooms/{room}/members``: its subscribers
+    are the room's members (presence), who come and go as ``join`` and ``leave`` events."""
+
+    user: str
+
+
 class Direct(BaseModel):
     """Send a private message to a user (every connection of that user gets it)."""
 
@@ -111,6 +118,18 @@ typing = router.topic(
     Typing,
     params={"room": RoomName},
     description="Typing indicators of a room.",
+)
+
+
+members = router.topic(
+    "rooms/{room}/members",
+    Member,
+    params={"room": RoomName},
+    description=(
+        "Who is in a room: subscribe to be a member; ask `presence` for the members (on every "
+        "instance) and receive `join`/`leave` as they change."
+    ),
+    presence=True,
 )
 
 

@@ -13,6 +13,13 @@
 
 // -- models ---------------------------------------------------------------------------------
 
+export interface AsyncwsPresenceMember {
+  /** The user id (or connection id). */
+  member: string;
+  /** What the application keeps for the member (or null). */
+  info?: unknown;
+}
+
 /** Send a private message to a user (every connection of that user gets it). */
 export interface Direct {
   /**
@@ -43,6 +50,14 @@ export interface Joined {
 export interface Me {
   name: string;
   connection_id: string;
+}
+
+/**
+ * Someone in a room. Nothing is published on ``rooms/{room}/members``: its subscribers
+ * are the room's members (presence), who come and go as ``join`` and ``leave`` events.
+ */
+export interface Member {
+  user: string;
 }
 
 /** Post a message in a room. */
@@ -114,6 +129,33 @@ export interface TypingEvent {
   data: Typing;
 }
 
+/**
+ * `Member` on `rooms/{room}/members`: Someone in a room. Nothing is published on `rooms/{room}/members`: its subscribers
+ *     are the room's members (presence), who come and go as `join` and `leave` events.
+ */
+export interface MemberEvent {
+  type: "Member";
+  /** The concrete topic: an address of `rooms/{room}/members`. */
+  topic: string;
+  data: Member;
+}
+
+/** `join` on `rooms/{room}/members`: A member arrived (presence). */
+export interface JoinEvent {
+  type: "join";
+  /** The concrete topic: an address of `rooms/{room}/members`. */
+  topic: string;
+  data: AsyncwsPresenceMember;
+}
+
+/** `leave` on `rooms/{room}/members`: A member left. */
+export interface LeaveEvent {
+  type: "leave";
+  /** The concrete topic: an address of `rooms/{room}/members`. */
+  topic: string;
+  data: AsyncwsPresenceMember;
+}
+
 /** `DirectMessage` on `users/{user}/inbox`: A private message. */
 export interface DirectMessageEvent {
   type: "DirectMessage";
@@ -125,9 +167,30 @@ export interface DirectMessageEvent {
 /** An event of `rooms/{room}`. */
 export type RoomsEvent = PostedEvent | JoinedEvent;
 
+/** An event of `rooms/{room}/members`. */
+export type RoomsMembersEvent = MemberEvent | JoinEvent | LeaveEvent;
+
 // -- errors ---------------------------------------------------------------------------------
 
 /** The error codes the document lists (a server may send others). */
+/** A member of a topic with presence: its id (user or connection id) and its info. */
+export interface PresenceMember {
+  member: string;
+  info?: unknown;
+}
+
+/** The answer of a `presence` request. */
+export interface Presence {
+  members: PresenceMember[];
+  count: number;
+  truncated: boolean;
+}
+
+/** The answer of a `presence_stats` request. */
+export interface PresenceStats {
+  count: number;
+}
+
 export type ErrorCode =
   | "invalid_json"
   | "invalid_frame"
@@ -963,6 +1026,58 @@ export class ChatClient {
   ): Promise<Subscription<TypingEvent>> {
     const topic = fillTopic("rooms/{room}/typing", { room: params["room"] });
     return this.connection.subscription<TypingEvent>(topic, ["Typing"], options);
+  }
+
+  /**
+   * Subscribe to `rooms/{room}/members`. Who is in a room: subscribe to be a member; ask
+   * `presence` for the members (on every instance) and receive `join`/`leave` as they change.
+   *
+   * Resolves when the server acknowledged the subscription (rejects with a `ChatError`, e.g.
+   * `Forbidden`, when it refuses). Iterate it with `for await (const event of subscription)`, or
+   * pass `options.onEvent`; `close()` ends it. After a reconnection the client subscribes again.
+   *
+   * Parameters (a missing one means any: `+`): `room`: A room name. Constraints: pattern
+   * `^[a-z0-9-]{1,32}$`.
+   */
+  subscribeRoomsMembers(
+    params: { room?: string } = {},
+    options: SubscribeOptions<RoomsMembersEvent> = {},
+  ): Promise<Subscription<RoomsMembersEvent>> {
+    const topic = fillTopic("rooms/{room}/members", { room: params["room"] });
+    return this.connection.subscription<RoomsMembersEvent>(topic, ["Member", "join", "leave"], options);
+  }
+
+  /**
+   * The members of a `rooms/{room}/members` topic, on every server instance (at most the server's
+   * cap: see `truncated` and `count`).
+   *
+   * Rejects with a `ChatError` (a subclass per error code) when the server answers with an error,
+   * `RequestTimeout` without an answer within `options.timeout` milliseconds (default: the
+   * client's), `ConnectionLost` when the connection drops first.
+   */
+  async presenceRoomsMembers(
+    params: { room: string },
+    options: RequestOptions = {},
+  ): Promise<Presence> {
+    const topic = fillTopic("rooms/{room}/members", { room: params["room"] });
+    const answer = await this.request("presence", undefined, { ...options, topic });
+    return answer.data as Presence;
+  }
+
+  /**
+   * The number of members of a `rooms/{room}/members` topic.
+   *
+   * Rejects with a `ChatError` (a subclass per error code) when the server answers with an error,
+   * `RequestTimeout` without an answer within `options.timeout` milliseconds (default: the
+   * client's), `ConnectionLost` when the connection drops first.
+   */
+  async presenceStatsRoomsMembers(
+    params: { room: string },
+    options: RequestOptions = {},
+  ): Promise<PresenceStats> {
+    const topic = fillTopic("rooms/{room}/members", { room: params["room"] });
+    const answer = await this.request("presence_stats", undefined, { ...options, topic });
+    return answer.data as PresenceStats;
   }
 
   /**

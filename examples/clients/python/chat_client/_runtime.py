@@ -43,6 +43,9 @@ __all__ = [
     "UNSET",
     "BaseClient",
     "ClientOptions",
+    "Presence",
+    "PresenceMember",
+    "PresenceStats",
     "Subscription",
     "build",
     "dump",
@@ -59,6 +62,27 @@ logger = logging.getLogger("chat_client")
 _ANSWERS = frozenset({"ack", "reply", "error"})
 _PARAMETER = re.compile(r"\{([^{}]+)\}")
 _MAX_FRAME = 16 * 1024 * 1024
+
+
+class PresenceMember(BaseModel):
+    """A member of a topic with presence: its id (user or connection id) and its info."""
+
+    member: str
+    info: Any = None
+
+
+class Presence(BaseModel):
+    """The answer of a ``presence`` request (at most the server's cap of members)."""
+
+    members: list[PresenceMember]
+    count: int
+    truncated: bool = False
+
+
+class PresenceStats(BaseModel):
+    """The answer of a ``presence_stats`` request."""
+
+    count: int
 
 
 class _Unset:

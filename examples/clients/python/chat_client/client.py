@@ -23,6 +23,8 @@ from pydantic import TypeAdapter
 from ._runtime import (
     UNSET,
     BaseClient,
+    Presence,
+    PresenceStats,
     Subscription,
     build,
     dump,
@@ -36,6 +38,7 @@ from .models import (
     Post,
     Receipt,
     RoomsEvent,
+    RoomsMembersEvent,
     TypingEvent,
     TypingIn,
 )
@@ -51,6 +54,7 @@ _POST_REPLY: TypeAdapter[Receipt] = TypeAdapter(Receipt)
 _WHOAMI_REPLY: TypeAdapter[Me] = TypeAdapter(Me)
 _ROOMS_EVENT: TypeAdapter[RoomsEvent] = TypeAdapter(RoomsEvent)
 _ROOMS_TYPING_EVENT: TypeAdapter[TypingEvent] = TypeAdapter(TypingEvent)
+_ROOMS_MEMBERS_EVENT: TypeAdapter[RoomsMembersEvent] = TypeAdapter(RoomsMembersEvent)
 _USERS_INBOX_EVENT: TypeAdapter[DirectMessageEvent] = TypeAdapter(DirectMessageEvent)
 
 
@@ -272,6 +276,71 @@ class ChatClient(BaseClient):
             on_event,
             max_queue,
         )
+
+    def subscribe_rooms_members(
+        self,
+        *,
+        room: str | None = None,
+        on_event: Callable[[RoomsMembersEvent], object] | None = None,
+        max_queue: int | None = None,
+    ) -> Subscription[RoomsMembersEvent]:
+        """Subscribe to `rooms/{room}/members`. Who is in a room: subscribe to be a member;
+        ask `presence` for the members (on every instance) and receive `join`/`leave` as
+        they change.
+
+        Use it as `async with client.subscribe_rooms_members(...) as events:` and
+        iterate (`async for event in events`), or pass `on_event` (a function or
+        coroutine function, called with each event in order) and `await` it; `close()`
+        ends it. After a reconnection the client subscribes again. Entering it raises a
+        `ChatError` (e.g. `Forbidden`) when the server refuses.
+
+        Args:
+            room: A room name. Constraints: pattern `^[a-z0-9-]{1,32}$`. None (the
+                default) means any (`+`).
+            on_event: called with each event instead of iterating.
+            max_queue: events kept for the iterator (default: the client's); the
+                oldest are dropped beyond it.
+        """
+        return self.subscription(
+            fill_topic("rooms/{room}/members", {"room": room}),
+            _ROOMS_MEMBERS_EVENT.validate_python,
+            frozenset({"Member", "join", "leave"}),
+            on_event,
+            max_queue,
+        )
+
+    async def presence_rooms_members(
+        self,
+        *,
+        room: str,
+        timeout: float | None = None,
+    ) -> Presence:
+        """The members of a `rooms/{room}/members` topic, on every server instance (at most
+        the server's cap: see `truncated` and `count`).
+
+        Raises `ChatError` (a subclass per error code) when the server answers with an
+        error, `RequestTimeout` without an answer within `timeout` seconds (default: the
+        client's), `ConnectionLost` when the connection drops first.
+        """
+        topic = fill_topic("rooms/{room}/members", {"room": room})
+        answer = await self.request("presence", topic=topic, timeout=timeout)
+        return Presence.model_validate(answer.get("data"))
+
+    async def presence_stats_rooms_members(
+        self,
+        *,
+        room: str,
+        timeout: float | None = None,
+    ) -> PresenceStats:
+        """The number of members of a `rooms/{room}/members` topic.
+
+        Raises `ChatError` (a subclass per error code) when the server answers with an
+        error, `RequestTimeout` without an answer within `timeout` seconds (default: the
+        client's), `ConnectionLost` when the connection drops first.
+        """
+        topic = fill_topic("rooms/{room}/members", {"room": room})
+        answer = await self.request("presence_stats", topic=topic, timeout=timeout)
+        return PresenceStats.model_validate(answer.get("data"))
 
     def subscribe_users_inbox(
         self,
