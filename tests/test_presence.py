@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.servers import RedisServer, UvicornServer
+from tests.servers import REPO_ROOT, RedisServer, UvicornServer
 from tests.wsclient import WsClient
 
 APP = "tests.apps.presence_app:app"
@@ -264,3 +269,91 @@ async def test_presence_rebuilt_after_redis_restart(fresh_redis: RedisServer) ->
             took = await wait_members(wb, topic, ["wa", "wb", "zed"], within=WAIT)
             assert await members_of(wa, topic) == ["wa", "wb", "zed"]
             print(f"presence rebuilt {took:.2f}s after the Redis restart")
+
+
+# -- the AsyncAPI document, the HTML page and the generated client -------------------------------
+
+
+def test_presence_in_the_asyncapi_document_and_page(tmp_path: Path) -> None:
+    from asyncws.asyncapi import build_document, document_json
+    from asyncws.asyncapi.checks import check_document
+    from asyncws.docs import render_html
+    from tests.apps.presence_app import ws
+
+    document = build_document(ws)
+    assert check_document(document) == []
+    rooms = document["channels"]["roomsRoom"]["messages"]
+    assert set(rooms) == {"Line", "join", "leave"}
+    assert "join" not in document["channels"]["tabsRoom"]["messages"]  # events=False
+    ops = document["operations"]
+    for key, kind in (
+        ("presenceRoomsRoom", "presence"),
+        ("presenceStatsRoomsRoom", "presence_stats"),
+    ):
+        assert ops[key]["x-asyncws-presence"] == kind and ops[key]["x-asyncws-topic"] == "roomsRoom"
+    assert not any(k.startswith("presence") and "Plain" in k for k in ops)  # no presence there
+    member = document["components"]["schemas"]["AsyncwsPresenceMember"]
+    assert member["required"] == ["member"]
+    # the official parser accepts it
+    node = shutil.which("node")
+    assert node is not None, "node is needed (scripts/install)"
+    path = tmp_path / "presence.asyncapi.json"
+    path.write_text(document_json(document), encoding="utf-8")
+    run = subprocess.run(
+        [node, "scripts/validate_asyncapi.mjs", "--json", str(path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    result = json.loads(run.stdout)["files"][0]
+    assert result["parsed"], result
+    assert [d for d in result["diagnostics"] if d["severity"] == "error"] == []
+    # the HTML page shows the requests and the events
+    html = render_html(document)
+    for text in ("presenceRoomsRoom", "presenceStatsRoomsRoom", "AsyncwsPresenceMember"):
+        assert text in html, text
+
+
+@pytest.mark.slow
+async def test_generated_python_client_presence(tmp_path: Path) -> None:
+    from asyncws import codegen
+    from asyncws.asyncapi import build_document
+    from tests.apps.presence_app import ws
+
+    codegen.generate(build_document(ws), "python", tmp_path, name="rooms")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import rooms_client  # type: ignore[import-not-found]
+
+        with running(servers_on("memory://", 1)) as (server,):
+            url = server.ws_url("/")
+            async with (
+                rooms_client.RoomsClient(url, params={"user": "ann"}, timeout=WAIT) as ann,
+                rooms_client.RoomsClient(url, params={"user": "bob"}, timeout=WAIT) as bob,
+                ann.subscribe_rooms(room="lobby") as events,
+            ):
+                async with bob.subscribe_rooms(room="lobby"):
+                    joined = await asyncio.wait_for(anext(events), WAIT)
+                    if joined.data.member == "ann":  # ann's own join, when it came after the
+                        joined = await asyncio.wait_for(anext(events), WAIT)  # registration
+                    assert isinstance(joined, rooms_client.JoinEvent)  # typed
+                    assert joined.data.member == "bob"
+                    found = await bob.presence_rooms(room="lobby")
+                    assert isinstance(found, rooms_client.Presence)
+                    assert sorted(m.member for m in found.members) == ["ann", "bob"]
+                    assert found.count == 2 and found.truncated is False
+                    stats = await ann.presence_stats_rooms(room="lobby")
+                    assert stats.count == 2
+                    with pytest.raises(rooms_client.RoomsClientError) as refused:
+                        await bob.presence_staff(room="x")  # only admin may subscribe
+                    assert type(refused.value).__name__ == "Forbidden"
+                left = await asyncio.wait_for(anext(events), WAIT)
+                assert isinstance(left, rooms_client.LeaveEvent) and left.data.member == "bob"
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [
+            m for m in sys.modules if m == "rooms_client" or m.startswith("rooms_client.")
+        ]:
+            del sys.modules[name]

@@ -814,6 +814,9 @@ def render(client: ClientDescription, env: Any) -> dict[str, str]:
         "UnexpectedFrame",
         *[e.class_name for e in client.error_codes],
     ]
+    runtime_exports = ["ClientOptions", "Subscription"]
+    if any(t.presence for t in client.topics):
+        runtime_exports += ["Presence", "PresenceMember", "PresenceStats"]
     context = {
         "client": client,
         "title": f"{client.title} {client.version}".strip(),
@@ -836,9 +839,9 @@ def render(client: ClientDescription, env: Any) -> dict[str, str]:
         "errors": client.error_codes,
         "error_codes": Sub("Literal", tuple(Atom(py_str(e.code)) for e in client.error_codes)),
         "error_exports": error_exports,
+        "runtime_exports": runtime_exports,
         "all_exports": [
-            "ClientOptions",
-            "Subscription",
+            *runtime_exports,
             "SERVERS",
             client.client_class,
             *error_exports,
