@@ -202,6 +202,9 @@ class AsyncWS(Router):
         To combine with your own lifespan: ``async with ws.lifespan(app): ...`` inside it.
         """
         self.compile()
+        from .serve import check_server
+
+        check_server(self)  # warns when uvicorn lets bigger (compressed) frames through
         await self.manager.startup()
         try:
             yield
