@@ -85,7 +85,8 @@ class _HeaderDeadline:
             self._header_timer = None
 
     def _awaiting_headers(self) -> bool:
-        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+        protocol: object = self.transport.get_protocol()
+        if self.transport.is_closing() or protocol is not self:
             return False  # closed, or upgraded to a websocket
         cycle = self.cycle
         return cycle is None or bool(cycle.response_complete)

@@ -136,6 +136,10 @@ class AsyncWS(Router):
                 topic_limits=topic_limits,
             )
         )
+        if manager is None or limits is not None:  # the app's limits apply to its manager
+            self.manager.max_wildcards = self.limits.max_wildcards
+            self.manager.max_wildcards_per_user = self.limits.max_wildcards_per_user
+            self.manager.max_wildcards_per_instance = self.limits.max_wildcards_per_instance
         self.path_params = frozenset(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}", path))
         self.authenticate = authenticate
         self._user_id = user_id

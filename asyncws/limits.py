@@ -5,6 +5,13 @@ limit                          default     over it
 =============================  ==========  ==================================================
 ``max_frame_size``             1 MiB       close 1009
 ``max_subscriptions``          256         ``too_many_subscriptions`` error frame
+``max_wildcards``              32          ``too_many_subscriptions``: wildcard (``+``/``#``)
+                                           subscriptions per connection
+``max_wildcards_per_user``     64          ``too_many_subscriptions``: distinct wildcard
+                                           subscriptions of one user on this instance
+``max_wildcards_per_instance`` 1,000       ``too_many_subscriptions``: distinct wildcard
+                                           patterns this instance holds (each is a Redis
+                                           PSUBSCRIBE that every PUBLISH is matched against)
 ``max_connections``            10,000      handshake refused (HTTP 403)
 ``max_connections_per_user``   32          handshake refused (HTTP 403)
 ``rate`` / ``burst``           50/s, 100   ``rate_limited`` error frame per excess frame;
@@ -36,10 +43,18 @@ class Limits:
     rate_strikes: int = 20
     handshake_timeout: float = 10.0
     idle_timeout: float | None = None
+    max_wildcards: int = 32
+    max_wildcards_per_user: int = 64
+    max_wildcards_per_instance: int = 1000
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
+        if (
+            min(self.max_wildcards, self.max_wildcards_per_user, self.max_wildcards_per_instance)
+            < 0
+        ):
+            raise ValueError("wildcard limits must be >= 0")
 
 
 class TokenBucket:
