@@ -47,13 +47,19 @@ def _setting(name: str, default: float) -> float:
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol; pongs obey the transport's backpressure."""
 
+    _pongs_paused = False
+
     def handle_ping(self) -> None:
         super().handle_ping()
         if not self.writable.is_set():  # over the high-water mark: stop reading more pings
+            self._pongs_paused = True
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         super().resume_writing()
+        if not self._pongs_paused:
+            return
+        self._pongs_paused = False
         # Reading stays paused while a received message waits for the app (uvicorn's flag).
         if not self.read_paused and not self.transport.is_closing():
             self.transport.resume_reading()

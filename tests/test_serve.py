@@ -8,6 +8,7 @@ prints the before/after figures quoted in docs/hostile-input.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -171,3 +172,64 @@ async def test_slowloris_does_not_lock_out_a_real_client() -> None:
         print(f"real client in after {waited}s; {closed} of {len(opened)} slow sockets closed")
         assert waited is not None  # plain uvicorn: locked out for as long as the sockets stay
         assert closed == len(opened) == 160
+
+
+async def _http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> bytes:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    await asyncio.wait_for(reader.readexactly(length), 5)
+    return head.split(b"\r\n")[0]
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """Whether the server closes the connection within ``seconds`` (h11 may answer 400 first)."""
+    try:
+        await asyncio.wait_for(reader.read(), seconds)  # until EOF
+        return True
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("http", ["HttpToolsProtocol", "H11Protocol"])
+async def test_request_header_deadline_and_size(http: str) -> None:
+    """The header deadline: on a new connection and between keep-alive requests, never
+    during a request in progress; and the header size limit."""
+    with RunServer(
+        "tests.apps.bomb_apps:upstream_app",
+        plain=True,  # plain uvicorn given the protocol classes, as docs/deployment.md says
+        extra_args=["--http", f"asyncws._uvicorn:{http}"],
+        env={"ASYNCWS_HEADER_TIMEOUT": "1", "ASYNCWS_MAX_HEADER_BYTES": "8192"},
+        ready_path="/stats",
+    ) as server:
+        # a partial request on a new connection
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert await _closed_within(reader, 5)
+        writer.close()
+        # keep-alive: a request slower than the deadline completes, then the next request's
+        # headers are due within the deadline again
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        assert await _http(reader, writer, "/slow?seconds=1.5") == b"HTTP/1.1 200 OK"
+        assert await _http(reader, writer, "/stats") == b"HTTP/1.1 200 OK"
+        writer.write(b"GET /stats HTTP/1.1\r\n")
+        assert await _closed_within(reader, 5)
+        writer.close()
+        # headers over the size limit (sent faster than the deadline)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        with contextlib.suppress(ConnectionError):
+            for i in range(20):
+                writer.write(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000))
+                await writer.drain()
+        assert await _closed_within(reader, 0.9)  # before the deadline: the size did it
+        writer.close()
+        # a websocket upgrade is not cut by the deadline: it belongs to the ws protocol then
+        async with connect(server.ws_url("/count"), open_timeout=5) as ws:
+            await ws.send("x")
+            assert await asyncio.wait_for(ws.recv(), 5) == "1"
+            await ws.send("y" * 10)
+            assert await asyncio.wait_for(ws.recv(), 5) == "10"

@@ -5,7 +5,8 @@
 - ``/count``: accepts, counts the frames and bytes it receives, echoes each frame's size;
 - ``/bomb``: accepts and sends one text frame of ``ASYNCWS_TEST_BOMB`` zeros (10 MB by default;
   uvicorn compresses it when the client negotiated permessage-deflate: ~10 KB on the wire);
-- ``GET /stats``: ``{"frames": n, "bytes": n}`` received on ``/count``.
+- ``GET /stats``: ``{"frames": n, "bytes": n}`` received on ``/count``;
+- ``GET /slow?seconds=s``: answers after ``s`` seconds (a request slower than a header deadline).
 
 ``gateway_app`` relays ``/ws`` to the upstream's ``/count`` and ``/deflate`` to its ``/bomb``
 with ``compression="deflate"``; the upstream base URL is in ``ASYNCWS_TEST_UPSTREAM``;
@@ -14,6 +15,7 @@ with ``compression="deflate"``; the upstream base URL is in ``ASYNCWS_TEST_UPSTR
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -30,6 +32,12 @@ _received = {"frames": 0, "bytes": 0}
 @upstream_app.get("/stats")
 async def upstream_stats() -> dict[str, int]:
     return dict(_received)
+
+
+@upstream_app.get("/slow")
+async def slow(seconds: float) -> dict[str, float]:
+    await asyncio.sleep(min(seconds, 10.0))
+    return {"slept": seconds}
 
 
 @upstream_app.websocket("/count")
