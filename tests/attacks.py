@@ -47,12 +47,20 @@ __all__ = [
 class RunServer(UvicornServer):
     """``python -m asyncws.cli run APP`` on 127.0.0.1 and a free port (``plain=True``: plain
     ``python -m uvicorn APP``, uvicorn's defaults, for the before figures). ``nofile`` caps the
-    server's file descriptors (RLIMIT_NOFILE), to show what a slowloris does to a real limit."""
+    server's file descriptors (RLIMIT_NOFILE), to show what a slowloris does to a real limit.
+
+    ``ASYNCWS_TEST_PLAIN=1`` makes every server plain (and drops the options only ``asyncws
+    run`` knows): ``ASYNCWS_TEST_PLAIN=1 pytest tests/test_serve.py`` shows each attack test
+    failing against uvicorn's defaults.
+    """
 
     def __init__(self, app: str, *, plain: bool = False, nofile: int | None = None, **kw: object):
         super().__init__(app, **kw)  # type: ignore[arg-type]
-        self.plain = plain
+        self.plain = plain or os.environ.get("ASYNCWS_TEST_PLAIN") == "1"
         self.nofile = nofile
+        if self.plain and "--header-timeout" in self.extra_args:
+            at = self.extra_args.index("--header-timeout")
+            del self.extra_args[at : at + 2]
 
     def argv(self) -> list[str]:
         argv = super().argv()
