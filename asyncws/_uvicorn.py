@@ -105,8 +105,9 @@ class _HeaderDeadline:
 
     def _count_header_bytes(self, size: int) -> None:
         """After a chunk was parsed: bytes of a request whose headers are still incomplete."""
-        if not self._awaiting_headers():
+        if not self._awaiting_headers():  # complete (or upgraded): no deadline until next time
             self._header_bytes = 0
+            self._disarm_header_deadline()
             return
         self._header_bytes += size
         if self._header_bytes > _setting(MAX_HEADER_BYTES_ENV, 65536):
