@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -38,17 +42,41 @@ MiB = 1 << 20
 APP = "examples.chat.app:app"
 
 
+async def victim(url: str, stop: asyncio.Event) -> float:
+    """A bystander's worst round trip (subscribe -> ack), 40 a second until ``stop`` (at
+    most 2,000)."""
+    worst = 0.0
+    async with connect(url, open_timeout=10) as ws:
+        for n in range(2000):
+            started = time.perf_counter()
+            await ws.send(json.dumps({"type": "subscribe", "topic": "rooms/lobby", "id": n}))
+            await asyncio.wait_for(ws.recv(), 30)
+            worst = max(worst, time.perf_counter() - started)
+            if stop.is_set():
+                break
+            await asyncio.sleep(0.025)  # pacing: under the chat's 50 frames/s rate limit
+    return worst
+
+
 async def one_server(plain: bool) -> dict[str, str]:
     name = "uvicorn (defaults)" if plain else "asyncws run"
     out = {"server": name}
     with RunServer(APP, plain=plain, ready_path="/asyncapi.json") as server:
         pid = server.pid or 0
         before = memory(pid)
-        bomb = await compression_bomb(server.ws_url("/ws?user=mallory"), clients=4)
+        stop = asyncio.Event()
+        bystander = asyncio.create_task(victim(server.ws_url("/ws?user=victim"), stop))
+        # in a thread of its own, so that compressing the bombs does not delay the bystander
+        bomb = await asyncio.to_thread(
+            asyncio.run, compression_bomb(server.ws_url("/ws?user=mallory"), clients=4)
+        )
+        stop.set()
+        worst = await bystander
         after = memory(pid)
         out["bomb"] = (
             f"{bomb.wire_bytes // 1000} KB on the wire: closes {sorted(set(bomb.close_codes))}, "
-            f"peak RSS +{(after['VmHWM'] - before['VmHWM']) / MiB:.0f} MiB"
+            f"peak RSS +{(after['VmHWM'] - before['VmHWM']) / MiB:.0f} MiB, "
+            f"a bystander's worst round trip {worst * 1000:.0f} ms"
         )
         before = memory(pid)
         flood = await asyncio.to_thread(
