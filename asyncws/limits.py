@@ -21,7 +21,9 @@ limit                          default     over it
 =============================  ==========  ==================================================
 
 Keepalive pings are the ASGI server's job (uvicorn ``--ws-ping-interval``/``--ws-ping-timeout``,
-20 s by default): a peer that stops answering pings is disconnected by the server.
+20 s by default): a peer that stops answering pings is disconnected by the server. A frame is
+inflated (permessage-deflate) by the server before the app sees it: serve with ``asyncws run``
+(`asyncws.serve`), which sets uvicorn's ``--ws-max-size`` to ``max_frame_size``.
 """
 
 from __future__ import annotations
