@@ -123,18 +123,24 @@ def run(
     show: bool = False,
     **overrides: Any,
 ) -> ServerSettings:
-    """Serve ``target`` (``"module:app"``, an ASGI app) with uvicorn and `server_settings`.
+    """Serve ``target`` (``"module:app"`` or ``"path/to/app.py:app"``, an ASGI app) with
+    uvicorn and `server_settings`.
 
     With ``show=True`` nothing is served: the settings are returned (``asyncws run --show``).
     """
-    from .cli import CLIError
+    from .cli import _FILE_TARGET, CLIError, _module_of_file
 
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise CLIError(f"{target!r}: expected MODULE:APP, the ASGI app (e.g. the FastAPI app)")
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+    file_target = _FILE_TARGET.match(target)
+    if file_target is not None:  # path/to/app.py:APP is imported as its dotted module
+        module_name, attr = _module_of_file(file_target["path"]), file_target["attr"] or ""
+    else:
+        module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise CLIError(f"{target!r}: expected MODULE:APP, the ASGI app (e.g. the FastAPI app)")
+    target = f"{module_name}:{attr}"  # what uvicorn's workers and reloader import
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:

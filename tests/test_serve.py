@@ -55,6 +55,7 @@ def test_settings_follow_the_app(capsys: pytest.CaptureFixture[str]) -> None:
     assert shown["http"].startswith("asyncws._uvicorn:")
     assert shown["ASYNCWS_HEADER_TIMEOUT"] == "10.0"
 
+    assert run("examples/chat/app.py:app", show=True).ws_max_size == MiB  # a file path
     settings = run("tests.test_serve:small_app", show=True)
     assert (settings.ws_max_size, settings.limit_concurrency) == (64 * 1024, 600)
     assert asyncws_apps(lifespan_only) == [small]
