@@ -40,6 +40,7 @@ from .message import (
     subscribe,
     unsubscribe,
 )
+from .presence import PresencePolicy
 from .routing import Operation, Param, Router, Topic
 from .topics import TopicIndex, TopicLimits, matches
 
@@ -77,6 +78,7 @@ __all__ = [
     "Operation",
     "Param",
     "PayloadValidationError",
+    "PresencePolicy",
     "ProtocolError",
     "RateLimitedError",
     "RedisBroker",

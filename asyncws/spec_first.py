@@ -50,6 +50,7 @@ from .asyncapi.schemas import deref, make_validator, pointer_parts
 from .asyncapi.v3 import server_from_url
 from .connection import Connection
 from .exceptions import PayloadValidationError
+from .presence import PresencePolicy
 from .routing import Param, Topic
 
 __all__ = ["SpecApp", "SpecError", "app_from_spec", "load_document", "protocol_problems"]
@@ -297,8 +298,8 @@ class SpecApp(AsyncWS):
                 )
                 continue
             frame = frames[0]
-            if frame.type in CONTROL_TYPES:
-                continue  # handled by the framework (subscribe/unsubscribe/publish)
+            if frame.type in CONTROL_TYPES or op.get("x-asyncws-presence"):
+                continue  # handled by the framework (subscribe/unsubscribe/publish, presence)
             reply: RawSchema | None = None
             answer = op.get("reply")
             if isinstance(answer, Mapping):
@@ -346,6 +347,9 @@ class SpecApp(AsyncWS):
             if op.get("action") != "receive" or not isinstance(topic_key, str):
                 continue
             refs = op.get("messages") or []
+            if op.get("x-asyncws-presence"):  # the topic has presence (asyncws.presence)
+                control.setdefault(topic_key, {})["presence"] = []
+                continue
             kinds = {read_frame(doc, ref, topic_key).type for ref in refs}
             for kind in kinds & {"subscribe", "publish"}:
                 control.setdefault(topic_key, {})[kind] = _scopes(op, doc)
@@ -380,8 +384,12 @@ class SpecApp(AsyncWS):
         doc = self.document
         refs = operation.get("messages") or list(channel.get("messages", {}).values())
         models: list[type[BaseModel]] = []
+        presence_events = False
         for i, ref in enumerate(refs):
             frame = read_frame(doc, ref, f"{key}.{i}")
+            if "presence" in control and frame.type in ("join", "leave"):
+                presence_events = True  # sent by asyncws.presence, not a message of the app
+                continue
             schema = frame.data if frame.data is not None else {}
             models.append(_event_model(frame.type, self._raw(schema), doc))
         if not models:
@@ -403,6 +411,7 @@ class SpecApp(AsyncWS):
             client_publish="publish" in control,
             publish_scopes=control.get("publish", []),
             subscribe_scopes=control.get("subscribe", []),
+            presence=PresencePolicy(events=presence_events) if "presence" in control else None,
         )
         if "publish" in control:
             publish_schema = self._publish_schema(key)
