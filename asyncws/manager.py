@@ -75,6 +75,11 @@ class _Done:
 _DONE = _Done()
 
 
+# A connection's `TopicSet` itself, without the subscribing its own methods do.
+_set_add = set.add
+_set_discard = set.discard
+
+
 def _check_message(message: object, method: str) -> Message:
     """TypeError at the call, naming the expected type, rather than an AttributeError later."""
     if not isinstance(message, Message):
@@ -478,13 +483,14 @@ class WebSocketManager:
     def _subscribe_local(self, connection: Connection, pattern: str) -> str | None:
         """Update the index; return the broker channel to subscribe, if it is new."""
         pattern = validate_pattern(pattern, self.topic_limits)
-        if pattern in connection.topics:
+        topics = connection._topics  # the set itself (the property costs a call)
+        if pattern in topics:
             return None
-        if len(connection.topics) >= self.max_subscriptions:
+        if len(topics) >= self.max_subscriptions:
             raise TooManySubscriptionsError(
                 f"at most {self.max_subscriptions} subscriptions per connection"
             )
-        set.add(connection.topics, pattern)  # not TopicSet.add, which calls us
+        _set_add(topics, pattern)  # not TopicSet.add, which calls us
         if self.connections.get(connection.id) is not connection:
             return None  # not managed (yet): nothing to route
         first = not self.index.has_pattern(pattern)
@@ -497,9 +503,10 @@ class WebSocketManager:
             self._spawn(self._broker_unsubscribe_many([channel]))
 
     def _unsubscribe_local(self, connection: Connection, pattern: str) -> str | None:
-        if pattern not in connection.topics:
+        topics = connection._topics  # the set itself (the property costs a call)
+        if pattern not in topics:
             return None
-        set.discard(connection.topics, pattern)
+        _set_discard(topics, pattern)
         if self.index.remove(pattern, connection) and not self.index.has_pattern(pattern):
             return self._tp + pattern
         return None
