@@ -43,8 +43,8 @@ from .exceptions import (
 from .frames import FrameValidator, PublishFrame, SubscribeFrame, field_errors, safe_id
 from .limits import Limits, TokenBucket
 from .manager import WebSocketManager
-from .protocol import ack_frame, error_frame_for, frame_id, reply_frame
-from .routing import Operation, Router, Topic, check_authorize
+from .protocol import ack_frame, error_frame_for, event_frame, frame_id, reply_frame
+from .routing import Operation, Router, Topic, check_authorize, message_name
 from .topics import DEFAULT_LIMITS, TopicLimits, validate_pattern, validate_topic
 
 if TYPE_CHECKING:
@@ -469,24 +469,41 @@ class AsyncWS(Router):
         raise UnknownTopicError("no such topic (or wildcards where the topic does not allow them)")
 
     async def _client_publish(self, conn: Connection, frame: PublishFrame) -> None:
-        concrete = validate_topic(frame.topic, self.manager.topic_limits)
+        compiled = self._compiled or self.compile()
+        route = compiled.publish_routes.get(frame.topic)
+        if route is None:
+            route = self._publish_route(frame.topic)
+            compiled.remember(frame.topic, route)
+        if route.scopes:
+            self._require_scopes(conn, route.scopes)
+        try:
+            model = route.validate(frame.data)
+        except PydanticValidationError as exc:
+            raise PayloadValidationError(
+                "invalid message for this topic", errors=field_errors(exc.errors(), 0)
+            ) from None
+        # validated just above: encode it as it is (Topic.encode would validate it again);
+        # the topic was validated when its route was built
+        text = route.frame(model)
+        await self.manager.publish_valid(route.concrete, text)
+        if frame.id is not None:
+            conn.send_text_nowait(ack_frame(frame.id))
+
+    def _publish_route(self, address: str) -> _PublishRoute:
+        """Validate a concrete topic and resolve what a client publish to it needs.
+
+        Raises the error a client gets (invalid topic, unknown topic, not client-publishable).
+        """
+        concrete = validate_topic(address, self.manager.topic_limits)
         topic, _ = self._find_topic(concrete)
+        scopes: list[str] = []
         # every topic the address belongs to must allow it (their subscribers receive it)
         for other in self.topics:
             if other is topic or other.template.covers(concrete) is not None:
                 if not other.client_publish:
                     raise ForbiddenError("clients may not publish to this topic")
-                self._require_scopes(conn, other.publish_scopes)
-        try:
-            model = topic.adapter.validate_python(frame.data)
-        except PydanticValidationError as exc:
-            raise PayloadValidationError(
-                "invalid message for this topic", errors=field_errors(exc.errors(), 0)
-            ) from None
-        # validated just above: encode it as it is (Topic.encode would validate it again)
-        await self.manager.publish(concrete, text=topic.frame_for(model, concrete))
-        if frame.id is not None:
-            conn.send_text_nowait(ack_frame(frame.id))
+                scopes.extend(s for s in other.publish_scopes if s not in scopes)
+        return _PublishRoute(concrete, topic, tuple(scopes))
 
     def _require_scopes(self, conn: Connection, required: Sequence[str]) -> None:
         if not required:
@@ -616,10 +633,51 @@ def _lookup(
     return None
 
 
+class _PublishRoute:
+    """What a client publish to one concrete topic needs, resolved once (see `_Compiled`):
+    the topic declaration, the scopes every covering topic requires, and the event frame's
+    head per message model."""
+
+    __slots__ = ("concrete", "heads", "scopes", "topic", "validate")
+
+    def __init__(self, concrete: str, topic: Topic[Any], scopes: tuple[str, ...]) -> None:
+        self.concrete = concrete
+        self.topic = topic
+        self.scopes = scopes
+        self.heads: dict[type[Any], str] = {}
+        # pydantic-core's validator itself: TypeAdapter.validate_python only forwards to it
+        self.validate: Callable[[Any], Any] = topic.adapter.validator.validate_python
+
+    def frame(self, model: Any) -> str:
+        """The event frame of a validated model (`Topic.frame_for`, its head cached)."""
+        cls = type(model)
+        head = self.heads.get(cls)
+        if head is None:
+            head = event_frame(message_name(cls), self.concrete, "")[:-1]  # without the "}"
+            self.heads[cls] = head
+        # model_dump_json(by_alias=True) without its keyword-forwarding wrapper
+        data = model.__pydantic_serializer__.to_json(model, by_alias=True).decode()
+        return head + data + "}"
+
+
+#: Concrete topics whose publish route is kept (see `_Compiled.remember`): bounded, so a
+#: client publishing to ever new topics costs a resolution per publish, never memory.
+PUBLISH_ROUTES_MAX = 4096
+
+
 class _Compiled:
     """Everything derived from the declarations, built once before serving."""
 
+    def remember(self, address: str, route: _PublishRoute) -> None:
+        routes = self.publish_routes
+        if len(routes) >= PUBLISH_ROUTES_MAX:
+            del routes[next(iter(routes))]  # the oldest: insertion order
+        routes[address] = route
+
     def __init__(self, app: AsyncWS) -> None:
+        #: Client publish routes by concrete topic (filled on first use; declarations
+        #: changing build a new `_Compiled`, so entries never go stale).
+        self.publish_routes: dict[str, _PublishRoute] = {}
         self.operations: dict[str, Operation] = dict(app.operations)
         self.dependencies: dict[str, Dependant] = {}
         for op in self.operations.values():

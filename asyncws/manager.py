@@ -56,6 +56,7 @@ _MAGIC = b"aws1:"
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 )  # fmt: skip
+_VALID_TOPICS_MAX = 4096  # topics remembered as valid by `publish` (then forgotten at once)
 _PUBLISH_WARN_EVERY = 5.0  # seconds between two "publishes lost" warnings
 
 
@@ -126,6 +127,8 @@ class WebSocketManager:
         self._up = f"{broker_channel}/u/"
         self._bc = f"{broker_channel}/b"
         self._seq = 0
+        self._valid_topics: set[str] = set()  # topics `publish` validated recently
+        self._head = b"%s%s:" % (_MAGIC, self.instance_id.encode())  # aws1:{instance}:
         self._last_header = b""
         self._listener: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -490,12 +493,7 @@ class WebSocketManager:
 
     async def _publish(self, channel: str, text: str) -> None:
         self._seq += 1
-        head = b"%s%s:%d:%d\n" % (
-            _MAGIC,
-            self.instance_id.encode(),
-            self._seq,
-            time.time_ns() // 1000,
-        )
+        head = b"%s%d:%d\n" % (self._head, self._seq, time.time_ns() // 1000)
         try:
             await self.broker.publish(channel, head + text.encode())
         except AsyncWSError as exc:
@@ -531,8 +529,19 @@ class WebSocketManager:
         ``data`` is encoded as JSON once (or pass the frame as ``text``). Raises
         `InvalidTopicError` for a bad topic and `BrokerError` when the broker is unreachable.
         """
-        topic = validate_topic(topic, self.topic_limits)
+        valid = self._valid_topics
+        if (
+            type(topic) is not str or topic not in valid
+        ):  # validated once per topic (a bounded set of recent ones)
+            topic = validate_topic(topic, self.topic_limits)
+            if len(valid) >= _VALID_TOPICS_MAX:
+                valid.clear()
+            valid.add(topic)
         await self._publish(self._tp + topic, dumps(data) if text is None else text)
+
+    async def publish_valid(self, topic: str, text: str) -> None:
+        """`publish` for a topic the caller has validated already (`validate_topic`)."""
+        await self._publish(self._tp + topic, text)
 
     async def publish_to_connection(
         self, conn_id: str, data: Any = None, *, text: str | None = None

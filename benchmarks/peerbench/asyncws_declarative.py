@@ -1,12 +1,15 @@
 """asyncws_declarative: asyncws through its declarative API (AsyncWS app, Router, a topic).
 
-A Router declares the topic ``bench/t`` with a pydantic model of the payload (seq, ts, pad)
-and ``client_publish=True``, so clients publish to it directly; the AsyncWS app validates
-each publish against the model, encodes the event frame once and sends it through the broker.
+A Router declares the topic template ``bench/{room}`` with a pydantic model of the payload
+(seq, ts, pad) and ``client_publish=True``, so clients publish to it directly: ``bench/t``
+(phases 1-2) and ``bench/i0`` ... ``bench/i{K-1}`` (phase 3, one topic per publisher) are
+all concrete topics of it. The AsyncWS app validates each publish against the model, encodes
+the event frame once and sends it through the broker.
 
 Wire (client -> server):  {"type":"subscribe","topic":"bench/t"}
                           {"type":"publish","topic":"bench/t","data":{...}}   (same as ``raw``)
 Wire (server -> client):  {"type":"BenchMsg","topic":"bench/t","data":{"seq":..,"ts":..,"pad":..}}
+                          (the topic is the concrete one: bench/i3 in phase 3)
                           (the validated model, ``model_dump_json`` once per publish)
 
 Loaded by peerbench as ``adapters.asyncws_declarative`` when ``PEERBENCH_ADAPTERS`` points at
@@ -21,13 +24,14 @@ from typing import Any
 from ._base import ClientProtocol
 
 SUMMARY = (
-    "asyncws, declarative API: AsyncWS + Router, topic bench/t (pydantic model, client_publish)"
+    "asyncws, declarative API: AsyncWS + Router, topic bench/{room} (pydantic model, "
+    "client_publish)"
 )
 APP = "adapters.asyncws_declarative:app"
 PACKAGES = ["asyncws", "fastapi", "pydantic", "redis"]
 REQUIRES = "asyncws"  # left out of the default run where asyncws is not installed
 
-TOPIC = "bench/t"
+TOPIC = "bench/{room}"  # bench/t in phases 1-2, bench/i{j} in phase 3
 
 
 class Client(ClientProtocol):
