@@ -656,7 +656,7 @@ class _PublishRoute:
             head = event_frame(message_name(cls), self.concrete, "")[:-1]  # without the "}"
             self.heads[cls] = head
         # model_dump_json(by_alias=True) without its keyword-forwarding wrapper
-        data = model.__pydantic_serializer__.to_json(model, by_alias=True).decode()
+        data: str = model.__pydantic_serializer__.to_json(model, by_alias=True).decode()
         return head + data + "}"
 
 

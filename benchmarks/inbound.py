@@ -23,12 +23,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pydantic import BaseModel  # noqa: E402
+from pydantic import BaseModel
 
-from asyncws import AsyncWS, Connection, Router, WebSocketManager  # noqa: E402
-from asyncws.brokers.base import BrokerInterface, BrokerMessage  # noqa: E402
-from asyncws.connection import ConnectionState  # noqa: E402
-from asyncws.limits import Limits  # noqa: E402
+from asyncws import AsyncWS, Connection, Router, WebSocketManager
+from asyncws.brokers.base import BrokerInterface, BrokerMessage
+from asyncws.connection import ConnectionState
+from asyncws.limits import Limits
 
 
 class CountingBroker(BrokerInterface):
@@ -55,7 +55,8 @@ class CountingBroker(BrokerInterface):
 class FakeSocket:
     """Enough of a Starlette WebSocket for `Connection` (nothing is sent on this path)."""
 
-    path_params: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self.path_params: dict[str, Any] = {}
 
     async def send(self, message: Any) -> None: ...
 
@@ -69,8 +70,8 @@ class BenchMsg(BaseModel):
 def frames(n: int, topics: int) -> list[str]:
     pad = "x" * 60
     return [
-        '{"type":"publish","topic":"bench/i%d","data":{"seq":%d,"ts":%f,"pad":"%s"}}'
-        % (i % topics, i, 1.0 + i, pad)
+        f'{{"type":"publish","topic":"bench/i{i % topics}","data":'
+        f'{{"seq":{i},"ts":{1.0 + i:f},"pad":"{pad}"}}}}'
         for i in range(n)
     ]
 
@@ -79,8 +80,8 @@ def seed_frames(n: int, topics: int) -> list[dict[str, Any]]:
     # The compat path receives decoded JSON (iter_json decodes it): time the decode too.
     return [
         json.loads(
-            '{"type":"send","topic":"bench/i%d","seq":%d,"ts":%f,"pad":"%s"}'
-            % (i % topics, i, 1.0 + i, "x" * 60)
+            f'{{"type":"send","topic":"bench/i{i % topics}","seq":{i},'
+            f'"ts":{1.0 + i:f},"pad":"{"x" * 60}"}}'
         )
         for i in range(n)
     ]
