@@ -87,6 +87,7 @@ class AsyncWS(Router):
         scopes_of: Callable[[Any], Sequence[str]] | None = None,
         allowed_origins: Sequence[str] | None = None,
         max_queue: int = 2048,
+        max_queue_bytes: int = 1 << 20,
         slow_consumer: SlowConsumerPolicy = "close",
         max_frame_size: int = 1 << 20,
         max_subscriptions: int = 256,
@@ -130,6 +131,7 @@ class AsyncWS(Router):
                 broker_channel or _slug(title),
                 broker_url=broker,
                 max_queue=max_queue,
+                max_queue_bytes=max_queue_bytes,
                 slow_consumer=slow_consumer,
                 max_frame_size=max_frame_size,
                 max_subscriptions=max_subscriptions,
@@ -257,6 +259,7 @@ class AsyncWS(Router):
         conn = Connection(
             websocket,
             max_queue=manager.max_queue,
+            max_queue_bytes=manager.max_queue_bytes,
             slow_consumer=manager.slow_consumer,
             max_frame_size=manager.max_frame_size,
         )

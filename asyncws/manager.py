@@ -93,6 +93,7 @@ class WebSocketManager:
         *,
         broker: BrokerInterface | None = None,
         max_queue: int = 2048,
+        max_queue_bytes: int = 1 << 20,
         slow_consumer: SlowConsumerPolicy = "close",
         max_frame_size: int = 1 << 20,
         max_subscriptions: int = 256,
@@ -110,6 +111,7 @@ class WebSocketManager:
         self.broker: BrokerInterface = broker
         self.broker_channel = broker_channel
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self.slow_consumer: SlowConsumerPolicy = slow_consumer
         self.max_frame_size = max_frame_size
         self.max_subscriptions = max_subscriptions
@@ -280,6 +282,7 @@ class WebSocketManager:
             conn_id,
             user_id=user_id,
             max_queue=self.max_queue,
+            max_queue_bytes=self.max_queue_bytes,
             slow_consumer=self.slow_consumer,
             max_frame_size=self.max_frame_size,
         )

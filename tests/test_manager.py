@@ -543,6 +543,51 @@ async def test_drop_oldest_policy_counts_dropped() -> None:
         assert slow.dropped == 15
 
 
+async def test_queue_is_bounded_in_bytes_too() -> None:
+    """1 KB frames against a 4 KB byte bound: the frame bound (2048) is far away."""
+    manager = WebSocketManager(broker_url="memory://", max_queue_bytes=4096)
+    async with running(manager) as client, clients(client, "fast") as (fast,):
+        blocked = BlockedWebSocket()
+        slow = await manager.new_connection(blocked, "slow")  # type: ignore[arg-type]
+        await manager.subscribe(slow, "t/1")
+        await subscribe_ack(fast, "t/1")
+        pad = "x" * 1000
+        for i in range(3):  # one in the writer's send + 2 queued: 3 KB held
+            await manager.publish("t/1", {"i": i, "p": pad})
+        assert [(await fast.receive_json())["i"] for _ in range(3)] == list(range(3))
+        assert slow.state is ConnectionState.OPEN
+        assert 3000 < slow.queued_bytes <= 4096
+        for i in range(3, 6):
+            await manager.publish("t/1", {"i": i, "p": pad})
+        assert [(await fast.receive_json())["i"] for _ in range(3)] == list(range(3, 6))
+        assert slow.close_code == CloseCode.TRY_AGAIN_LATER  # closed at the 5th KB
+        assert slow.queued_bytes == 0
+        assert "slow" not in manager.connections
+        assert manager.stats["slow_consumer_closes"] == 1
+
+
+async def test_drop_oldest_keeps_the_byte_bound() -> None:
+    manager = WebSocketManager(
+        broker_url="memory://", max_queue_bytes=4096, slow_consumer="drop_oldest"
+    )
+    async with running(manager) as client, clients(client, "fast") as (fast,):
+        blocked = BlockedWebSocket()
+        slow = await manager.new_connection(blocked, "slow")  # type: ignore[arg-type]
+        await manager.subscribe(slow, "t/1")
+        await subscribe_ack(fast, "t/1")
+        for i in range(10):
+            await manager.publish("t/1", {"i": i, "p": "é" * 500})  # 1 KB of UTF-8 each
+            assert (await fast.receive_json())["i"] == i
+            assert slow.queued_bytes <= 4096
+        assert slow.state is ConnectionState.OPEN
+        # 1,020 bytes each: 1 in the writer's send + 3 queued fit in 4,096; 6 dropped
+        assert slow.dropped == 6
+        blocked.unblock()
+        await blocked.wait_sent(lambda sent: len(sent) >= 4)
+        assert [t["i"] for t in blocked.texts()] == [0, 7, 8, 9]  # the newest survive, in order
+        assert slow.queued_bytes == 0
+
+
 # -- lifecycle ---------------------------------------------------------------------------------
 
 
