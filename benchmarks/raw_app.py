@@ -47,7 +47,11 @@ async def _fan_out(pubsub: Any) -> None:
 
 @asynccontextmanager
 async def lifespan(_app: Any) -> AsyncIterator[None]:
-    client = aioredis.Redis.from_url(REDIS_URL)
+    # redis-py 8's asyncio pool raises MaxConnectionsError past 100 connections in use instead
+    # of waiting; one awaited PUBLISH per frame holds one each, so 100 publishers (phase 3)
+    # can reach it on a busy machine. The ceiling must not fall over (peerbench's raw does
+    # the same).
+    client = aioredis.Redis.from_url(REDIS_URL, max_connections=2**31)
     pubsub = client.pubsub()
     await pubsub.subscribe(_HOLD)
     task = asyncio.create_task(_fan_out(pubsub))

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import sys
 import time
 from array import array
@@ -199,7 +200,13 @@ class Worker:
         self._ids = 0
 
     async def open_one(
-        self, port: int, path: str, record: bool, timeout: float, attempts: int = 3
+        self,
+        port: int,
+        path: str,
+        record: bool,
+        timeout: float,
+        attempts: int = 3,
+        rcvbuf: int = 0,
     ) -> WS:
         loop = asyncio.get_running_loop()
         err: Exception | None = None
@@ -207,10 +214,15 @@ class Worker:
             rec = Recorder(self.m * self.phases, self.phases) if record else None
             host = f"127.0.0.1:{port}"
             try:
+                where: dict[str, Any] = {"host": "127.0.0.1", "port": port}
+                if rcvbuf:  # a small fixed receive window (no autotuning): a slow link
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                    sock.setblocking(False)
+                    await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), timeout)
+                    where = {"sock": sock}
                 _, ws = await asyncio.wait_for(
-                    loop.create_connection(
-                        lambda r=rec, h=host: WS(h, path, r, self.m), "127.0.0.1", port
-                    ),
+                    loop.create_connection(lambda r=rec, h=host: WS(h, path, r, self.m), **where),
                     timeout,
                 )
                 await asyncio.wait_for(ws.opened, timeout)
@@ -232,6 +244,7 @@ class Worker:
         concurrency: int = 64,
         timeout: float = 20.0,
         offset: int = 0,
+        rcvbuf: int = 0,
     ) -> dict[str, Any]:
         """Open ``count`` websockets (connection i on ports[i % len]); ``path`` and ``topics``
         may contain ``{i}`` (global index) and ``{t}`` (i modulo the topic count, for topics).
@@ -247,7 +260,7 @@ class Worker:
             async with sem:
                 try:
                     ws = await self.open_one(
-                        ports[i % len(ports)], path.format(i=i), record, timeout
+                        ports[i % len(ports)], path.format(i=i), record, timeout, rcvbuf=rcvbuf
                     )
                 except Exception as exc:
                     errors.append(str(exc))
@@ -294,8 +307,16 @@ class Worker:
             "open": len(conns),
         }
 
-    def _frame(self, kind: str, seq: int, target: str) -> bytes:
-        msg = b'{"seq":%d,"ts":%.6f,"pad":"%s"}' % (seq, now(), PAD)
+    def stall(self, group: str) -> dict[str, Any]:
+        """Stop reading on every connection of ``group`` (a client that stopped reading)."""
+        conns = self.groups.get(group, [])
+        for c in conns:
+            if c.transport is not None:
+                c.transport.pause_reading()
+        return {"stalled": len(conns)}
+
+    def _frame(self, kind: str, seq: int, target: str, pad: bytes = PAD) -> bytes:
+        msg = b'{"seq":%d,"ts":%.6f,"pad":"%s"}' % (seq, now(), pad)
         if kind == "topic":
             return b'{"type":"publish","topic":"%s","data":%s}' % (target.encode(), msg)
         if kind == "send":  # seed-compatible
@@ -322,12 +343,16 @@ class Worker:
         window: int = 0,
         deadline_s: float = 60.0,
         stall_s: float = 1.0,
+        pad: int = 0,
+        count: int = 0,
     ) -> dict[str, Any]:
         """Send M messages round-robin over ``targets``: at ``rate`` msg/s (open loop), or as
-        fast as possible but at most ``window`` ahead of the ``probe`` group's deliveries."""
+        fast as possible but at most ``window`` ahead of the ``probe`` group's deliveries.
+        ``pad``: the payload's padding in bytes (default ~100-byte payloads)."""
+        padding = b"x" * pad if pad else PAD
         pub = self.groups["pub"][0]
         probe = self.groups.get("probe", [None])[0]
-        base, m = phase * self.m, self.m
+        base, m = phase * self.m, min(count or self.m, self.m)
         sent, stalls, max_lag = 0, 0, 0.0
         t0 = now()
         for i in range(m):
@@ -350,7 +375,7 @@ class Worker:
                     await asyncio.sleep(d)
                 else:
                     max_lag = max(max_lag, -d)
-            pub.send_text(self._frame(kind, base + i, targets[i % len(targets)]))
+            pub.send_text(self._frame(kind, base + i, targets[i % len(targets)], padding))
             sent += 1
             if i % 64 == 63:
                 await asyncio.sleep(0)
@@ -361,6 +386,44 @@ class Worker:
             "last_send": t1,
             "send_rate": sent / max(t1 - t0, 1e-9),
             "window_stalls": stalls,
+            "max_lag_s": max_lag,
+        }
+
+    async def publish_many(
+        self,
+        phase: int,
+        kind: str,
+        targets: list[str],
+        rate: float = 2000.0,
+        window: int = 0,
+        deadline_s: float = 60.0,
+        group: str = "pubs",
+        count: int = 0,
+    ) -> dict[str, Any]:
+        """Many publishers (the chat pattern): connection j of ``group`` publishes to
+        ``targets[j]``; message g (of M) goes out from connection g mod K at t0 + g/rate, on
+        one absolute schedule (late ones go at once, their lateness is recorded)."""
+        pubs = self.groups[group]
+        k, base, m = len(pubs), phase * self.m, min(count or self.m, self.m)
+        sent, max_lag = 0, 0.0
+        t0 = now()
+        for g in range(m):
+            if now() - t0 > deadline_s:
+                break
+            d = t0 + g / rate - now()
+            if d > 0.0005:
+                await asyncio.sleep(d)
+            elif d < 0:
+                max_lag = max(max_lag, -d)
+            pubs[g % k].send_text(self._frame(kind, base + g, targets[g % k]))
+            sent += 1
+        t1 = now()
+        return {
+            "sent": sent,
+            "first_send": t0,
+            "last_send": t1,
+            "send_rate": sent / max(t1 - t0, 1e-9),
+            "window_stalls": 0,
             "max_lag_s": max_lag,
         }
 
