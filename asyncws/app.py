@@ -531,6 +531,34 @@ class AsyncWS(Router):
 
     async def _call(self, conn: Connection, op: Operation, frame: Any) -> None:
         self._require_scopes(conn, op.scopes)
+        compiled = self._compiled or self.compile()
+        flat = compiled.flat.get(op.type)
+        if flat is not None:
+            # A handler that takes only its payload, the connection or the websocket (no
+            # dependencies, no `yield`): called directly, no Resolver (same semantics).
+            args: list[Any] = []
+            kwargs: dict[str, Any] = {}
+            for kind, positional, name in flat:
+                value = (
+                    frame.data
+                    if kind == "payload"
+                    else conn
+                    if kind == "connection"
+                    else conn.websocket
+                )
+                if positional:
+                    args.append(value)
+                else:
+                    kwargs[name] = value
+            try:
+                result = op.dependant.call(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                await self._handle_exception(conn, op, exc, frame.id)
+                return
+            self._answer(conn, op, result, frame.id)
+            return
         ws = conn.websocket
         resolver = Resolver(
             conn, ws, payload=getattr(frame, "data", None), path_params=dict(ws.path_params)
@@ -548,24 +576,27 @@ class AsyncWS(Router):
                     logger.exception("a dependency's teardown failed in %r", op.type)
                 await self._handle_exception(conn, op, exc, frame.id)
                 return
-            if op.reply_adapter is not None:
-                try:
-                    data = op.reply_adapter.dump_json(
-                        op.reply_adapter.validate_python(result), by_alias=True
-                    ).decode()
-                except Exception as exc:  # the handler broke its own contract: a server bug
-                    logger.error("operation %r returned an invalid reply", op.type, exc_info=exc)
-                    conn.send_text_nowait(error_frame_for(AsyncWSError("internal error"), frame.id))
-                    return
-                if frame.id is not None:  # like acks: only a frame with an id is answered
-                    conn.send_text_nowait(reply_frame(frame.id, data))
-            elif frame.id is not None:
-                conn.send_text_nowait(ack_frame(frame.id))
+            self._answer(conn, op, result, frame.id)
         finally:
             try:
                 await resolver.aclose()
             except Exception:
                 logger.exception("a dependency's teardown failed in %r", op.type)
+
+    def _answer(self, conn: Connection, op: Operation, result: Any, id: Any) -> None:
+        """The reply (validated against the operation's reply model) or the ack."""
+        adapter = op.reply_adapter
+        if adapter is not None:
+            try:
+                data = adapter.dump_json(adapter.validate_python(result), by_alias=True).decode()
+            except Exception as exc:  # the handler broke its own contract: a server bug
+                logger.error("operation %r returned an invalid reply", op.type, exc_info=exc)
+                conn.send_text_nowait(error_frame_for(AsyncWSError("internal error"), id))
+                return
+            if id is not None:  # like acks: only a frame with an id is answered
+                conn.send_text_nowait(reply_frame(id, data))
+        elif id is not None:
+            conn.send_text_nowait(ack_frame(id))
 
     async def _handle_exception(
         self, conn: Connection, op: Operation | None, exc: Exception, id: Any
@@ -663,6 +694,8 @@ class _PublishRoute:
         return head + data + "}"
 
 
+_FLAT_KINDS = frozenset({"payload", "connection", "websocket"})
+
 #: Concrete topics whose publish route is kept (see `_Compiled.remember`): bounded, so a
 #: client publishing to ever new topics costs a resolution per publish, never memory.
 PUBLISH_ROUTES_MAX = 4096
@@ -690,6 +723,19 @@ class _Compiled:
             if before is not None:
                 self.dependencies[op.type] = before
         self.frames = FrameValidator(self.operations.values())
+        #: Operations whose handler takes only its payload, the connection and/or the
+        #: websocket, without other dependencies: (kind, positional, name) per parameter.
+        self.flat: dict[str, list[tuple[str, bool, str]]] = {}
+        for op in self.operations.values():
+            dep = op.dependant
+            if (
+                op.type in self.dependencies
+                or dep.is_gen
+                or dep.is_async_gen
+                or any(p.kind not in _FLAT_KINDS for p in dep.params)
+            ):
+                continue
+            self.flat[op.type] = [(p.kind, p.positional, p.name) for p in dep.params]
         self.authenticate: Dependant | None = (
             analyze(app.authenticate, path_params=app.path_params) if app.authenticate else None
         )

@@ -8,6 +8,7 @@
   connected: ``{"type":"direct","data":{"to":"<id>","by":"conn"|"user","msg":{...}}}``; the
   recipient gets the ``msg`` object (encoded once);
 * operation ``whoami`` answers the connection's server-assigned id;
+* operation ``echo`` replies with its validated payload (request/reply, benchmarks/reqreply.py);
 * ``GET /_bench/stats``: the manager's counters (``broker_messages`` ...), connections, pid.
 
 The user id comes from the ``user`` query parameter (benchmark only: no authentication).
@@ -77,6 +78,12 @@ async def direct(cmd: Direct) -> None:
         await ws.manager.publish_to_connection(cmd.to, text=text)
     else:
         await ws.manager.publish_to_user(cmd.to, text=text)
+
+
+@router.operation("echo")
+async def echo(msg: BenchMsg) -> BenchMsg:
+    """Request/reply (benchmarks/reqreply.py): the validated payload, as the reply."""
+    return msg
 
 
 @router.operation("whoami")

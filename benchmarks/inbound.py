@@ -6,7 +6,8 @@
 No sockets and no Redis: each path gets the frame text a websocket would hand it and ends in
 a broker whose ``publish`` only counts (the Redis write is measured by peerbench's phase 3).
 What is left is the Python work asyncws adds per inbound message, beside the least a server
-can do (``json.loads`` + ``json.dumps``, as peerbench's ``raw``). Bounded: ``--frames`` per
+can do (``json.loads`` + ``json.dumps``, as peerbench's ``raw``). ``op`` / ``raw_echo``: an
+operation with a reply (request/reply) beside ``json.loads`` + a pydantic model + the reply. Bounded: ``--frames`` per
 round, ``--rounds`` rounds; the median round is printed.
 """
 
@@ -57,8 +58,10 @@ class FakeSocket:
 
     def __init__(self) -> None:
         self.path_params: dict[str, Any] = {}
+        self.sent = 0
 
-    async def send(self, message: Any) -> None: ...
+    async def send(self, message: Any) -> None:
+        self.sent += 1
 
 
 class BenchMsg(BaseModel):
@@ -112,6 +115,58 @@ async def run_declarative(texts: list[str]) -> float:
     return elapsed
 
 
+def echo_frames(n: int, topics: int) -> list[str]:
+    pad = "x" * 60
+    return [
+        f'{{"type":"echo","id":{i},"data":{{"seq":{i},"ts":{1.0 + i:f},"pad":"{pad}"}}}}'
+        for i in range(n)
+    ]
+
+
+async def run_operation(texts: list[str]) -> float:
+    """Request/reply: an operation with a pydantic payload whose reply is the model."""
+    router = Router()
+
+    @router.operation("echo")
+    async def echo(msg: BenchMsg) -> BenchMsg:
+        return msg
+
+    ws = AsyncWS(
+        manager=WebSocketManager("bench", broker=CountingBroker()),
+        limits=Limits(rate=1e6, burst=1_000_000),
+        asyncapi_url=None,
+        asyncapi_yaml_url=None,
+        docs_url=None,
+    )
+    ws.include_router(router)
+    await ws.manager.startup()
+    sock = FakeSocket()
+    conn = Connection(sock)  # type: ignore[arg-type]
+    conn.state = ConnectionState.OPEN
+    handle = ws.handle_frame
+    start = time.perf_counter()
+    for text in texts:
+        await handle(conn, text)
+    elapsed = time.perf_counter() - start
+    await ws.manager.shutdown()
+    assert sock.sent == len(texts), sock.sent
+    return elapsed
+
+
+async def run_raw_echo(texts: list[str]) -> float:
+    """The raw Starlette echo's work: json.loads, pydantic validation, reply."""
+    sock = FakeSocket()
+    start = time.perf_counter()
+    for text in texts:
+        frame = json.loads(text)
+        msg = BenchMsg.model_validate(frame["data"])
+        reply = f'{{"type":"reply","id":{int(frame["id"])},"data":{msg.model_dump_json()}}}'
+        await sock.send({"type": "websocket.send", "text": reply})
+    elapsed = time.perf_counter() - start
+    assert sock.sent == len(texts), sock.sent
+    return elapsed
+
+
 async def run_compat(texts: list[str]) -> float:
     broker = CountingBroker()
     manager = WebSocketManager("bench", broker=broker)
@@ -147,6 +202,8 @@ PATHS = {
     "decl": (run_declarative, frames),
     "compat": (run_compat, seed_texts),
     "raw": (run_raw, frames),
+    "op": (run_operation, echo_frames),
+    "raw_echo": (run_raw_echo, echo_frames),
 }
 
 
@@ -173,10 +230,10 @@ def main() -> int:
         texts = make(args.frames, args.topics)
         rounds = [asyncio.run(run(texts)) for _ in range(args.rounds)]
         results[name] = statistics.median(rounds) / args.frames * 1e6
-    raw = results["raw"]
     print(f"inbound path, in-process, broker stubbed ({args.frames} frames x {args.rounds})")
     for name, us in results.items():
-        print(f"  {name:7s} {us:6.2f} µs/frame  ({us / raw:4.2f}x raw-style)")
+        base = results["raw_echo" if name in ("op", "raw_echo") else "raw"]
+        print(f"  {name:8s} {us:6.2f} µs/frame  ({us / base:4.2f}x raw-style)")
     return 0
 
 

@@ -7,6 +7,10 @@ no queues, no validation, no slow-consumer protection. Same client frames as the
 bench app (``subscribe`` / ``publish``), so one load client drives both.
 
     ASYNCWS_BENCH_REDIS=redis://127.0.0.1:6379/0 uvicorn benchmarks.raw_app:app
+
+``/echo`` is the request/reply baseline (benchmarks/reqreply.py): each frame
+``{"type":"echo","id":N,"data":{...}}`` is parsed, its ``data`` validated by a pydantic model
+and answered with ``{"type":"reply","id":N,"data":{...}}``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -87,4 +92,25 @@ async def endpoint(websocket: WebSocket) -> None:
             subscribers.get(channel, set()).discard(websocket)
 
 
-app = Starlette(routes=[WebSocketRoute("/ws", endpoint)], lifespan=lifespan)
+class EchoMsg(BaseModel):
+    seq: int
+    ts: float
+    pad: str = ""
+
+
+async def echo(websocket: WebSocket) -> None:
+    """Request/reply, the least a server can do: parse, validate with pydantic, reply."""
+    await websocket.accept()
+    try:
+        while True:
+            frame = json.loads(await websocket.receive_text())
+            msg = EchoMsg.model_validate(frame["data"])
+            reply = f'{{"type":"reply","id":{int(frame["id"])},"data":{msg.model_dump_json()}}}'
+            await websocket.send_text(reply)
+    except WebSocketDisconnect:
+        pass
+
+
+app = Starlette(
+    routes=[WebSocketRoute("/ws", endpoint), WebSocketRoute("/echo", echo)], lifespan=lifespan
+)

@@ -154,13 +154,13 @@ class WS(asyncio.Protocol):
         rec = self.rec
         mo = PAYLOAD_RE.search(payload)
         if mo is None or rec is None:
+            r = REPLY_RE.match(payload)  # a reply may carry a payload too (request/reply)
+            if r is not None:
+                fut = self.replies.pop(int(r.group(1)), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(payload)
+                    return
             if mo is None:
-                r = REPLY_RE.match(payload)
-                if r is not None:
-                    fut = self.replies.pop(int(r.group(1)), None)
-                    if fut is not None and not fut.done():
-                        fut.set_result(payload)
-                        return
                 self.other += 1
             return
         seq = int(mo.group(1))
@@ -305,6 +305,53 @@ class Worker:
             "warm": sum(r.warm for r in recs),
             "closed": sum(c.closed for c in conns),
             "open": len(conns),
+        }
+
+    async def rpc(
+        self, group: str, kind: str, count: int, timeout: float = 10.0, deadline_s: float = 60.0
+    ) -> dict[str, Any]:
+        """Request/reply, closed loop: every connection of ``group`` sends ``count`` requests
+        ``{"type":kind,"id":N,"data":{payload}}`` one after the other, each once the previous
+        one was answered. Returns the round-trip times (ms) and how many failed."""
+        conns = self.groups.get(group, [])
+        rtts = array("d")
+        failed = 0
+        t_end = now() + deadline_s
+
+        async def one(ws: WS) -> None:
+            nonlocal failed
+            for _ in range(count):
+                if now() > t_end:
+                    return
+                fid = self._next_id()
+                msg = b'{"seq":%d,"ts":%.6f,"pad":"%s"}' % (fid, now(), PAD)
+                frame = b'{"type":"%s","id":%d,"data":%s}' % (kind.encode(), fid, msg)
+                t0 = now()
+                try:
+                    reply = await ws.request(fid, frame, timeout)
+                except Exception:
+                    failed += 1
+                    continue
+                if not reply.startswith(b'{"type":"reply"') or b'"seq":%d' % fid not in reply:
+                    failed += 1
+                    continue
+                rtts.append((now() - t0) * 1000)
+
+        t0 = now()
+        await asyncio.gather(*(one(ws) for ws in conns))
+        wall = now() - t0
+        ordered = sorted(rtts)
+
+        def pct(q: float) -> float | None:
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
+        return {
+            "answered": len(ordered),
+            "failed": failed,
+            "wall_s": wall,
+            "p50_ms": pct(0.5),
+            "p99_ms": pct(0.99),
+            "max_ms": ordered[-1] if ordered else None,
         }
 
     def stall(self, group: str) -> dict[str, Any]:
