@@ -258,6 +258,7 @@ class AsyncWS(Router):
             return
         conn = Connection(
             websocket,
+            manager.new_connection_id(),
             max_queue=manager.max_queue,
             max_queue_bytes=manager.max_queue_bytes,
             slow_consumer=manager.slow_consumer,

@@ -85,6 +85,8 @@ async def endpoint(websocket: WebSocket) -> None:
                     await state["pubsub"].subscribe(channel)
                 subscribers[channel].add(websocket)
                 joined.append(channel)
+                if "id" in frame:  # acknowledged once the Redis subscription holds
+                    await websocket.send_text(f'{{"type":"ack","id":{int(frame["id"])}}}')
     except WebSocketDisconnect:
         pass
     finally:

@@ -245,11 +245,13 @@ class Worker:
         timeout: float = 20.0,
         offset: int = 0,
         rcvbuf: int = 0,
+        spread: int = 0,
     ) -> dict[str, Any]:
         """Open ``count`` websockets (connection i on ports[i % len]); ``path`` and ``topics``
         may contain ``{i}`` (global index) and ``{t}`` (i modulo the topic count, for topics).
         Each subscribes to its topic(s); with ``ack`` it waits for the server's acks. ``offset``
-        is added to i (so that several workers can share one numbering)."""
+        is added to i (so that several workers can share one numbering). With ``spread``,
+        ``{t}`` in a topic is i modulo ``spread``."""
         sem = asyncio.Semaphore(concurrency)
         errors: list[str] = []
         out: list[WS | None] = [None] * count
@@ -266,7 +268,7 @@ class Worker:
                     errors.append(str(exc))
                     return
                 for topic in topics:
-                    name = topic.format(i=i)
+                    name = topic.format(i=i, t=i % spread if spread else i)
                     if ack:
                         fid = self._next_id()
                         frame = b'{"type":"subscribe","id":%d,"topic":"%s"}' % (fid, name.encode())
