@@ -265,9 +265,9 @@ class AsyncWS(Router):
             max_frame_size=manager.max_frame_size,
         )
         try:
-            accepted = await asyncio.wait_for(
-                self._handshake(conn, websocket, compiled), limits.handshake_timeout
-            )
+            # asyncio.timeout, not wait_for: no extra task per connection (connection storms)
+            async with asyncio.timeout(limits.handshake_timeout):
+                accepted = await self._handshake(conn, websocket, compiled)
         except TimeoutError:
             logger.warning("handshake timed out after %.1fs", limits.handshake_timeout)
             if websocket.application_state is WebSocketState.CONNECTING:
