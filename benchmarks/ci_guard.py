@@ -104,7 +104,13 @@ async def run_system(
         workers += subs
         await pub.call("open", group="pub", ports=[ports[0]], count=1, record=False)
         await pub.call(
-            "open", group="probe", ports=[ports[1]], count=1, topics=["bench/t"], ack=False
+            "open",
+            group="probe",
+            ports=[ports[1]],
+            count=1,
+            topics=["bench/t"],
+            ack=False,
+            deflate=args.deflate,
         )
         await asyncio.sleep(0.3)
         rss0 = sum(rss_kib(s.pid) for s in servers)
@@ -120,6 +126,7 @@ async def run_system(
                     topics=["bench/t"],
                     ack=False,
                     offset=off,
+                    deflate=args.deflate,
                 )
                 for w, c, off in zip(subs, shares, (0, shares[0]), strict=True)
             )
@@ -146,6 +153,9 @@ async def run_system(
         out["p1"] = await run_phase(p1, pub, subs, servers, redis.pid, lat_dir)
         await asyncio.sleep(0.3)
         out["p2"] = await run_phase(p2, pub, subs, servers, redis.pid, lat_dir)
+        out["compressed_frames"] = sum(
+            [(await w.call("status", group="sub"))["compressed"] for w in subs]
+        )
         if args.inbound_k:
             out["p3"] = await inbound_phase(kind, args, pub, subs, servers, redis, lat_dir)
     finally:
@@ -182,6 +192,7 @@ async def inbound_phase(
                 topics=["bench/i{i}"],
                 ack=False,
                 offset=off,
+                deflate=args.deflate,
             )
             for w, c, off in zip(subs, shares, (0, shares[0]), strict=True)
         )
@@ -356,7 +367,8 @@ async def amain(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - t_start
     print(
         f"ci_guard: N={args.n} subscribers on 2 instances, M={args.m}/phase, saturation window {args.window}, "
-        f"fixed rate {args.rate:g} msg/s; {os.cpu_count()} CPUs; {args.repeat} round(s), median; {elapsed:.0f}s\n"
+        f"fixed rate {args.rate:g} msg/s; {os.cpu_count()} CPUs; {args.repeat} round(s), median; {elapsed:.0f}s"
+        f"{'; subscribers negotiate permessage-deflate' if args.deflate else ''}\n"
     )
     print(
         "| system | P1 msg/s | P1 CPU s/1k | P2 CPU s/1k | P2 p50 / p99 ms | RSS KiB/conn | idle CPU % "
@@ -372,6 +384,11 @@ async def amain(args: argparse.Namespace) -> int:
             f"{_f(s['p2_p50_ms'], 2)} / {_f(s['p2_p99_ms'], 2)} | {_f(s['rss_kib_per_conn'], 1)} | {_f(s['idle_cpu_pct'], 1)} "
             f"| {_f(s['p3_cpu_s_per_1k'], 4)}{ab} | {_f(s['p3_p99_ms'], 2)} |"
         )
+    if args.deflate:
+        got = ", ".join(
+            f"{n} {rs[-1].get('compressed_frames', 0):,}" for n, rs in runs.items() if rs
+        )
+        print(f"\nframes the subscribers received compressed (P1+P2): {got}")
     ratios: dict[str, dict[str, float | None]] = {}
     base = summary.get("raw")
     if base:
@@ -455,6 +472,11 @@ def main() -> int:
         "--stalled", type=int, default=4, help="byte-bound stalled readers (0: no scenario)"
     )
     ap.add_argument("--mb", type=int, default=1000, help="byte-bound messages of 20 KB")
+    ap.add_argument(
+        "--deflate",
+        action="store_true",
+        help="subscribers offer permessage-deflate, as browsers do (uvicorn accepts it)",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="interleaved rounds; the median is shown")
     ap.add_argument(
         "--asyncws-path", default=None, help="measure the asyncws package in this folder"

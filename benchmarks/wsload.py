@@ -23,6 +23,7 @@ import re
 import socket
 import sys
 import time
+import zlib
 from array import array
 from typing import Any
 
@@ -59,10 +60,17 @@ class Recorder:
 
 
 class WS(asyncio.Protocol):
-    """One client websocket."""
+    """One client websocket. With ``deflate`` it offers permessage-deflate as browsers do
+    (Chromium: ``permessage-deflate; client_max_window_bits``) and inflates what the server
+    compressed (frames with RSV1 set); the client's own frames stay uncompressed."""
 
-    def __init__(self, host: str, path: str, recorder: Recorder | None, m: int) -> None:
+    def __init__(
+        self, host: str, path: str, recorder: Recorder | None, m: int, deflate: bool = False
+    ) -> None:
         self.host, self.path, self.rec, self.m = host, path, recorder, m
+        self.deflate = deflate
+        self.inflater: Any = None  # set when the server accepted permessage-deflate
+        self.compressed = 0  # frames received compressed
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.open = False
@@ -77,10 +85,15 @@ class WS(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         key = base64.b64encode(os.urandom(16))
+        ext = (
+            b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            if self.deflate
+            else b""
+        )
         transport.write(
             b"GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            % (self.path.encode(), self.host.encode(), key)
+            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
+            % (self.path.encode(), self.host.encode(), key, ext)
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -117,6 +130,9 @@ class WS(asyncio.Protocol):
                 self.transport.close()  # type: ignore[union-attr]
                 return
             self.open = True
+            if self.deflate and b"permessage-deflate" in head.lower():
+                no_context = b"server_no_context_takeover" in head.lower()
+                self.inflater = (no_context, zlib.decompressobj(-15))
             if not self.opened.done():
                 self.opened.set_result(None)
             if not data:
@@ -139,8 +155,16 @@ class WS(asyncio.Protocol):
             if n - i < h + length:
                 break
             opcode = buf[i] & 0x0F
+            rsv1 = buf[i] & 0x40
             payload = buf[i + h : i + h + length]
             i += h + length
+            if rsv1 and self.inflater is not None and opcode in (1, 2):
+                no_context, inflater = self.inflater
+                if no_context:
+                    inflater = zlib.decompressobj(-15)
+                    self.inflater = (no_context, inflater)
+                payload = inflater.decompress(payload + b"\x00\x00\xff\xff")
+                self.compressed += 1
             if opcode == 1 or opcode == 2:
                 self.on_message(payload)
             elif opcode == 9:  # ping -> pong
@@ -207,6 +231,7 @@ class Worker:
         timeout: float,
         attempts: int = 3,
         rcvbuf: int = 0,
+        deflate: bool = False,
     ) -> WS:
         loop = asyncio.get_running_loop()
         err: Exception | None = None
@@ -222,7 +247,9 @@ class Worker:
                     await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), timeout)
                     where = {"sock": sock}
                 _, ws = await asyncio.wait_for(
-                    loop.create_connection(lambda r=rec, h=host: WS(h, path, r, self.m), **where),
+                    loop.create_connection(
+                        lambda r=rec, h=host: WS(h, path, r, self.m, deflate), **where
+                    ),
                     timeout,
                 )
                 await asyncio.wait_for(ws.opened, timeout)
@@ -246,6 +273,7 @@ class Worker:
         offset: int = 0,
         rcvbuf: int = 0,
         spread: int = 0,
+        deflate: bool = False,
     ) -> dict[str, Any]:
         """Open ``count`` websockets (connection i on ports[i % len]); ``path`` and ``topics``
         may contain ``{i}`` (global index) and ``{t}`` (i modulo the topic count, for topics).
@@ -262,7 +290,12 @@ class Worker:
             async with sem:
                 try:
                     ws = await self.open_one(
-                        ports[i % len(ports)], path.format(i=i), record, timeout, rcvbuf=rcvbuf
+                        ports[i % len(ports)],
+                        path.format(i=i),
+                        record,
+                        timeout,
+                        rcvbuf=rcvbuf,
+                        deflate=deflate,
                     )
                 except Exception as exc:
                     errors.append(str(exc))
@@ -307,6 +340,7 @@ class Worker:
             "warm": sum(r.warm for r in recs),
             "closed": sum(c.closed for c in conns),
             "open": len(conns),
+            "compressed": sum(c.compressed for c in conns),
         }
 
     async def rpc(
