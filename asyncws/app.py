@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.exceptions import WebSocketException as StarletteWebSocketException
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from .auth import origin_allowed
 from .codes import CloseCode, ErrorCode
 from .connection import Connection, ConnectionState, SlowConsumerPolicy
 from .dependencies import Dependant, Resolver, analyze, analyze_dependencies
@@ -39,8 +41,12 @@ from .exceptions import (
     ProtocolError,
     RateLimitedError,
     UnknownTopicError,
+    from_http_exception,
+    from_websocket_exception,
 )
+from .forwarded import PublicAddress
 from .frames import FrameValidator, PublishFrame, SubscribeFrame, field_errors, safe_id
+from .handshake import refuse_unavailable
 from .limits import Limits, TokenBucket
 from .manager import WebSocketManager
 from .protocol import ack_frame, error_frame_for, event_frame, frame_id, reply_frame
@@ -65,8 +71,13 @@ class AsyncWS(Router):
     ``broker`` is a URL (``memory://``, ``redis://host:6379/0``) or pass ``manager=``.
     ``authenticate`` (resolved like a handler, with ``Depends``) runs at the handshake; its
     result becomes ``connection.principal`` — return None to refuse with HTTP 403.
-    ``allowed_origins`` refuses browsers from other sites with 403 (cross-site websocket
-    hijacking); None allows any origin. When the principal expires (its ``exp``, in epoch
+    Browsers may connect from the app's own origin only (same-origin, against cross-site
+    websocket hijacking; others get HTTP 403): ``allowed_origins=[...]`` adds origins,
+    ``["*"]`` allows every origin, and a client that sends no ``Origin`` (not a browser) is
+    allowed (see `asyncws.auth.origin_allowed`). The app's own origin is the request's scheme
+    and ``Host``, or ``public_url`` when pinned (``https://chat.example``: also the server the
+    AsyncAPI document lists); ``X-Forwarded-Proto``/``-Host`` count only from peers in
+    ``forwarded_allow_ips`` (default: none; see `asyncws.forwarded`). When the principal expires (its ``exp``, in epoch
     seconds, or what ``expires_at(principal)`` returns), the connection is closed with 4001
     (`CloseCode.TOKEN_EXPIRED`): the client authenticates again and reconnects. ``limits`` (`asyncws.limits.Limits`) bounds
     connections (per instance, per user), the frame rate, the handshake and idle time.
@@ -86,6 +97,8 @@ class AsyncWS(Router):
         user_id: Callable[[Any], str | None] | None = None,
         scopes_of: Callable[[Any], Sequence[str]] | None = None,
         allowed_origins: Sequence[str] | None = None,
+        public_url: str | None = None,
+        forwarded_allow_ips: str | Sequence[str] | None = None,
         max_queue: int = 2048,
         max_queue_bytes: int = 1 << 20,
         slow_consumer: SlowConsumerPolicy = "close",
@@ -118,11 +131,9 @@ class AsyncWS(Router):
         self.limits = limits or Limits()
         self._expires_at = expires_at or _default_expiry
         self._closing: set[asyncio.Task[None]] = set()
-        self.allowed_origins = (
-            frozenset(o.rstrip("/").lower() for o in allowed_origins)
-            if allowed_origins is not None
-            else None
-        )
+        self.allowed_origins = tuple(allowed_origins) if allowed_origins is not None else None
+        self.public_address = PublicAddress(public_url, forwarded_allow_ips)
+        self._handshaking = 0  # connection slots held by handshakes in progress
         # `is None`, not `or`: a manager with no connections is falsy (it has __len__)
         self.manager = (
             manager
@@ -136,6 +147,8 @@ class AsyncWS(Router):
                 max_frame_size=max_frame_size,
                 max_subscriptions=max_subscriptions,
                 topic_limits=topic_limits,
+                allowed_origins=allowed_origins,
+                limits=self.limits,
             )
         )
         self.path_params = frozenset(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}", path))
@@ -182,17 +195,22 @@ class AsyncWS(Router):
         tags: Sequence[str] = (),
         dependencies: Sequence[Any] = (),
     ) -> None:
+        """Include ``router``'s operations and topics; what it declares later is included too
+        (see `Router.include_router`)."""
         super().include_router(router, prefix=prefix, tags=tags, dependencies=dependencies)
-        # A router does not know the endpoint's path parameters: analyze its handlers again,
-        # now strictly (a parameter nothing explains is a TypeError here, at import time).
-        for op_type in router.operations:
-            op = self.operations[op_type]  # the app's own copy (see Router.include_router)
+        self._compiled = None
+
+    def _put_operation(self, op: Operation) -> None:
+        if op.router is not self:
+            # A router does not know the endpoint's path parameters: analyze its handlers
+            # again, now strictly (a parameter nothing explains is a TypeError here).
             op.dependant = analyze(
                 op.handler,
                 allow_payload=True,
                 path_params=self.path_params,
                 owner=getattr(op.handler, "__qualname__", op.type),
             )
+        super()._put_operation(op)
         self._compiled = None
 
     # -- FastAPI integration ------------------------------------------------------------------
@@ -202,8 +220,14 @@ class AsyncWS(Router):
         """Start the manager (broker, listener) and stop it: ``FastAPI(lifespan=ws.lifespan)``.
 
         To combine with your own lifespan: ``async with ws.lifespan(app): ...`` inside it.
+        Given the FastAPI app, it also links its OpenAPI document (``/docs``) to this app's
+        AsyncAPI page (`asyncws.asyncapi.link_openapi`).
         """
         self.compile()
+        if app is not None:
+            from .asyncapi import link_openapi
+
+            link_openapi(app, self)
         await self.manager.startup()
         try:
             yield
@@ -248,43 +272,58 @@ class AsyncWS(Router):
         """The websocket endpoint: handshake (origin, auth, hooks), then the frame loop."""
         compiled = self.compile()
         manager = self.manager
-        if self.allowed_origins is not None and not self._origin_ok(websocket):
+        if not origin_allowed(
+            websocket, self.allowed_origins, server_origin=self.public_address.origin(websocket)
+        ):
+            logger.info("websocket %s: origin not allowed", websocket.url.path)
             await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
             return
         limits = self.limits
-        if len(manager.connections) >= limits.max_connections:
+        # A handshake holds its slot from here (authenticate may await): otherwise every
+        # handshake in flight would see the same free slot.
+        if len(manager.connections) + self._handshaking >= limits.max_connections:
             logger.warning("connection refused: %d connections (the limit)", limits.max_connections)
-            await websocket.close(CloseCode.TRY_AGAIN_LATER)  # before accept: HTTP 403
+            await refuse_unavailable(websocket, "too many connections")  # HTTP 503
             return
-        conn = Connection(
-            websocket,
-            manager.new_connection_id(),
-            max_queue=manager.max_queue,
-            max_queue_bytes=manager.max_queue_bytes,
-            slow_consumer=manager.slow_consumer,
-            max_frame_size=manager.max_frame_size,
-        )
+        self._handshaking += 1
+        held = True
         try:
-            # asyncio.timeout, not wait_for: no extra task per connection (connection storms)
-            async with asyncio.timeout(limits.handshake_timeout):
-                accepted = await self._handshake(conn, websocket, compiled)
-        except TimeoutError:
-            logger.warning("handshake timed out after %.1fs", limits.handshake_timeout)
-            if websocket.application_state is WebSocketState.CONNECTING:
-                await websocket.close(CloseCode.TRY_AGAIN_LATER)
-            return
-        if not accepted:
-            return
-        if conn.user_id is not None and (
-            len(manager.users.get(conn.user_id, ())) >= limits.max_connections_per_user
-        ):
-            logger.info(
-                "connection refused: user over %d connections", limits.max_connections_per_user
+            conn = Connection(
+                websocket,
+                manager.new_connection_id(),
+                max_queue=manager.max_queue,
+                max_queue_bytes=manager.max_queue_bytes,
+                slow_consumer=manager.slow_consumer,
+                max_frame_size=manager.max_frame_size,
             )
-            await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
-            return
-        subprotocol = getattr(websocket.state, "asyncws_subprotocol", None)
-        await manager.attach(conn, subprotocol=subprotocol)
+            try:
+                # asyncio.timeout, not wait_for: no extra task per connection (storms)
+                async with asyncio.timeout(limits.handshake_timeout):
+                    accepted = await self._handshake(conn, websocket, compiled)
+            except TimeoutError:
+                logger.warning("handshake timed out after %.1fs", limits.handshake_timeout)
+                if websocket.application_state is WebSocketState.CONNECTING:
+                    await websocket.close(CloseCode.TRY_AGAIN_LATER)
+                return
+            if not accepted:
+                return
+            if conn.user_id is not None and (
+                len(manager.users.get(conn.user_id, ())) >= limits.max_connections_per_user
+            ):
+                logger.info(
+                    "connection refused: user over %d connections",
+                    limits.max_connections_per_user,
+                )
+                await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
+                return
+            subprotocol = getattr(websocket.state, "asyncws_subprotocol", None)
+            # The slot passes to the connection: attach registers it before its first await.
+            self._handshaking -= 1
+            held = False
+            await manager.attach(conn, subprotocol=subprotocol)
+        finally:
+            if held:
+                self._handshaking -= 1
         if not _is_open(conn):  # refused (shutting down): no websocket
             return
         bucket = TokenBucket(limits.rate, limits.burst)
@@ -365,13 +404,6 @@ class AsyncWS(Router):
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    def _origin_ok(self, websocket: WebSocket) -> bool:
-        origin = websocket.headers.get("origin")
-        if origin is None:  # not a browser: origin checks protect browsers only
-            return True
-        assert self.allowed_origins is not None
-        return origin.rstrip("/").lower() in self.allowed_origins or "*" in self.allowed_origins
-
     async def _handshake(self, conn: Connection, websocket: WebSocket, compiled: _Compiled) -> bool:
         """Authenticate and run on_connect hooks; refuse with 403 (before accept) on failure."""
         resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
@@ -386,7 +418,12 @@ class AsyncWS(Router):
             for hook in compiled.connect_hooks:
                 if await resolver.run(hook) is False:
                     raise ForbiddenError("connection refused")
-        except (AsyncWSError, StarletteWebSocketException, PydanticValidationError) as exc:
+        except (
+            AsyncWSError,
+            StarletteWebSocketException,
+            StarletteHTTPException,
+            PydanticValidationError,
+        ) as exc:
             if websocket.application_state is WebSocketState.CONNECTING:
                 await websocket.close(CloseCode.POLICY_VIOLATION)  # -> HTTP 403
             logger.info("handshake refused: %s", getattr(exc, "message", exc))
@@ -489,6 +526,7 @@ class AsyncWS(Router):
         # validated just above: encode it as it is (Topic.encode would validate it again);
         # the topic was validated when its route was built
         text = route.frame(model)
+        self.manager.charge(conn, 1, text)
         await self.manager.publish_valid(route.concrete, text)
         if frame.id is not None:
             conn.send_text_nowait(ack_frame(frame.id))
@@ -632,6 +670,18 @@ class AsyncWS(Router):
         if isinstance(exc, AsyncWSError):
             conn.send_text_nowait(error_frame_for(exc, id))
             return
+        if isinstance(exc, StarletteHTTPException):  # FastAPI code raises them everywhere
+            logger.info(
+                "%s %d in operation %r: %s",
+                type(exc).__name__,
+                exc.status_code,
+                op.type if op else "?",
+                exc.detail,
+            )
+            conn.send_text_nowait(
+                error_frame_for(from_http_exception(exc.status_code, exc.detail), id)
+            )
+            return
         if isinstance(exc, StarletteWebSocketException):  # FastAPI's way to say "close it"
             logger.info(
                 "connection %s closed with %d by %s: %s",
@@ -639,6 +689,10 @@ class AsyncWS(Router):
                 exc.code,
                 type(exc).__name__,
                 exc.reason,
+            )
+            # the client learns why (an error frame answering its frame), then the close
+            conn.send_text_nowait(
+                error_frame_for(from_websocket_exception(exc.code, exc.reason), id)
             )
             await conn.close(exc.code, exc.reason or "")
             return

@@ -5,10 +5,14 @@ turns that into an AsyncAPI 3.0.0 document; `build_document` does both (or, for 
 `SpecApp`, returns the document it was built from). `add_routes` serves the document as JSON
 and YAML and, when `asyncws.docs` is installed, as an HTML page.
 
-The document is generated once per app (again only if the app's declarations change); the
-``servers`` entry is filled per request from the ``Host`` header and the request's scheme
-(``https`` -> ``wss``). ``X-Forwarded-*`` headers are not trusted here: run the ASGI server
-with its proxy-headers option behind a proxy you trust, which sets the scheme.
+The document is generated once per app (again only if the app's declarations change). When
+the app declares no ``servers``, the ``servers`` entry (and OAuth2 URLs relative to it) is the
+app's public address (`asyncws.forwarded.PublicAddress`): ``AsyncWS(public_url=...)`` when
+pinned, else the request's ``Host`` and scheme (``https`` -> ``wss``), with
+``X-Forwarded-Host``/``-Proto`` only from peers in ``forwarded_allow_ips`` (default: none).
+Answers built from the request say so: ``Vary: Host`` (and the forwarded headers when they
+are trusted) and ``Cache-Control: private, no-cache``, so that a shared cache never serves one
+client's Host to another. Otherwise they are ``Cache-Control: no-cache``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from ..forwarded import PublicAddress
 from .model import AppDescription, describe, endpoint_address
 from .v3 import build as build_v3
 from .v3 import has_relative_security_urls, server_from_url
@@ -46,10 +51,10 @@ __all__ = [
     "describe",
     "document_json",
     "document_yaml",
+    "link_openapi",
     "served_document",
 ]
 
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 _YAML_CACHE_SIZE = 16
 
 
@@ -133,16 +138,30 @@ def _cached(app: AsyncWS) -> _Cached:
     return entry
 
 
-def _request_server_url(request: Request, suffix: str) -> tuple[str, str]:
-    """``(server_url, prefix)`` for a request: its host, ws/wss, and the path prefix under
-    which the routes are mounted."""
-    host = request.headers.get("host", "")
-    if not _HOST.match(host):
-        host = "localhost"
-    scheme = "wss" if request.url.scheme in ("https", "wss") else "ws"
+def _address(app: AsyncWS) -> PublicAddress:
+    found = getattr(app, "public_address", None)
+    return found if isinstance(found, PublicAddress) else PublicAddress()
+
+
+def _request_server_url(app: AsyncWS, request: Request, suffix: str) -> tuple[str, str]:
+    """``(server_url, prefix)`` for a request: the app's public ws/wss address, and the path
+    prefix under which the routes are mounted."""
+    address = _address(app)
     path = request.url.path
-    prefix = path[: -len(suffix)] if suffix and path.endswith(suffix) else ""
-    return f"{scheme}://{host}{prefix.rstrip('/')}", prefix.rstrip("/")
+    prefix = (path[: -len(suffix)] if suffix and path.endswith(suffix) else "").rstrip("/")
+    base = address.ws_url(request)
+    if base is None:  # no usable Host
+        scheme = "wss" if request.url.scheme in ("https", "wss") else "ws"
+        base = f"{scheme}://localhost"
+    return (base if address.pinned else base + prefix), prefix
+
+
+def _cache_headers(app: AsyncWS) -> dict[str, str]:
+    """``Vary``/``Cache-Control`` for an answer that shows the served document."""
+    vary = _address(app).vary if _cached(app).fill_servers else ()
+    if not vary:
+        return {"Cache-Control": "no-cache"}
+    return {"Cache-Control": "private, no-cache", "Vary": ", ".join(vary)}
 
 
 def served_document(app: AsyncWS, server_url: str) -> dict[str, Any]:
@@ -165,6 +184,15 @@ def served_document(app: AsyncWS, server_url: str) -> dict[str, Any]:
     return {**document, "servers": {"default": {**fresh, **rest}}}
 
 
+def _openapi_docs_url(request: Request) -> str | None:
+    """The path of the FastAPI app's own docs (``/docs``) when it has them."""
+    served_by = request.scope.get("app")
+    docs_url = getattr(served_by, "docs_url", None)
+    if not isinstance(docs_url, str) or getattr(served_by, "openapi_url", None) is None:
+        return None
+    return str(request.scope.get("root_path", "")).rstrip("/") + docs_url
+
+
 def add_routes(app: AsyncWS, router: APIRouter) -> None:
     """Add the document routes to ``router``: ``app.asyncapi_url`` (JSON),
     ``app.asyncapi_yaml_url`` (YAML) and ``app.docs_url`` (HTML, when `asyncws.docs` is
@@ -175,8 +203,12 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
         json_suffix = app.asyncapi_url
 
         async def asyncapi_json(request: Request) -> Response:
-            url, _ = _request_server_url(request, json_suffix)
-            return Response(document_json(served_document(app, url)), media_type="application/json")
+            url, _ = _request_server_url(app, request, json_suffix)
+            return Response(
+                document_json(served_document(app, url)),
+                media_type="application/json",
+                headers=_cache_headers(app),
+            )
 
         router.add_api_route(
             app.asyncapi_url,
@@ -190,7 +222,7 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
         yaml_suffix = app.asyncapi_yaml_url
 
         async def asyncapi_yaml(request: Request) -> Response:
-            url, _ = _request_server_url(request, yaml_suffix)
+            url, _ = _request_server_url(app, request, yaml_suffix)
             entry = _cached(app)
             text = entry.yaml.get(url)
             if text is None:
@@ -198,7 +230,7 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
                 if len(entry.yaml) >= _YAML_CACHE_SIZE:  # Host is client-chosen: stay bounded
                     entry.yaml.pop(next(iter(entry.yaml)))
                 entry.yaml[url] = text
-            return Response(text, media_type="application/yaml")
+            return Response(text, media_type="application/yaml", headers=_cache_headers(app))
 
         router.add_api_route(
             app.asyncapi_yaml_url,
@@ -214,7 +246,7 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
         async def asyncapi_docs(request: Request) -> HTMLResponse:
             from .. import docs
 
-            url, prefix = _request_server_url(request, docs_suffix)
+            url, prefix = _request_server_url(app, request, docs_suffix)
             document = copy.deepcopy(served_document(app, url))
             ws_path = prefix + endpoint_address(app.path)
             links = {
@@ -225,7 +257,12 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
                 )
                 if link is not None and name in inspect.signature(docs.render_html).parameters
             }
-            return HTMLResponse(docs.render_html(document, ws_path, **links))
+            openapi_docs = _openapi_docs_url(request)
+            if openapi_docs is not None:
+                links["openapi_docs_url"] = openapi_docs
+            return HTMLResponse(
+                docs.render_html(document, ws_path, **links), headers=_cache_headers(app)
+            )
 
         router.add_api_route(
             app.docs_url,
@@ -234,6 +271,75 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
             include_in_schema=False,
             name=f"{name}-asyncapi-docs",
         )
+
+
+def _route_path(fastapi_app: Any, name: str) -> str | None:
+    """The path of the route named ``name`` (through included routers), or None."""
+    try:
+        return str(fastapi_app.url_path_for(name))
+    except Exception:  # NoMatchFound, or not a Starlette app
+        return None
+
+
+def link_openapi(fastapi_app: Any, app: AsyncWS) -> bool:
+    """Make the FastAPI app's OpenAPI document (``/openapi.json``, hence ``/docs``) point at
+    ``app``'s websocket API: a line in ``info.description`` linking the AsyncAPI page and
+    document, and an ``x-asyncapi`` list of ``{"title", "version", "websocket", "docs",
+    "document"}``. `AsyncWS.lifespan` calls it with the app it starts; returns whether the
+    link was added (False when the app has no OpenAPI document or does not serve ``app``'s
+    AsyncAPI routes)."""
+    if getattr(fastapi_app, "openapi_url", None) is None or not callable(
+        getattr(fastapi_app, "openapi", None)
+    ):
+        return False
+    name = re.sub(r"[^a-z0-9]+", "-", app.title.lower()).strip("-") or "asyncws"
+    docs = _route_path(fastapi_app, f"{name}-asyncapi-docs")
+    document = _route_path(fastapi_app, f"{name}-asyncapi-json") or _route_path(
+        fastapi_app, f"{name}-asyncapi-yaml"
+    )
+    if docs is None and document is None:
+        return False
+    ws_path = _route_path(fastapi_app, f"{name}-ws") or app.path
+    entry = {
+        "title": app.title,
+        "version": app.version,
+        "websocket": ws_path,
+        **({"docs": docs} if docs else {}),
+        **({"document": document} if document else {}),
+    }
+    linked: list[dict[str, Any]] = getattr(fastapi_app, "_asyncws_openapi_links", [])
+    if entry in linked:
+        return True
+    first = not linked
+    linked.append(entry)
+    fastapi_app._asyncws_openapi_links = linked
+    if not first:
+        return True
+    original = fastapi_app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = original()
+        if "x-asyncapi" not in schema:
+            schema["x-asyncapi"] = [dict(e) for e in linked]
+            lines = []
+            for e in linked:
+                links = [f"[the docs]({e['docs']})"] if "docs" in e else []
+                if "document" in e:
+                    links.append(f"[the AsyncAPI document]({e['document']})")
+                lines.append(
+                    f"**WebSocket API**: {e['title']} {e['version']} at `{e['websocket']}`: "
+                    + ", ".join(links)
+                    + "."
+                )
+            info = schema.setdefault("info", {})
+            text = "\n\n".join(lines)
+            info["description"] = (
+                f"{info['description']}\n\n{text}" if info.get("description") else text
+            )
+        return schema
+
+    fastapi_app.openapi = openapi
+    return True
 
 
 from .checks import check_document, compare  # noqa: E402 - after the functions they may use
