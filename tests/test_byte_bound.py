@@ -94,7 +94,9 @@ async def flood_until_dropped(
 
 
 async def test_stalled_readers_cost_at_most_their_byte_bound() -> None:
-    with UvicornServer(APP, env={"ASYNCWS_BROKER_URL": "memory://"}, ready_path="/health") as s:
+    # The publisher floods on purpose: lift its per-connection publish budget (4 MiB/s).
+    env = {"ASYNCWS_BROKER_URL": "memory://", "ASYNCWS_FANOUT_BYTES_RATE": str(1 << 40)}
+    with UvicornServer(APP, env=env, ready_path="/health") as s:
         async with httpx.AsyncClient() as http:
             for size in (100, 20_000, 500_000):
                 result = await flood_until_dropped(s, http, size)

@@ -64,8 +64,11 @@ def _build_app() -> Any:
         broker=os.environ.get("PEERBENCH_REDIS_URL", "redis://127.0.0.1:6391"),
         broker_channel="peerbench:asyncws-decl",
         # The peerbench publisher is one connection sending up to ~1,000 frames/s: lift the
-        # per-connection rate limit (default 50 frames/s, then error frames and close 1008).
-        limits=Limits(rate=1e6, burst=1_000_000),
+        # per-connection rate limit (default 50 frames/s, then error frames and close 1008),
+        # and its publish budget (4 MiB/s of published bytes).
+        limits=Limits(
+            rate=1e6, burst=1_000_000, fanout_bytes_rate=float(1 << 40), max_fanout_bytes=1 << 30
+        ),
         asyncapi_url=None,
         asyncapi_yaml_url=None,
         docs_url=None,

@@ -11,7 +11,9 @@ The websocket endpoint is the README's (``new_connection`` / ``iter_json`` / ``r
 
 Configuration comes from the environment: ``ASYNCWS_BROKER_URL`` (default ``memory://``),
 ``ASYNCWS_BROKER_CHANNEL`` (default ``asyncws``), ``ASYNCWS_MAX_QUEUE``,
-``ASYNCWS_MAX_QUEUE_BYTES`` and ``ASYNCWS_SLOW_CONSUMER`` (``close`` or ``drop_oldest``).
+``ASYNCWS_MAX_QUEUE_BYTES``, ``ASYNCWS_FANOUT_BYTES_RATE`` (bytes a client's frames may
+make the server publish per second) and ``ASYNCWS_SLOW_CONSUMER`` (``close`` or
+``drop_oldest``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from fastapi import Body, FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 
 from asyncws import BrokerError, Connection, InvalidTopicError, WebSocketManager
+from asyncws.limits import Limits
 
 BROKER_URL = os.environ.get("ASYNCWS_BROKER_URL", "memory://")
 BROKER_CHANNEL = os.environ.get("ASYNCWS_BROKER_CHANNEL", "asyncws")
@@ -34,6 +37,9 @@ manager = WebSocketManager(
     broker_url=BROKER_URL,
     max_queue=int(os.environ.get("ASYNCWS_MAX_QUEUE", "2048")),
     max_queue_bytes=int(os.environ.get("ASYNCWS_MAX_QUEUE_BYTES", str(1 << 20))),
+    limits=Limits(
+        fanout_bytes_rate=float(os.environ.get("ASYNCWS_FANOUT_BYTES_RATE", str(4 << 20)))
+    ),
     slow_consumer="drop_oldest"
     if os.environ.get("ASYNCWS_SLOW_CONSUMER") == "drop_oldest"
     else "close",
