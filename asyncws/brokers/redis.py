@@ -36,8 +36,9 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from ..exceptions import BrokerError
+from ..message import Message
 from ..topics import is_pattern
-from .base import BrokerInterface, BrokerMessage, BrokerState
+from .base import BrokerInterface, BrokerMessage, BrokerState, encode_payload, seed_view
 
 __all__ = ["RedisBroker", "pattern_to_glob"]
 
@@ -383,6 +384,7 @@ class RedisBroker(BrokerInterface):
         broker's publishes reach Redis in the order they were made. A failed batch fails each
         of its publishes with its own `BrokerError`.
         """
+        message = encode_payload(message)  # a dict too, as the seed published it
         if self._redis is None:
             raise BrokerError("the broker is not connected")
         batch = self._collecting
@@ -499,12 +501,17 @@ class RedisBroker(BrokerInterface):
             return key
         return None
 
-    async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
-        """The next message, waiting up to ``timeout`` seconds (None: until one arrives).
+    async def get_message(self, **kwargs: Any) -> BrokerMessage | Message | None:
+        """The next message, waiting up to ``timeout`` seconds (None: until one arrives; the
+        default is 0). A payload published the seed's way comes back as the seed's `Message`
+        (see `seed_view`).
 
         Raises `BrokerError` when Redis is unreachable (the next call tries to reconnect).
         """
-        timeout: float | None = kwargs.get("timeout", 0.0)
+        item = await self._next_message(kwargs.get("timeout", 0.0))
+        return None if item is None else seed_view(item)
+
+    async def _next_message(self, timeout: float | None) -> BrokerMessage | None:
         if self._buffer:
             return self._buffer.popleft()
         if self.is_closed():
