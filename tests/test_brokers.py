@@ -624,3 +624,96 @@ async def test_idle_listener_uses_no_cpu(
             assert (await listener.next()).data == b"again"
             assert sub.state is BrokerState.CONNECTED
             assert sub.reconnects == 0  # answered PINGs are not mistaken for a dead link
+
+
+# -- Redis only: publish batching ---------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_redis_publishes_of_one_tick_go_in_one_pipelined_write(
+    redis_url: str, ns: str
+) -> None:
+    from asyncws.brokers.redis import RedisBroker
+
+    sub, pub = RedisBroker(redis_url), RedisBroker(redis_url)
+    async with sub, pub:
+        channels = [f"{ns}/batch/{i}" for i in range(50)]
+        for channel in channels:
+            await sub.subscribe(channel)
+        async with listening(sub) as listener:
+            before = pub.publish_batches
+
+            async def publisher(channel: str) -> None:  # one connection's frames, in order
+                for n in range(4):
+                    await pub.publish(channel, b"%d" % n)
+
+            async with asyncio.timeout(WAIT):
+                await asyncio.gather(*(publisher(c) for c in channels))
+            # 50 publishers x 4 awaited publishes: each round of the 50 is one batch
+            # (a batch in flight collects the next one), not 200 round trips.
+            assert pub.publish_batches - before <= 8
+            got: dict[str, list[bytes]] = {c: [] for c in channels}
+            for _ in range(200):
+                message = await listener.next()
+                got[message.channel].append(message.data)
+            assert all(v == [b"0", b"1", b"2", b"3"] for v in got.values())  # per-publisher order
+
+
+@pytest.mark.redis
+async def test_redis_flush_delay_collects_publishes_of_several_ticks(
+    redis_url: str, ns: str
+) -> None:
+    from asyncws.brokers.redis import RedisBroker
+
+    async with RedisBroker(redis_url, flush_delay=0.2) as pub:
+        before = pub.publish_batches
+        first = asyncio.ensure_future(pub.publish(f"{ns}/d", b"a"))
+        for _ in range(3):
+            await asyncio.sleep(0)  # later ticks, well inside the 0.2 s delay
+        second = asyncio.ensure_future(pub.publish(f"{ns}/d", b"b"))
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(first, second)
+        assert pub.publish_batches - before == 1
+
+
+@pytest.mark.redis
+async def test_redis_failed_batch_fails_each_publisher(fresh_redis: RedisServer, ns: str) -> None:
+    from asyncws.brokers.redis import RedisBroker
+
+    async with RedisBroker(fresh_redis.url, command_timeout=0.5) as pub:
+        await pub.publish(f"{ns}/x", b"ok")
+        errors_before = pub.publish_errors
+        fresh_redis.pause()
+        try:
+            async with asyncio.timeout(WAIT):
+                results = await asyncio.gather(
+                    *(pub.publish(f"{ns}/x/{i}", b"lost") for i in range(20)),
+                    return_exceptions=True,
+                )
+        finally:
+            fresh_redis.resume()
+        assert all(isinstance(r, BrokerError) for r in results)
+        assert len({id(r) for r in results}) == 20  # one error per publisher, not one shared
+        assert pub.publish_errors - errors_before == 20
+        async with asyncio.timeout(WAIT):
+            await pub.publish(f"{ns}/x", b"ok again")  # the next batch works
+
+
+@pytest.mark.redis
+async def test_redis_batch_is_written_when_its_leader_is_cancelled(redis_url: str, ns: str) -> None:
+    from asyncws.brokers.redis import RedisBroker
+
+    sub, pub = RedisBroker(redis_url), RedisBroker(redis_url, flush_delay=0.5)
+    async with sub, pub:
+        await sub.subscribe(f"{ns}/c")
+        async with listening(sub) as listener:
+            leader = asyncio.ensure_future(pub.publish(f"{ns}/c", b"leader"))
+            await asyncio.sleep(0)  # the leader now collects (waiting 0.5 s)
+            followers = [asyncio.ensure_future(pub.publish(f"{ns}/c", b"%d" % i)) for i in range(3)]
+            await asyncio.sleep(0)
+            leader.cancel()
+            async with asyncio.timeout(WAIT):
+                await asyncio.gather(*followers)
+            got = [(await listener.next()).data for _ in range(3)]
+            assert got == [b"0", b"1", b"2"]
+            assert leader.cancelled()
