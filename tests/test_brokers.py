@@ -27,6 +27,7 @@ from tests.servers import RedisServer
 BACKENDS = [
     pytest.param("memory", id="memory"),
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
+    pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
 ]
 
 WAIT = 5.0  # every wait for a message is bounded by this
@@ -36,6 +37,9 @@ WAIT = 5.0  # every wait for a message is bounded by this
 def broker_url(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return f"memory://contract-{uuid.uuid4().hex}"
+    if request.param == "cluster":
+        cluster: str = request.getfixturevalue("cluster_url")
+        return cluster
     url: str = request.getfixturevalue("redis_url")
     return url
 

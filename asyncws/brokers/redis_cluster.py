@@ -1,0 +1,916 @@
+"""`redis+cluster://`: Redis Cluster with sharded pub/sub (``SPUBLISH``/``SSUBSCRIBE``).
+
+URL: ``redis+cluster://[user:password@]host:port[,host:port...]/[?partitions=128]``
+(``rediss+cluster://`` for TLS). The hosts are seeds: any live one is asked for the slot map
+(``CLUSTER SLOTS``); every instance of one application must use the same ``partitions``.
+
+Channels and partitions
+    A channel ``c`` lives in partition ``crc32(c) % partitions`` and is sent to Redis as
+    ``{tag}c``, where ``tag`` is the partition's hash tag. The tags are chosen so the partitions'
+    slots are evenly spaced over the 16384 slots, so with the slots spread evenly over the
+    primaries (what ``redis-cli --cluster create`` does) each primary carries an equal share of
+    the partitions, and every channel of a partition stays on one slot, hence one node.
+    Publishing goes straight to the primary owning the slot (no broadcast over the cluster
+    bus), and each instance keeps **one subscribing connection per primary**, not per channel.
+
+Wildcard patterns
+    Redis has no sharded ``PSUBSCRIBE``. Every publish also copies the message (one Lua call,
+    same slot, so one round trip and no ``CROSSSLOT``) to its partition's *feed* ``{tag}#``,
+    prefixed with the channel name. An instance holding at least one pattern subscribes to all
+    the feeds (``partitions`` subscriptions, shared by all its patterns) and keeps only the
+    messages that match one of its patterns and that it does not also receive exactly. The cost:
+    such an instance reads every message published in the cluster, as a single Redis
+    ``PSUBSCRIBE *`` would; Redis does one extra ``SPUBLISH`` per publish (to a feed nobody
+    reads, when no instance has a pattern). Exact topics, connection ids, users and broadcast
+    cost nothing extra.
+
+Claims (the manager's connection-id reservations) use the same ``{tag}`` placement: each is
+one key, one slot, one node.
+
+Failure and slot moves
+    When a node's connection drops (a primary killed) or Redis unsubscribes us from a slot that
+    moved (``sunsubscribe`` pushed after ``CLUSTER SETSLOT``), the affected channels are
+    re-homed: the broker re-reads the slot map from any live node, with backoff, until a
+    reachable primary serves the slot (a promoted replica), then subscribes there. Publishes
+    follow ``MOVED``/``ASK`` redirections. Messages published while a slot has no reachable
+    primary fail with `BrokerError` (counted in ``publish_errors``); messages in flight when a
+    node dies are lost (at-most-once, as on one Redis). ``reconnects`` counts the recoveries,
+    ``node_losses`` the node connections lost. A watchdog PINGs idle node connections every
+    ``health_interval`` seconds and drops one that does not answer within another interval.
+
+Why not redis-py's ``RedisCluster.pubsub()``: its sharded reads poll the node connections in
+turn with a timeout (``get_sharded_message``), so a listener either busy-waits or waits on one
+node while another has messages; and it re-homes channels only when a command run through it
+gets a ``MOVED``, so a subscriber that publishes nothing never learns that its slot moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+import uuid
+import zlib
+from binascii import crc_hqx
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+
+from ..exceptions import BrokerError
+from ..topics import TopicIndex, is_pattern
+from .base import BrokerInterface, BrokerMessage, BrokerState
+
+__all__ = ["DEFAULT_PARTITIONS", "RedisClusterBroker", "parse_cluster_url", "partition_tags"]
+
+logger = logging.getLogger("asyncws.broker")
+
+SLOTS = 16384
+DEFAULT_PARTITIONS = 128
+_FEED = "#"  # a pattern level: never the name of a channel anyone publishes on
+
+Address = tuple[str, int]
+
+# KEYS[1] the channel, KEYS[2] its partition's feed; ARGV[1] the channel name, ARGV[2] the data.
+_PUBLISH = """
+local n = redis.call('SPUBLISH', KEYS[1], ARGV[2])
+redis.call('SPUBLISH', KEYS[2], #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
+return n
+"""
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if (not held) or held == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def key_slot(tag: str) -> int:
+    """The Redis Cluster slot of a key whose hash tag is ``tag`` (CRC16/XMODEM mod 16384)."""
+    return crc_hqx(tag.encode(), 0) % SLOTS
+
+
+@functools.cache
+def partition_tags(partitions: int = DEFAULT_PARTITIONS) -> tuple[str, ...]:
+    """One hash tag per partition: partition ``i``'s slot lies in the ``i``-th ``1/partitions``
+    of the slot space, so primaries serving equal contiguous slot ranges get equal shares."""
+    if not 1 <= partitions <= SLOTS:
+        raise ValueError(f"partitions must be between 1 and {SLOTS}")
+    tags: list[str | None] = [None] * partitions
+    left = partitions
+    n = 0
+    while left:
+        tag = format(n, "x")
+        i = key_slot(tag) * partitions // SLOTS
+        if tags[i] is None:
+            tags[i] = tag
+            left -= 1
+        n += 1
+    return tuple(t for t in tags if t is not None)
+
+
+def parse_cluster_url(url: str) -> tuple[list[Address], dict[str, Any], int]:
+    """The seed nodes, the client options (credentials, TLS) and ``partitions`` of a URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis+cluster", "rediss+cluster"):
+        raise ValueError(f"not a Redis Cluster URL: {url!r}")
+    options: dict[str, Any] = {}
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, netloc = netloc.rsplit("@", 1)
+        user, _, password = userinfo.partition(":")
+        if user:
+            options["username"] = unquote(user)
+        if password:
+            options["password"] = unquote(password)
+    if parts.scheme == "rediss+cluster":
+        options["ssl"] = True
+    seeds: list[Address] = []
+    for item in netloc.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host:
+            host, port = item.strip(), "6379"
+        seeds.append((host.strip("[]") or "127.0.0.1", int(port or 6379)))
+    if not seeds:
+        raise ValueError(f"no host in {url!r}")
+    query = parse_qs(parts.query)
+    partitions = int(query.get("partitions", [str(DEFAULT_PARTITIONS)])[0])
+    partition_tags(partitions)  # validates
+    return seeds, options, partitions
+
+
+@dataclass(eq=False)
+class _Link:
+    """The subscribing connection to one primary: its channels and its reader task."""
+
+    addr: Address
+    client: Redis
+    pubsub: PubSub
+    channels: set[str] = field(default_factory=set)  # Redis channel names, sent or confirmed
+    leaving: set[str] = field(default_factory=set)  # SUNSUBSCRIBE sent by us
+    waiters: dict[bytes, list[asyncio.Future[None]]] = field(default_factory=dict)
+    reader: asyncio.Task[None] | None = None
+    up: bool = True
+    stale: bool = False  # the watchdog gave up on it
+    last_seen: float = 0.0
+    pinged_at: float = 0.0
+    messages: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.addr[0]}:{self.addr[1]}"
+
+
+class RedisClusterBroker(BrokerInterface):
+    """Redis Cluster broker over sharded pub/sub (see the module docstring).
+
+    `subscribe` returns once the owning primary confirmed the subscription (or at once while
+    that slot has no reachable primary: the subscription is made when it has one).
+    ``max_pending`` bounds the messages read from Redis but not yet taken by `listen`; past it
+    the node readers stop reading (TCP backpressure), as the single-node broker does.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        partitions: int | None = None,
+        health_interval: float = 15.0,
+        reconnect_min: float = 0.05,
+        reconnect_max: float = 2.0,
+        connect_timeout: float = 3.0,
+        command_timeout: float = 5.0,
+        max_pending: int = 65536,
+        **redis_kwargs: Any,
+    ) -> None:
+        seeds, options, url_partitions = parse_cluster_url(url)
+        self.url = url
+        self.seeds = seeds
+        self.partitions = partitions if partitions is not None else url_partitions
+        self.tags = partition_tags(self.partitions)
+        self.slots = tuple(key_slot(tag) for tag in self.tags)
+        self._feeds = tuple(f"{{{tag}}}{_FEED}" for tag in self.tags)
+        self._feed_bytes = {feed.encode() for feed in self._feeds}
+        self.health_interval = health_interval
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._max_pending = max_pending
+        self._options = {**options, **redis_kwargs}
+        self._owners: list[Address | None] = [None] * self.partitions
+        self._known: list[Address] = list(seeds)
+        self._clients: dict[Address, Redis] = {}  # command connections (publish, claims)
+        self._links: dict[Address, _Link] = {}
+        self._opening: dict[Address, asyncio.Future[_Link | None]] = {}
+        # What we want subscribed: Redis channel name -> partition; and where it is now.
+        self._wanted: dict[str, int] = {}
+        self._where: dict[str, _Link] = {}
+        self._names: dict[bytes, str] = {}  # Redis channel (bytes) -> broker channel
+        self._channels: set[str] = set()
+        self._active: set[str] = set()  # exact channels confirmed on a live link
+        self._patterns = TopicIndex[str]()
+        self._keepalive = f"asyncws:keepalive:{uuid.uuid4().hex}"
+        self._queue: deque[BrokerMessage] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._space = asyncio.Event()
+        self._space.set()
+        self._dirty = asyncio.Event()
+        self._recovery: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._sha: str | None = None
+        self._feeds_pending: asyncio.Future[None] | None = None
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._started = False
+        #: Recoveries after a lost node or a moved slot (subscriptions re-homed).
+        self.reconnects = 0
+        #: Node connections lost (a node died, was frozen, or dropped us).
+        self.node_losses = 0
+        #: Subscriptions Redis dropped because their slot moved.
+        self.slot_moves = 0
+        self.publish_errors = 0
+        #: Feed messages dropped because no local pattern matched (the cost of wildcards).
+        self.feed_dropped = 0
+
+    # -- names --------------------------------------------------------------------------------
+
+    def partition_of(self, channel: str) -> int:
+        return zlib.crc32(channel.encode()) % self.partitions
+
+    def redis_channel(self, channel: str) -> str:
+        """The sharded channel name Redis sees for ``channel``."""
+        return f"{{{self.tags[self.partition_of(channel)]}}}{channel}"
+
+    def _key(self, key: str) -> tuple[int, str]:
+        part = self.partition_of(key)
+        return part, f"{{{self.tags[part]}}}{key}"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.state = BrokerState.DISCONNECTED
+        self._sha = None
+        loop = asyncio.get_running_loop()
+        if await self._refresh():
+            self.state = BrokerState.CONNECTED
+        else:
+            logger.warning("no Redis Cluster node reachable at startup; will keep retrying")
+            self.state = BrokerState.RECONNECTING
+            self._dirty.set()
+        self._recovery = loop.create_task(self._recover(), name="asyncws-cluster-recovery")
+        self._watchdog = loop.create_task(self._watch(), name="asyncws-cluster-watchdog")
+
+    async def disconnect(self) -> None:
+        if self.state is BrokerState.CLOSED and not self._started:
+            return
+        self.state = BrokerState.CLOSED
+        self._started = False
+        tasks = [t for t in (self._recovery, self._watchdog) if t is not None]
+        self._recovery = self._watchdog = None
+        links = list(self._links.values())
+        self._links.clear()
+        tasks += [link.reader for link in links if link.reader is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        for link in links:
+            await _quiet_close(link.pubsub)
+            await _quiet_close(link.client)
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await _quiet_close(client)
+        self._where.clear()
+        self._active.clear()
+        self._queue.clear()
+        self._wake()
+        self._space.set()
+
+    # -- topology -----------------------------------------------------------------------------
+
+    def _client(self, addr: Address) -> Redis:
+        client = self._clients.get(addr)
+        if client is None:
+            client = Redis(
+                host=addr[0],
+                port=addr[1],
+                socket_connect_timeout=self._connect_timeout,
+                socket_timeout=self._command_timeout,
+                retry=Retry(NoBackoff(), retries=0),
+                **self._options,
+            )
+            self._clients[addr] = client
+        return client
+
+    async def _refresh(self) -> bool:
+        """Re-read the slot map from the first live node; False when none answered."""
+        candidates = list(dict.fromkeys([*self._known, *self.seeds]))
+        random.shuffle(candidates)
+        for addr in candidates:
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    reply = await self._client(addr).execute_command(  # type: ignore[no-untyped-call]
+                        "CLUSTER", "SLOTS"
+                    )
+            except (RedisError, OSError, TimeoutError):
+                continue
+            self._apply_slots(reply, addr)
+            return True
+        return False
+
+    def _apply_slots(self, reply: Any, via: Address) -> None:
+        ranges: list[tuple[int, int, Address]] = []
+        known: list[Address] = []
+        for entry in reply:
+            start, end, primary = int(entry[0]), int(entry[1]), entry[2]
+            host = primary[0].decode() if isinstance(primary[0], bytes) else str(primary[0])
+            addr = (host or via[0], int(primary[1]))
+            ranges.append((start, end, addr))
+            for node in entry[2:]:
+                h = node[0].decode() if isinstance(node[0], bytes) else str(node[0])
+                known.append((h or via[0], int(node[1])))
+        owners: list[Address | None] = []
+        for slot in self.slots:
+            owners.append(next((a for s, e, a in ranges if s <= slot <= e), None))
+        self._owners = owners
+        self._known = list(dict.fromkeys([*known, *self.seeds]))
+
+    def _kick(self) -> None:
+        self._dirty.set()
+
+    async def _recover(self) -> None:
+        """Keep every wanted channel subscribed on the primary that owns its slot."""
+        backoff = self.reconnect_min
+        while not self.is_closed():
+            await self._dirty.wait()
+            self._dirty.clear()
+            ok = await self._refresh()
+            if ok:
+                await self._assign()
+            if ok and self._settled():
+                if self.state is BrokerState.RECONNECTING:
+                    self.reconnects += 1
+                    logger.warning("Redis Cluster subscriptions restored")
+                self.state = BrokerState.CONNECTED
+                backoff = self.reconnect_min
+                self._close_idle_links()
+                continue
+            if self.state is not BrokerState.CLOSED:
+                self.state = BrokerState.RECONNECTING
+            self._dirty.set()
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, self.reconnect_max)
+
+    def _settled(self) -> bool:
+        for name, part in self._wanted.items():
+            link = self._where.get(name)
+            if link is None or not link.up or link.addr != self._owners[part]:
+                return False
+        return True
+
+    async def _assign(self) -> None:
+        """Subscribe what is not where it should be (one SSUBSCRIBE per slot)."""
+        groups: dict[tuple[Address, int], list[str]] = {}
+        for name, part in list(self._wanted.items()):
+            owner = self._owners[part]
+            link = self._where.get(name)
+            if owner is None or (link is not None and link.up and link.addr == owner):
+                continue
+            if link is not None and link.up:  # the slot moved while our link lives: leave it
+                self._where.pop(name, None)
+                self._drop_active(name)
+                await self._send_unsubscribe(link, [name])
+            groups.setdefault((owner, part), []).append(name)
+        futures: list[asyncio.Future[None]] = []
+        for (owner, _part), names in groups.items():
+            link = await self._link(owner)
+            if link is None:
+                continue
+            futures += await self._send_subscribe(link, names)
+        if futures:
+            await asyncio.wait(futures, timeout=self._command_timeout)
+
+    def _close_idle_links(self) -> None:
+        for addr, link in list(self._links.items()):
+            if not link.channels and addr not in self._owners:
+                self._links.pop(addr, None)
+                self._spawn_close(link)
+
+    # -- node links ---------------------------------------------------------------------------
+
+    async def _link(self, addr: Address) -> _Link | None:
+        """The live subscribing connection to ``addr``, opened if needed (None: unreachable)."""
+        link = self._links.get(addr)
+        if link is not None and link.up:
+            return link
+        pending = self._opening.get(addr)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_Link | None] = asyncio.get_running_loop().create_future()
+        self._opening[addr] = future
+        try:
+            link = await self._open_link(addr)
+            future.set_result(link)
+            return link
+        except BaseException:
+            future.set_result(None)
+            raise
+        finally:
+            self._opening.pop(addr, None)
+
+    async def _open_link(self, addr: Address) -> _Link | None:
+        client = Redis(
+            host=addr[0],
+            port=addr[1],
+            socket_connect_timeout=self._connect_timeout,
+            socket_keepalive=True,
+            retry=Retry(NoBackoff(), retries=0),
+            **self._options,
+        )
+        pubsub = client.pubsub()
+        try:
+            async with asyncio.timeout(self._connect_timeout + self._command_timeout):
+                # A plain SUBSCRIBE keeps the connection in pub/sub mode with no channels left.
+                await pubsub.subscribe(self._keepalive)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.debug("Redis Cluster node %s:%d unreachable (%s)", addr[0], addr[1], exc)
+            await _quiet_close(pubsub)
+            await _quiet_close(client)
+            return None
+        if self.is_closed():
+            await _quiet_close(pubsub)
+            await _quiet_close(client)
+            return None
+        link = _Link(addr, client, pubsub, last_seen=time.monotonic())
+        old = self._links.get(addr)
+        self._links[addr] = link
+        if old is not None:
+            self._spawn_close(old)
+        link.reader = asyncio.get_running_loop().create_task(
+            self._read(link), name=f"asyncws-cluster-{link.name}"
+        )
+        return link
+
+    async def _send_subscribe(self, link: _Link, names: list[str]) -> list[asyncio.Future[None]]:
+        """SSUBSCRIBE ``names`` (one slot) on ``link``; the futures resolve on confirmation."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[None]] = []
+        for name in names:
+            future = loop.create_future()
+            link.waiters.setdefault(name.encode(), []).append(future)
+            futures.append(future)
+            link.channels.add(name)
+            link.leaving.discard(name)
+            self._where[name] = link
+        try:
+            async with asyncio.timeout(self._command_timeout):
+                await link.pubsub.ssubscribe(*names)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning("Redis Cluster SSUBSCRIBE on %s failed (%s)", link.name, exc)
+            self._link_lost(link, exc)
+        return futures
+
+    async def _send_unsubscribe(self, link: _Link, names: list[str]) -> None:
+        for name in names:
+            link.channels.discard(name)
+            link.leaving.add(name)
+        if not link.up:
+            return
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(self._command_timeout):
+                await link.pubsub.sunsubscribe(*names)
+
+    def _link_lost(self, link: _Link, exc: BaseException | None) -> None:
+        if not link.up:
+            return
+        link.up = False
+        if self._links.get(link.addr) is link:
+            del self._links[link.addr]
+        if self.is_closed():
+            return
+        self.node_losses += 1
+        logger.warning(
+            "Redis Cluster node %s lost (%s); re-homing %d channel(s)",
+            link.name,
+            exc,
+            len(link.channels),
+        )
+        for name in link.channels:
+            if self._where.get(name) is link:
+                del self._where[name]
+                self._drop_active(name)
+        self._release_waiters(link)
+        self.state = BrokerState.RECONNECTING
+        self._kick()
+        self._spawn_close(link)
+
+    def _release_waiters(self, link: _Link) -> None:
+        for futures in link.waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+        link.waiters.clear()
+
+    def _spawn_close(self, link: _Link) -> None:
+        async def close() -> None:
+            reader = link.reader
+            if reader is not None and reader is not asyncio.current_task() and not reader.done():
+                reader.cancel()
+                await asyncio.wait([reader], timeout=1.0)
+            await _quiet_close(link.pubsub)
+            await _quiet_close(link.client)
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(close())
+
+    def _drop_active(self, name: str) -> None:
+        channel = self._names.get(name.encode())
+        if channel is not None:
+            self._active.discard(channel)
+
+    async def _read(self, link: _Link) -> None:
+        """The reader of one node link: messages to the queue, confirmations to waiters."""
+        pubsub = link.pubsub
+        queue = self._queue
+        names = self._names
+        feeds = self._feed_bytes
+        while True:
+            try:
+                raw = await pubsub.get_message(timeout=None)
+            except asyncio.CancelledError:
+                if link.stale:
+                    self._link_lost(link, TimeoutError("no answer to PING"))
+                    return
+                raise
+            except (MovedError, AskError) as exc:  # an SSUBSCRIBE sent to a stale owner
+                link.last_seen = time.monotonic()
+                self._moved(link, exc.slot_id)
+                continue
+            except ResponseError as exc:  # e.g. CLUSTERDOWN: keep reading, re-home later
+                logger.warning("Redis Cluster node %s: %s", link.name, exc)
+                self._kick()
+                continue
+            except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
+                self._link_lost(link, exc)
+                return
+            link.last_seen = time.monotonic()
+            if raw is None:
+                continue
+            kind = raw["type"]
+            if kind == "smessage":
+                rc = raw["channel"]
+                data = raw["data"]
+                if rc in feeds:
+                    item = self._from_feed(data)
+                    if item is None:
+                        continue
+                else:
+                    channel = names.get(rc)
+                    if channel is None:  # unsubscribed meanwhile
+                        continue
+                    item = BrokerMessage(channel, data)
+                link.messages += 1
+                queue.append(item)
+                waiter = self._waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                if len(queue) >= self._max_pending:
+                    self._space.clear()
+                    await self._space.wait()
+            elif kind == "ssubscribe":
+                rc = raw["channel"]
+                for future in link.waiters.pop(rc, ()):
+                    if not future.done():
+                        future.set_result(None)
+                channel = names.get(rc)
+                if channel is not None and channel in self._channels:
+                    self._active.add(channel)
+            elif kind == "sunsubscribe":
+                name = raw["channel"].decode()
+                if name in link.leaving:
+                    link.leaving.discard(name)
+                elif name in link.channels:  # Redis dropped it: its slot moved
+                    link.channels.discard(name)
+                    if self._where.get(name) is link:
+                        del self._where[name]
+                    self._drop_active(name)
+                    self.slot_moves += 1
+                    self._kick()
+
+    def _moved(self, link: _Link, slot: int) -> None:
+        """An SSUBSCRIBE on ``link`` was refused for ``slot``: re-home that slot's channels."""
+        for name, part in self._wanted.items():
+            if self.slots[part] == slot and self._where.get(name) is link:
+                del self._where[name]
+                link.channels.discard(name)
+                self._drop_active(name)
+        self._release_waiters_for_slot(link, slot)
+        self._kick()
+
+    def _release_waiters_for_slot(self, link: _Link, slot: int) -> None:
+        for rc, futures in list(link.waiters.items()):
+            part = self._wanted.get(rc.decode())
+            if part is not None and self.slots[part] == slot:
+                del link.waiters[rc]
+                for future in futures:
+                    if not future.done():
+                        future.set_result(None)
+
+    def _from_feed(self, data: bytes) -> BrokerMessage | None:
+        colon = data.find(b":", 0, 12)
+        if colon < 0:
+            return None
+        end = colon + 1 + int(data[:colon])
+        channel = data[colon + 1 : end].decode("utf-8", "replace")
+        if channel in self._active:  # the exact copy arrives as well
+            return None
+        if not self._patterns.match(channel):
+            self.feed_dropped += 1
+            return None
+        return BrokerMessage(channel, data[end:])
+
+    async def _watch(self) -> None:
+        """PING node links idle for ``health_interval``; drop one that stays silent after."""
+        interval = self.health_interval
+        while not self.is_closed():
+            await asyncio.sleep(min(interval, 1.0) if interval < 1.0 else interval / 4)
+            now = time.monotonic()
+            for link in list(self._links.values()):
+                if not link.up:
+                    continue
+                if link.pinged_at > link.last_seen and now - link.pinged_at > interval:
+                    link.stale = True
+                    if link.reader is not None:
+                        link.reader.cancel()
+                elif now - link.last_seen > interval and link.pinged_at <= link.last_seen:
+                    link.pinged_at = now
+                    with contextlib.suppress(RedisError, OSError, TimeoutError):
+                        async with asyncio.timeout(self._command_timeout):
+                            await link.pubsub.ping()
+
+    # -- subscribe ----------------------------------------------------------------------------
+
+    def _want(self, names: Iterable[tuple[str, int, str | None]]) -> list[str]:
+        added = []
+        for name, part, channel in names:
+            if name not in self._wanted:
+                self._wanted[name] = part
+                if channel is not None:
+                    self._names[name.encode()] = channel
+                added.append(name)
+        return added
+
+    async def subscribe(self, channel: str) -> None:
+        if is_pattern(channel):
+            first = len(self._patterns) == 0
+            self._patterns.add(channel, channel)
+            if first:
+                done = self._feeds_pending = asyncio.get_running_loop().create_future()
+                try:
+                    await self._subscribe_names(
+                        self._want((feed, part, None) for part, feed in enumerate(self._feeds))
+                    )
+                finally:
+                    done.set_result(None)
+            elif self._feeds_pending is not None and not self._feeds_pending.done():
+                # The feeds are being subscribed for another pattern: wait for the same.
+                await asyncio.wait([self._feeds_pending], timeout=self._command_timeout * 2)
+            return
+        if channel in self._channels:
+            pending = self._subscribing.get(channel)
+            if pending is not None:  # in flight: return once the first one has
+                await asyncio.wait([pending], timeout=self._command_timeout * 2)
+            return
+        self._channels.add(channel)
+        part = self.partition_of(channel)
+        done = self._subscribing[channel] = asyncio.get_running_loop().create_future()
+        try:
+            await self._subscribe_names(self._want([(self.redis_channel(channel), part, channel)]))
+        finally:
+            del self._subscribing[channel]
+            done.set_result(None)
+
+    async def _subscribe_names(self, names: list[str]) -> None:
+        if not names or self.is_closed():
+            return
+        by_owner: dict[tuple[Address, int], list[str]] = {}
+        for name in names:
+            part = self._wanted[name]
+            owner = self._owners[part]
+            if owner is None:
+                self._kick()
+                continue
+            by_owner.setdefault((owner, part), []).append(name)
+        futures: list[asyncio.Future[None]] = []
+        for (owner, _part), group in by_owner.items():
+            link = await self._link(owner)
+            if link is None:
+                self.state = BrokerState.RECONNECTING
+                self._kick()
+                continue
+            futures += await self._send_subscribe(link, group)
+        if futures:
+            await asyncio.wait(futures, timeout=self._command_timeout)
+
+    async def unsubscribe(self, channel: str) -> None:
+        if is_pattern(channel):
+            if not self._patterns.remove(channel, channel):
+                return
+            if len(self._patterns) == 0:
+                await self._unsubscribe_names(list(self._feeds))
+            return
+        if channel not in self._channels:
+            return
+        self._channels.discard(channel)
+        self._active.discard(channel)
+        await self._unsubscribe_names([self.redis_channel(channel)])
+
+    async def _unsubscribe_names(self, names: list[str]) -> None:
+        by_link: dict[_Link, list[str]] = {}
+        for name in names:
+            self._wanted.pop(name, None)
+            link = self._where.pop(name, None)
+            if link is not None:
+                by_link.setdefault(link, []).append(name)
+        for link, group in by_link.items():
+            by_slot: dict[int, list[str]] = {}
+            for name in group:
+                by_slot.setdefault(key_slot(name[1 : name.index("}")]), []).append(name)
+            for same_slot in by_slot.values():
+                await self._send_unsubscribe(link, same_slot)
+        for name in names:
+            if name not in self._wanted:
+                self._names.pop(name.encode(), None)
+
+    # -- commands (publish, claims) -----------------------------------------------------------
+
+    async def _execute(self, part: int, *args: Any) -> Any:
+        """Run a one-slot command on the primary of ``part``, following MOVED/ASK once or twice."""
+        addr = self._owners[part]
+        asking = False
+        for _ in range(4):
+            if addr is None:
+                self._kick()
+                raise BrokerError("no Redis Cluster node serves this channel right now")
+            client = self._client(addr)
+            try:
+                if asking:
+                    async with client.pipeline(transaction=False) as pipe:
+                        pipe.execute_command("ASKING")
+                        pipe.execute_command(*args)
+                        return (await pipe.execute(raise_on_error=True))[1]
+                return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+            except MovedError as exc:
+                addr = exc.node_addr
+                self._owners[part] = addr
+                asking = False
+                self._kick()  # other slots may have moved too
+            except AskError as exc:
+                addr, asking = exc.node_addr, True
+            except TryAgainError:  # a multi-key op during migration; ours are single-key
+                await asyncio.sleep(0.01)
+            except NoScriptError:
+                await client.script_load(_PUBLISH)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._kick()
+                raise BrokerError("the broker is unavailable") from exc
+        raise BrokerError("the Redis Cluster kept redirecting the command")
+
+    async def publish(self, channel: str, message: Any) -> None:
+        if not self._started:
+            raise BrokerError("the broker is not connected")
+        data = message.encode() if isinstance(message, str) else message
+        part = zlib.crc32(channel.encode()) % self.partitions
+        tag = self.tags[part]
+        sha = self._sha
+        if sha is None:
+            sha = self._sha = _sha1(_PUBLISH)
+        try:
+            await self._execute(
+                part, "EVALSHA", sha, 2, f"{{{tag}}}{channel}", self._feeds[part], channel, data
+            )
+        except BrokerError:
+            self.publish_errors += 1
+            raise
+
+    async def claim(self, key: str, owner: str, ttl: float) -> bool:
+        if not self._started:
+            raise BrokerError("the broker is not connected")
+        part, name = self._key(key)
+        granted = await self._execute(part, "EVAL", _CLAIM, 1, name, owner, max(1, int(ttl * 1000)))
+        return bool(granted)
+
+    async def release(self, key: str, owner: str) -> None:
+        if not self._started:
+            return
+        part, name = self._key(key)
+        with contextlib.suppress(BrokerError):  # it expires anyway
+            await self._execute(part, "EVAL", _RELEASE, 1, name, owner)
+
+    # -- receive ------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _took(self) -> None:
+        if not self._space.is_set() and len(self._queue) <= self._max_pending // 2:
+            self._space.set()
+
+    async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
+        timeout: float | None = kwargs.get("timeout", 0.0)
+        if not self._queue and not self.is_closed() and (timeout is None or timeout > 0):
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait([waiter], timeout=timeout)
+            finally:
+                self._waiter = None
+        if self._queue:
+            item = self._queue.popleft()
+            self._took()
+            return item
+        return None
+
+    async def listen(self) -> AsyncIterator[BrokerMessage]:
+        """Yield messages until `disconnect`; node failures are handled by the broker."""
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while not self.is_closed():
+            while queue:
+                yield queue.popleft()
+                if not self._space.is_set():
+                    self._took()
+            if self.is_closed():
+                return
+            waiter = self._waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+            queue = self._queue
+
+    # -- state --------------------------------------------------------------------------------
+
+    def topology(self) -> dict[str, Any]:
+        """Per node and per partition state, for ``/health`` and the metrics."""
+        nodes: dict[str, dict[str, Any]] = {}
+        owners = self._owners
+        for addr in dict.fromkeys(a for a in owners if a is not None):
+            link = self._links.get(addr)
+            nodes[f"{addr[0]}:{addr[1]}"] = {
+                "up": link is not None and link.up,
+                "partitions": sum(1 for a in owners if a == addr),
+                "channels": len(link.channels) if link is not None else 0,
+                "messages": link.messages if link is not None else 0,
+            }
+        pending = sorted({part for name, part in self._wanted.items() if name not in self._where})
+        return {
+            "partitions": self.partitions,
+            "unserved_partitions": sum(1 for a in owners if a is None),
+            "pending_partitions": pending,
+            "nodes": nodes,
+            "node_losses": self.node_losses,
+            "slot_moves": self.slot_moves,
+            "publish_errors": self.publish_errors,
+        }
+
+
+def _sha1(script: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(script.encode()).hexdigest()
+
+
+async def _quiet_close(client: Any, within: float = 1.0) -> None:
+    if client is None:
+        return
+    with contextlib.suppress(RedisError, OSError, TimeoutError, RuntimeError):
+        await asyncio.wait_for(client.aclose(), within)
