@@ -16,8 +16,8 @@ of a second): a killed primary is replaced within a few seconds.
 from __future__ import annotations
 
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -159,6 +159,10 @@ class RedisClusterServers:
                 i += 1
         raise ServerError(f"no live node knows the owner of slot {slot}")
 
+    def is_primary(self, port: int) -> bool:
+        node = self.node(port)
+        return node.running() and "role:master" in redis_reply(port, "INFO", "replication")
+
     def node(self, port: int) -> RedisServer:
         return next(node for node in self.nodes if node.port == port)
 
@@ -211,7 +215,7 @@ class RedisClusterServers:
     def flushall(self) -> None:
         """Empty every live primary (replicas follow)."""
         for node in self.nodes:
-            if node.running() and "role:master" in redis_reply(node.port, "INFO", "replication"):
+            if self.is_primary(node.port):
                 redis_command(node.port, "FLUSHALL")
 
     def stop(self) -> None:

@@ -244,6 +244,7 @@ class RedisClusterBroker(BrokerInterface):
         self._sha: str | None = None
         self._feeds_pending: asyncio.Future[None] | None = None
         self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._closing: set[asyncio.Task[None]] = set()  # lost links being closed
         self._started = False
         #: Recoveries after a lost node or a moved slot (subscriptions re-homed).
         self.reconnects = 0
@@ -298,6 +299,7 @@ class RedisClusterBroker(BrokerInterface):
         tasks += [link.reader for link in links if link.reader is not None]
         for task in tasks:
             task.cancel()
+        tasks += self._closing
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
         for link in links:
@@ -548,7 +550,9 @@ class RedisClusterBroker(BrokerInterface):
             await _quiet_close(link.client)
 
         with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().create_task(close())
+            task = asyncio.get_running_loop().create_task(close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def _drop_active(self, name: str) -> None:
         channel = self._names.get(name.encode())

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import Sentinel
 
-from .redis import RedisBroker
+from .redis import RedisBroker, _quiet_close
 
 __all__ = ["RedisSentinelBroker", "parse_sentinel_url"]
 
@@ -79,6 +79,11 @@ class RedisSentinelBroker(RedisBroker):
                 **sentinel_options,
             },
         )
+
+    async def disconnect(self) -> None:
+        await super().disconnect()
+        for client in self._sentinel.sentinels:  # the connections that asked for the primary
+            await _quiet_close(client, 2.0)
 
     def _new_client(self, **options: Any) -> Redis:
         client: Redis = self._sentinel.master_for(
