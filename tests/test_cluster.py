@@ -30,7 +30,8 @@ import httpx
 import pytest
 
 from asyncws import BrokerError, BrokerMessage, create_broker
-from asyncws.brokers.redis_cluster import RedisClusterBroker, parse_cluster_url, partition_tags
+from asyncws.brokers.cluster_layout import decode_feed, key_slot, parse_cluster_url, partition_tags
+from asyncws.brokers.redis_cluster import RedisClusterBroker
 from asyncws.brokers.redis_sentinel import RedisSentinelBroker, parse_sentinel_url
 from tests.clusters import RedisClusterServers, SentinelServers
 from tests.servers import UvicornServer
@@ -161,8 +162,6 @@ async def test_user_and_http_publish_across_instances(cluster: Instances) -> Non
 
 
 def test_partitions_balance_over_three_primaries() -> None:
-    from asyncws.brokers.redis_cluster import key_slot
-
     tags = partition_tags(128)
     assert len(set(tags)) == 128
     slots = [key_slot(tag) for tag in tags]
@@ -172,6 +171,13 @@ def test_partitions_balance_over_three_primaries() -> None:
         sum(lo <= s <= hi for s in slots) for lo, hi in ((0, 5460), (5461, 10922), (10923, 16383))
     ]
     assert max(shares) - min(shares) <= 1, shares
+
+
+def test_feed_messages_carry_their_channel() -> None:
+    assert decode_feed(b"7:ns/t/a/" + b"\x00data") == ("ns/t/a/", b"\x00data")
+    assert decode_feed(b"0:") == ("", b"")
+    assert decode_feed(b"no length") is None
+    assert decode_feed(b"99:short") is None
 
 
 def test_urls() -> None:

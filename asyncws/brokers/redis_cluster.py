@@ -4,28 +4,8 @@ URL: ``redis+cluster://[user:password@]host:port[,host:port...]/[?partitions=128
 (``rediss+cluster://`` for TLS). The hosts are seeds: any live one is asked for the slot map
 (``CLUSTER SLOTS``); every instance of one application must use the same ``partitions``.
 
-Channels and partitions
-    A channel ``c`` lives in partition ``crc32(c) % partitions`` and is sent to Redis as
-    ``{tag}c``, where ``tag`` is the partition's hash tag. The tags are chosen so the partitions'
-    slots are evenly spaced over the 16384 slots, so with the slots spread evenly over the
-    primaries (what ``redis-cli --cluster create`` does) each primary carries an equal share of
-    the partitions, and every channel of a partition stays on one slot, hence one node.
-    Publishing goes straight to the primary owning the slot (no broadcast over the cluster
-    bus), and each instance keeps **one subscribing connection per primary**, not per channel.
-
-Wildcard patterns
-    Redis has no sharded ``PSUBSCRIBE``. Every publish also copies the message (one Lua call,
-    same slot, so one round trip and no ``CROSSSLOT``) to its partition's *feed* ``{tag}#``,
-    prefixed with the channel name. An instance holding at least one pattern subscribes to all
-    the feeds (``partitions`` subscriptions, shared by all its patterns) and keeps only the
-    messages that match one of its patterns and that it does not also receive exactly. The cost:
-    such an instance reads every message published in the cluster, as a single Redis
-    ``PSUBSCRIBE *`` would; Redis does one extra ``SPUBLISH`` per publish (to a feed nobody
-    reads, when no instance has a pattern). Exact topics, connection ids, users and broadcast
-    cost nothing extra.
-
-Claims (the manager's connection-id reservations) use the same ``{tag}`` placement: each is
-one key, one slot, one node.
+Where channels and claims live, and how wildcard subscriptions work, is
+`asyncws.brokers.cluster_layout` (128 hash-tagged partitions; per-partition feeds).
 
 Failure and slot moves
     When a node's connection drops (a primary killed) or Redis unsubscribes us from a slot that
@@ -48,18 +28,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import hashlib
 import logging
 import random
 import time
 import uuid
 import zlib
-from binascii import crc_hqx
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -77,89 +55,22 @@ from redis.exceptions import (
 from ..exceptions import BrokerError
 from ..topics import TopicIndex, is_pattern
 from .base import BrokerInterface, BrokerMessage, BrokerState
+from .cluster_layout import (
+    CLAIM_SCRIPT,
+    FEED,
+    PUBLISH_SCRIPT,
+    RELEASE_SCRIPT,
+    Address,
+    decode_feed,
+    key_slot,
+    parse_cluster_url,
+    partition_tags,
+    slot_owners,
+)
 
-__all__ = ["DEFAULT_PARTITIONS", "RedisClusterBroker", "parse_cluster_url", "partition_tags"]
+__all__ = ["RedisClusterBroker"]
 
 logger = logging.getLogger("asyncws.broker")
-
-SLOTS = 16384
-DEFAULT_PARTITIONS = 128
-_FEED = "#"  # a pattern level: never the name of a channel anyone publishes on
-
-Address = tuple[str, int]
-
-# KEYS[1] the channel, KEYS[2] its partition's feed; ARGV[1] the channel name, ARGV[2] the data.
-_PUBLISH = """
-local n = redis.call('SPUBLISH', KEYS[1], ARGV[2])
-redis.call('SPUBLISH', KEYS[2], #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
-return n
-"""
-_CLAIM = """
-local held = redis.call('GET', KEYS[1])
-if (not held) or held == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-def key_slot(tag: str) -> int:
-    """The Redis Cluster slot of a key whose hash tag is ``tag`` (CRC16/XMODEM mod 16384)."""
-    return crc_hqx(tag.encode(), 0) % SLOTS
-
-
-@functools.cache
-def partition_tags(partitions: int = DEFAULT_PARTITIONS) -> tuple[str, ...]:
-    """One hash tag per partition: partition ``i``'s slot lies in the ``i``-th ``1/partitions``
-    of the slot space, so primaries serving equal contiguous slot ranges get equal shares."""
-    if not 1 <= partitions <= SLOTS:
-        raise ValueError(f"partitions must be between 1 and {SLOTS}")
-    tags: list[str | None] = [None] * partitions
-    left = partitions
-    n = 0
-    while left:
-        tag = format(n, "x")
-        i = key_slot(tag) * partitions // SLOTS
-        if tags[i] is None:
-            tags[i] = tag
-            left -= 1
-        n += 1
-    return tuple(t for t in tags if t is not None)
-
-
-def parse_cluster_url(url: str) -> tuple[list[Address], dict[str, Any], int]:
-    """The seed nodes, the client options (credentials, TLS) and ``partitions`` of a URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis+cluster", "rediss+cluster"):
-        raise ValueError(f"not a Redis Cluster URL: {url!r}")
-    options: dict[str, Any] = {}
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, netloc = netloc.rsplit("@", 1)
-        user, _, password = userinfo.partition(":")
-        if user:
-            options["username"] = unquote(user)
-        if password:
-            options["password"] = unquote(password)
-    if parts.scheme == "rediss+cluster":
-        options["ssl"] = True
-    seeds: list[Address] = []
-    for item in netloc.split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host:
-            host, port = item.strip(), "6379"
-        seeds.append((host.strip("[]") or "127.0.0.1", int(port or 6379)))
-    if not seeds:
-        raise ValueError(f"no host in {url!r}")
-    query = parse_qs(parts.query)
-    partitions = int(query.get("partitions", [str(DEFAULT_PARTITIONS)])[0])
-    partition_tags(partitions)  # validates
-    return seeds, options, partitions
 
 
 @dataclass(eq=False)
@@ -212,7 +123,7 @@ class RedisClusterBroker(BrokerInterface):
         self.partitions = partitions if partitions is not None else url_partitions
         self.tags = partition_tags(self.partitions)
         self.slots = tuple(key_slot(tag) for tag in self.tags)
-        self._feeds = tuple(f"{{{tag}}}{_FEED}" for tag in self.tags)
+        self._feeds = tuple(f"{{{tag}}}{FEED}" for tag in self.tags)
         self._feed_bytes = {feed.encode() for feed in self._feeds}
         self.health_interval = health_interval
         self.reconnect_min = reconnect_min
@@ -348,20 +259,7 @@ class RedisClusterBroker(BrokerInterface):
         return False
 
     def _apply_slots(self, reply: Any, via: Address) -> None:
-        ranges: list[tuple[int, int, Address]] = []
-        known: list[Address] = []
-        for entry in reply:
-            start, end, primary = int(entry[0]), int(entry[1]), entry[2]
-            host = primary[0].decode() if isinstance(primary[0], bytes) else str(primary[0])
-            addr = (host or via[0], int(primary[1]))
-            ranges.append((start, end, addr))
-            for node in entry[2:]:
-                h = node[0].decode() if isinstance(node[0], bytes) else str(node[0])
-                known.append((h or via[0], int(node[1])))
-        owners: list[Address | None] = []
-        for slot in self.slots:
-            owners.append(next((a for s, e, a in ranges if s <= slot <= e), None))
-        self._owners = owners
+        self._owners, known = slot_owners(reply, via, self.slots)
         self._known = list(dict.fromkeys([*known, *self.seeds]))
 
     def _kick(self) -> None:
@@ -648,17 +546,16 @@ class RedisClusterBroker(BrokerInterface):
                         future.set_result(None)
 
     def _from_feed(self, data: bytes) -> BrokerMessage | None:
-        colon = data.find(b":", 0, 12)
-        if colon < 0:
+        decoded = decode_feed(data)
+        if decoded is None:
             return None
-        end = colon + 1 + int(data[:colon])
-        channel = data[colon + 1 : end].decode("utf-8", "replace")
+        channel, payload = decoded
         if channel in self._active:  # the exact copy arrives as well
             return None
         if not self._patterns.match(channel):
             self.feed_dropped += 1
             return None
-        return BrokerMessage(channel, data[end:])
+        return BrokerMessage(channel, payload)
 
     async def _watch(self) -> None:
         """PING node links idle for ``health_interval``; drop one that stays silent after."""
@@ -801,7 +698,7 @@ class RedisClusterBroker(BrokerInterface):
             except TryAgainError:  # a multi-key op during migration; ours are single-key
                 await asyncio.sleep(0.01)
             except NoScriptError:
-                await client.script_load(_PUBLISH)
+                await client.script_load(PUBLISH_SCRIPT)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._kick()
                 raise BrokerError("the broker is unavailable") from exc
@@ -815,7 +712,7 @@ class RedisClusterBroker(BrokerInterface):
         tag = self.tags[part]
         sha = self._sha
         if sha is None:
-            sha = self._sha = _sha1(_PUBLISH)
+            sha = self._sha = hashlib.sha1(PUBLISH_SCRIPT.encode()).hexdigest()
         try:
             await self._execute(
                 part, "EVALSHA", sha, 2, f"{{{tag}}}{channel}", self._feeds[part], channel, data
@@ -828,7 +725,9 @@ class RedisClusterBroker(BrokerInterface):
         if not self._started:
             raise BrokerError("the broker is not connected")
         part, name = self._key(key)
-        granted = await self._execute(part, "EVAL", _CLAIM, 1, name, owner, max(1, int(ttl * 1000)))
+        granted = await self._execute(
+            part, "EVAL", CLAIM_SCRIPT, 1, name, owner, max(1, int(ttl * 1000))
+        )
         return bool(granted)
 
     async def release(self, key: str, owner: str) -> None:
@@ -836,7 +735,7 @@ class RedisClusterBroker(BrokerInterface):
             return
         part, name = self._key(key)
         with contextlib.suppress(BrokerError):  # it expires anyway
-            await self._execute(part, "EVAL", _RELEASE, 1, name, owner)
+            await self._execute(part, "EVAL", RELEASE_SCRIPT, 1, name, owner)
 
     # -- receive ------------------------------------------------------------------------------
 
@@ -905,12 +804,6 @@ class RedisClusterBroker(BrokerInterface):
             "slot_moves": self.slot_moves,
             "publish_errors": self.publish_errors,
         }
-
-
-def _sha1(script: str) -> str:
-    import hashlib
-
-    return hashlib.sha1(script.encode()).hexdigest()
 
 
 async def _quiet_close(client: Any, within: float = 1.0) -> None:
