@@ -36,21 +36,12 @@ import uuid
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import (
-    AskError,
-    MovedError,
-    NoScriptError,
-    RedisError,
-    ResponseError,
-    TryAgainError,
-)
+from redis.exceptions import AskError, MovedError, NoScriptError, RedisError, TryAgainError
 
 from ..exceptions import BrokerError
 from ..topics import TopicIndex, is_pattern
@@ -67,32 +58,11 @@ from .cluster_layout import (
     partition_tags,
     slot_owners,
 )
+from .cluster_node import NodeLink, quiet_close
 
 __all__ = ["RedisClusterBroker"]
 
 logger = logging.getLogger("asyncws.broker")
-
-
-@dataclass(eq=False)
-class _Link:
-    """The subscribing connection to one primary: its channels and its reader task."""
-
-    addr: Address
-    client: Redis
-    pubsub: PubSub
-    channels: set[str] = field(default_factory=set)  # Redis channel names, sent or confirmed
-    leaving: set[str] = field(default_factory=set)  # SUNSUBSCRIBE sent by us
-    waiters: dict[bytes, list[asyncio.Future[None]]] = field(default_factory=dict)
-    reader: asyncio.Task[None] | None = None
-    up: bool = True
-    stale: bool = False  # the watchdog gave up on it
-    last_seen: float = 0.0
-    pinged_at: float = 0.0
-    messages: int = 0
-
-    @property
-    def name(self) -> str:
-        return f"{self.addr[0]}:{self.addr[1]}"
 
 
 class RedisClusterBroker(BrokerInterface):
@@ -135,11 +105,11 @@ class RedisClusterBroker(BrokerInterface):
         self._owners: list[Address | None] = [None] * self.partitions
         self._known: list[Address] = list(seeds)
         self._clients: dict[Address, Redis] = {}  # command connections (publish, claims)
-        self._links: dict[Address, _Link] = {}
-        self._opening: dict[Address, asyncio.Future[_Link | None]] = {}
+        self._links: dict[Address, NodeLink] = {}
+        self._opening: dict[Address, asyncio.Future[NodeLink | None]] = {}
         # What we want subscribed: Redis channel name -> partition; and where it is now.
         self._wanted: dict[str, int] = {}
-        self._where: dict[str, _Link] = {}
+        self._where: dict[str, NodeLink] = {}
         self._names: dict[bytes, str] = {}  # Redis channel (bytes) -> broker channel
         self._channels: set[str] = set()
         self._active: set[str] = set()  # exact channels confirmed on a live link
@@ -147,8 +117,8 @@ class RedisClusterBroker(BrokerInterface):
         self._keepalive = f"asyncws:keepalive:{uuid.uuid4().hex}"
         self._queue: deque[BrokerMessage] = deque()
         self._waiter: asyncio.Future[None] | None = None
-        self._space = asyncio.Event()
-        self._space.set()
+        self.space = asyncio.Event()  # cleared while max_pending messages wait (LinkOwner)
+        self.space.set()
         self._dirty = asyncio.Event()
         self._recovery: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -205,26 +175,23 @@ class RedisClusterBroker(BrokerInterface):
         self._started = False
         tasks = [t for t in (self._recovery, self._watchdog) if t is not None]
         self._recovery = self._watchdog = None
-        links = list(self._links.values())
-        self._links.clear()
-        tasks += [link.reader for link in links if link.reader is not None]
         for task in tasks:
             task.cancel()
+        links = list(self._links.values())
+        self._links.clear()
+        tasks += [asyncio.ensure_future(link.close()) for link in links]
         tasks += self._closing
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
-        for link in links:
-            await _quiet_close(link.pubsub)
-            await _quiet_close(link.client)
         clients = list(self._clients.values())
         self._clients.clear()
         for client in clients:
-            await _quiet_close(client)
+            await quiet_close(client)
         self._where.clear()
         self._active.clear()
         self._queue.clear()
         self._wake()
-        self._space.set()
+        self.space.set()
 
     # -- topology -----------------------------------------------------------------------------
 
@@ -306,7 +273,7 @@ class RedisClusterBroker(BrokerInterface):
             if link is not None and link.up:  # the slot moved while our link lives: leave it
                 self._where.pop(name, None)
                 self._drop_active(name)
-                await self._send_unsubscribe(link, [name])
+                await link.unsubscribe([name], self._command_timeout)
             groups.setdefault((owner, part), []).append(name)
         futures: list[asyncio.Future[None]] = []
         for (owner, _part), names in groups.items():
@@ -325,7 +292,7 @@ class RedisClusterBroker(BrokerInterface):
 
     # -- node links ---------------------------------------------------------------------------
 
-    async def _link(self, addr: Address) -> _Link | None:
+    async def _link(self, addr: Address) -> NodeLink | None:
         """The live subscribing connection to ``addr``, opened if needed (None: unreachable)."""
         link = self._links.get(addr)
         if link is not None and link.up:
@@ -333,10 +300,25 @@ class RedisClusterBroker(BrokerInterface):
         pending = self._opening.get(addr)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[_Link | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[NodeLink | None] = asyncio.get_running_loop().create_future()
         self._opening[addr] = future
         try:
-            link = await self._open_link(addr)
+            link = await NodeLink.open(
+                addr,
+                self,
+                keepalive=self._keepalive,
+                connect_timeout=self._connect_timeout,
+                command_timeout=self._command_timeout,
+                options=self._options,
+            )
+            if link is not None and self.is_closed():
+                await link.close()
+                link = None
+            if link is not None:
+                old = self._links.get(addr)
+                self._links[addr] = link
+                if old is not None:
+                    self._spawn_close(old)
             future.set_result(link)
             return link
         except BaseException:
@@ -345,72 +327,20 @@ class RedisClusterBroker(BrokerInterface):
         finally:
             self._opening.pop(addr, None)
 
-    async def _open_link(self, addr: Address) -> _Link | None:
-        client = Redis(
-            host=addr[0],
-            port=addr[1],
-            socket_connect_timeout=self._connect_timeout,
-            socket_keepalive=True,
-            retry=Retry(NoBackoff(), retries=0),
-            **self._options,
-        )
-        pubsub = client.pubsub()
-        try:
-            async with asyncio.timeout(self._connect_timeout + self._command_timeout):
-                # A plain SUBSCRIBE keeps the connection in pub/sub mode with no channels left.
-                await pubsub.subscribe(self._keepalive)
-        except (RedisError, OSError, TimeoutError) as exc:
-            logger.debug("Redis Cluster node %s:%d unreachable (%s)", addr[0], addr[1], exc)
-            await _quiet_close(pubsub)
-            await _quiet_close(client)
-            return None
-        if self.is_closed():
-            await _quiet_close(pubsub)
-            await _quiet_close(client)
-            return None
-        link = _Link(addr, client, pubsub, last_seen=time.monotonic())
-        old = self._links.get(addr)
-        self._links[addr] = link
-        if old is not None:
-            self._spawn_close(old)
-        link.reader = asyncio.get_running_loop().create_task(
-            self._read(link), name=f"asyncws-cluster-{link.name}"
-        )
-        return link
-
-    async def _send_subscribe(self, link: _Link, names: list[str]) -> list[asyncio.Future[None]]:
-        """SSUBSCRIBE ``names`` (one slot) on ``link``; the futures resolve on confirmation."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[None]] = []
+    async def _send_subscribe(self, link: NodeLink, names: list[str]) -> list[asyncio.Future[None]]:
         for name in names:
-            future = loop.create_future()
-            link.waiters.setdefault(name.encode(), []).append(future)
-            futures.append(future)
-            link.channels.add(name)
-            link.leaving.discard(name)
             self._where[name] = link
-        try:
-            async with asyncio.timeout(self._command_timeout):
-                await link.pubsub.ssubscribe(*names)
-        except (RedisError, OSError, TimeoutError) as exc:
-            logger.warning("Redis Cluster SSUBSCRIBE on %s failed (%s)", link.name, exc)
-            self._link_lost(link, exc)
-        return futures
+        return await link.subscribe(names, self._command_timeout)
 
-    async def _send_unsubscribe(self, link: _Link, names: list[str]) -> None:
-        for name in names:
-            link.channels.discard(name)
-            link.leaving.add(name)
-        if not link.up:
-            return
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            async with asyncio.timeout(self._command_timeout):
-                await link.pubsub.sunsubscribe(*names)
+    def _spawn_close(self, link: NodeLink) -> None:
+        with contextlib.suppress(RuntimeError):
+            task = asyncio.get_running_loop().create_task(link.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
-    def _link_lost(self, link: _Link, exc: BaseException | None) -> None:
-        if not link.up:
-            return
-        link.up = False
+    # -- what the node links report (`LinkOwner`) ---------------------------------------------
+
+    def link_lost(self, link: NodeLink, exc: BaseException) -> None:
         if self._links.get(link.addr) is link:
             del self._links[link.addr]
         if self.is_closed():
@@ -426,124 +356,64 @@ class RedisClusterBroker(BrokerInterface):
             if self._where.get(name) is link:
                 del self._where[name]
                 self._drop_active(name)
-        self._release_waiters(link)
         self.state = BrokerState.RECONNECTING
         self._kick()
         self._spawn_close(link)
 
-    def _release_waiters(self, link: _Link) -> None:
-        for futures in link.waiters.values():
-            for future in futures:
-                if not future.done():
-                    future.set_result(None)
-        link.waiters.clear()
-
-    def _spawn_close(self, link: _Link) -> None:
-        async def close() -> None:
-            reader = link.reader
-            if reader is not None and reader is not asyncio.current_task() and not reader.done():
-                reader.cancel()
-                await asyncio.wait([reader], timeout=1.0)
-            await _quiet_close(link.pubsub)
-            await _quiet_close(link.client)
-
-        with contextlib.suppress(RuntimeError):
-            task = asyncio.get_running_loop().create_task(close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-    def _drop_active(self, name: str) -> None:
-        channel = self._names.get(name.encode())
-        if channel is not None:
-            self._active.discard(channel)
-
-    async def _read(self, link: _Link) -> None:
-        """The reader of one node link: messages to the queue, confirmations to waiters."""
-        pubsub = link.pubsub
+    def link_message(self, link: NodeLink, channel: bytes, data: bytes) -> bool:
+        if channel in self._feed_bytes:
+            item = self._from_feed(data)
+            if item is None:
+                return False
+        else:
+            name = self._names.get(channel)
+            if name is None:  # unsubscribed meanwhile
+                return False
+            item = BrokerMessage(name, data)
         queue = self._queue
-        names = self._names
-        feeds = self._feed_bytes
-        while True:
-            try:
-                raw = await pubsub.get_message(timeout=None)
-            except asyncio.CancelledError:
-                if link.stale:
-                    self._link_lost(link, TimeoutError("no answer to PING"))
-                    return
-                raise
-            except (MovedError, AskError) as exc:  # an SSUBSCRIBE sent to a stale owner
-                link.last_seen = time.monotonic()
-                self._moved(link, exc.slot_id)
-                continue
-            except ResponseError as exc:  # e.g. CLUSTERDOWN: keep reading, re-home later
-                logger.warning("Redis Cluster node %s: %s", link.name, exc)
-                self._kick()
-                continue
-            except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
-                self._link_lost(link, exc)
-                return
-            link.last_seen = time.monotonic()
-            if raw is None:
-                continue
-            kind = raw["type"]
-            if kind == "smessage":
-                rc = raw["channel"]
-                data = raw["data"]
-                if rc in feeds:
-                    item = self._from_feed(data)
-                    if item is None:
-                        continue
-                else:
-                    channel = names.get(rc)
-                    if channel is None:  # unsubscribed meanwhile
-                        continue
-                    item = BrokerMessage(channel, data)
-                link.messages += 1
-                queue.append(item)
-                waiter = self._waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-                if len(queue) >= self._max_pending:
-                    self._space.clear()
-                    await self._space.wait()
-            elif kind == "ssubscribe":
-                rc = raw["channel"]
-                for future in link.waiters.pop(rc, ()):
-                    if not future.done():
-                        future.set_result(None)
-                channel = names.get(rc)
-                if channel is not None and channel in self._channels:
-                    self._active.add(channel)
-            elif kind == "sunsubscribe":
-                name = raw["channel"].decode()
-                if name in link.leaving:
-                    link.leaving.discard(name)
-                elif name in link.channels:  # Redis dropped it: its slot moved
-                    link.channels.discard(name)
-                    if self._where.get(name) is link:
-                        del self._where[name]
-                    self._drop_active(name)
-                    self.slot_moves += 1
-                    self._kick()
+        queue.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if len(queue) >= self._max_pending:
+            self.space.clear()
+            return True
+        return False
 
-    def _moved(self, link: _Link, slot: int) -> None:
+    def link_confirmed(self, link: NodeLink, channel: bytes) -> None:
+        name = self._names.get(channel)
+        if (
+            name is not None
+            and name in self._channels
+            and self._where.get(channel.decode()) is link
+        ):
+            self._active.add(name)
+
+    def link_dropped(self, link: NodeLink, channel: str) -> None:
+        if self._where.get(channel) is link:
+            del self._where[channel]
+        self._drop_active(channel)
+        self.slot_moves += 1
+        self._kick()
+
+    def link_moved(self, link: NodeLink, slot: int) -> None:
         """An SSUBSCRIBE on ``link`` was refused for ``slot``: re-home that slot's channels."""
         for name, part in self._wanted.items():
             if self.slots[part] == slot and self._where.get(name) is link:
                 del self._where[name]
                 link.channels.discard(name)
                 self._drop_active(name)
-        self._release_waiters_for_slot(link, slot)
+        link.release_waiters(self._slot_of_name, slot)
         self._kick()
 
-    def _release_waiters_for_slot(self, link: _Link, slot: int) -> None:
-        for rc, futures in list(link.waiters.items()):
-            part = self._wanted.get(rc.decode())
-            if part is not None and self.slots[part] == slot:
-                del link.waiters[rc]
-                for future in futures:
-                    if not future.done():
-                        future.set_result(None)
+    def _slot_of_name(self, name: bytes) -> int | None:
+        part = self._wanted.get(name.decode())
+        return None if part is None else self.slots[part]
+
+    def _drop_active(self, name: str) -> None:
+        channel = self._names.get(name.encode())
+        if channel is not None:
+            self._active.discard(channel)
 
     def _from_feed(self, data: bytes) -> BrokerMessage | None:
         decoded = decode_feed(data)
@@ -561,20 +431,15 @@ class RedisClusterBroker(BrokerInterface):
         """PING node links idle for ``health_interval``; drop one that stays silent after."""
         interval = self.health_interval
         while not self.is_closed():
-            await asyncio.sleep(min(interval, 1.0) if interval < 1.0 else interval / 4)
+            await asyncio.sleep(interval if interval < 1.0 else interval / 4)
             now = time.monotonic()
             for link in list(self._links.values()):
                 if not link.up:
                     continue
                 if link.pinged_at > link.last_seen and now - link.pinged_at > interval:
-                    link.stale = True
-                    if link.reader is not None:
-                        link.reader.cancel()
+                    link.give_up()
                 elif now - link.last_seen > interval and link.pinged_at <= link.last_seen:
-                    link.pinged_at = now
-                    with contextlib.suppress(RedisError, OSError, TimeoutError):
-                        async with asyncio.timeout(self._command_timeout):
-                            await link.pubsub.ping()
+                    await link.ping(self._command_timeout)
 
     # -- subscribe ----------------------------------------------------------------------------
 
@@ -654,7 +519,7 @@ class RedisClusterBroker(BrokerInterface):
         await self._unsubscribe_names([self.redis_channel(channel)])
 
     async def _unsubscribe_names(self, names: list[str]) -> None:
-        by_link: dict[_Link, list[str]] = {}
+        by_link: dict[NodeLink, list[str]] = {}
         for name in names:
             self._wanted.pop(name, None)
             link = self._where.pop(name, None)
@@ -665,7 +530,7 @@ class RedisClusterBroker(BrokerInterface):
             for name in group:
                 by_slot.setdefault(key_slot(name[1 : name.index("}")]), []).append(name)
             for same_slot in by_slot.values():
-                await self._send_unsubscribe(link, same_slot)
+                await link.unsubscribe(same_slot, self._command_timeout)
         for name in names:
             if name not in self._wanted:
                 self._names.pop(name.encode(), None)
@@ -745,8 +610,8 @@ class RedisClusterBroker(BrokerInterface):
             waiter.set_result(None)
 
     def _took(self) -> None:
-        if not self._space.is_set() and len(self._queue) <= self._max_pending // 2:
-            self._space.set()
+        if not self.space.is_set() and len(self._queue) <= self._max_pending // 2:
+            self.space.set()
 
     async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
         timeout: float | None = kwargs.get("timeout", 0.0)
@@ -769,7 +634,7 @@ class RedisClusterBroker(BrokerInterface):
         while not self.is_closed():
             while queue:
                 yield queue.popleft()
-                if not self._space.is_set():
+                if not self.space.is_set():
                     self._took()
             if self.is_closed():
                 return
@@ -804,10 +669,3 @@ class RedisClusterBroker(BrokerInterface):
             "slot_moves": self.slot_moves,
             "publish_errors": self.publish_errors,
         }
-
-
-async def _quiet_close(client: Any, within: float = 1.0) -> None:
-    if client is None:
-        return
-    with contextlib.suppress(RedisError, OSError, TimeoutError, RuntimeError):
-        await asyncio.wait_for(client.aclose(), within)
