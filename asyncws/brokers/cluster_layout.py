@@ -16,8 +16,8 @@ prefixed with the channel name. An instance holding at least one pattern subscri
 the feeds (``partitions`` subscriptions, shared by all its patterns) and keeps only the
 messages that match one of its patterns and that it does not also receive exactly. The cost:
 such an instance reads every message published in the cluster, as a single Redis
-``PSUBSCRIBE *`` would; Redis does one extra ``SPUBLISH`` per publish (to a feed nobody
-reads, when no instance has a pattern). Exact topics, connection ids, users and broadcast
+``PSUBSCRIBE *`` would. Redis does one extra ``SPUBLISH`` per publish while some instance
+reads the feed, and only a ``PUBSUB SHARDNUMSUB`` check otherwise. Exact topics, connection ids, users and broadcast
 cost nothing extra.
 
 Claims (the manager's connection-id reservations) use the same ``{tag}`` placement: each is
@@ -56,9 +56,13 @@ FEED = "#"  # a pattern level: never the name of a channel anyone publishes on
 Address = tuple[str, int]
 
 # KEYS[1] the channel, KEYS[2] its partition's feed; ARGV[1] the channel name, ARGV[2] the data.
+# The feed copy is made only while some instance reads that feed (it holds a pattern): with no
+# wildcard subscriber anywhere, a publish costs one SPUBLISH (and its replication) as usual.
 PUBLISH_SCRIPT = """
 local n = redis.call('SPUBLISH', KEYS[1], ARGV[2])
-redis.call('SPUBLISH', KEYS[2], #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
+if redis.call('PUBSUB', 'SHARDNUMSUB', KEYS[2])[2] > 0 then
+  redis.call('SPUBLISH', KEYS[2], #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
+end
 return n
 """
 CLAIM_SCRIPT = """
