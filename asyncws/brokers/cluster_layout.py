@@ -10,15 +10,15 @@ Publishing goes straight to the primary owning the slot (no broadcast over the c
 bus), and each instance keeps **one subscribing connection per primary**, not per channel.
 
 Wildcard patterns
-Redis has no sharded ``PSUBSCRIBE``. Every publish also copies the message (one Lua call,
-same slot, so one round trip and no ``CROSSSLOT``) to its partition's *feed* ``{tag}#``,
-prefixed with the channel name. An instance holding at least one pattern subscribes to all
-the feeds (``partitions`` subscriptions, shared by all its patterns) and keeps only the
-messages that match one of its patterns and that it does not also receive exactly. The cost:
-such an instance reads every message published in the cluster, as a single Redis
-``PSUBSCRIBE *`` would. Redis does one extra ``SPUBLISH`` per publish while some instance
-reads the feed, and only a ``PUBSUB SHARDNUMSUB`` check otherwise. Exact topics, connection ids, users and broadcast
-cost nothing extra.
+Redis has no sharded ``PSUBSCRIBE``. A publish also copies the message (in the same Lua call
+and slot: one round trip, no ``CROSSSLOT``) to its partition's *feed* ``{tag}#``, prefixed
+with the channel name, whenever some instance reads that feed. An instance holding at least
+one pattern subscribes to all the feeds (``partitions`` subscriptions, shared by all its
+patterns) and keeps only the messages that match one of its patterns and that it does not
+also receive exactly. The cost: such an instance reads every message published in the
+cluster, as a single Redis ``PSUBSCRIBE *`` would, and Redis does one more ``SPUBLISH`` per
+publish; with no pattern anywhere, a publish is one ``SPUBLISH`` plus a ``PUBSUB
+SHARDNUMSUB`` check. Exact topics, connection ids, users and broadcast cost nothing extra.
 
 Claims (the manager's connection-id reservations) use the same ``{tag}`` placement: each is
 one key, one slot, one node.

@@ -82,6 +82,7 @@ class RedisClusterBroker(BrokerInterface):
         health_interval: float = 15.0,
         reconnect_min: float = 0.05,
         reconnect_max: float = 2.0,
+        failover_poll: float = 0.1,
         connect_timeout: float = 3.0,
         command_timeout: float = 5.0,
         max_pending: int = 65536,
@@ -98,6 +99,7 @@ class RedisClusterBroker(BrokerInterface):
         self.health_interval = health_interval
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
+        self.failover_poll = failover_poll
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         self._max_pending = max_pending
@@ -252,7 +254,11 @@ class RedisClusterBroker(BrokerInterface):
             if self.state is not BrokerState.CLOSED:
                 self.state = BrokerState.RECONNECTING
             self._dirty.set()
-            await asyncio.sleep(backoff * (0.5 + random.random()))
+            # A live node answered, but a slot's primary is unreachable: a failover is under
+            # way, and asking again is cheap; poll often, so the promoted replica is found
+            # within ``failover_poll``. Nothing answered at all: back off.
+            delay = min(backoff, self.failover_poll) if ok else backoff
+            await asyncio.sleep(delay * (0.5 + random.random()))
             backoff = min(backoff * 2, self.reconnect_max)
 
     def _settled(self) -> bool:
