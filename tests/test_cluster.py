@@ -242,6 +242,22 @@ async def test_no_crossslot_and_one_connection_per_primary(cluster_url: str) -> 
         assert topology["pending_partitions"] == []
 
 
+async def test_unsubscribe_then_subscribe_again_at_once(cluster_url: str) -> None:
+    """Our own SUNSUBSCRIBE's answer, arriving after the channel was subscribed again, is
+    not taken for Redis dropping it (a slot move)."""
+    async with RedisClusterBroker(cluster_url) as sub, RedisClusterBroker(cluster_url) as pub:
+        for i in range(20):
+            channel = f"again/{i}"
+            await sub.subscribe(channel)
+            unsubscribing = asyncio.create_task(sub.unsubscribe(channel))
+            await asyncio.sleep(0)
+            await sub.subscribe(channel)
+            await unsubscribing
+            await pub.publish(channel, str(i))
+            assert await sub.get_message(timeout=WAIT) == BrokerMessage(channel, str(i).encode())
+        assert sub.slot_moves == 0
+
+
 async def test_health_reports_nodes_and_partitions(cluster: Instances) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.get(cluster.servers[0].url + "/health", timeout=WAIT)

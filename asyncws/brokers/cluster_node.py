@@ -64,7 +64,7 @@ class NodeLink:
         self.pubsub = pubsub
         self.owner = owner
         self.channels: set[str] = set()  # Redis channel names sent or confirmed
-        self.leaving: set[str] = set()  # SUNSUBSCRIBE sent by us, not confirmed yet
+        self.leaving: dict[str, int] = {}  # SUNSUBSCRIBEs sent by us, not confirmed yet
         self.waiters: dict[bytes, list[asyncio.Future[None]]] = {}
         self.reader: asyncio.Task[None] | None = None
         self.up = True
@@ -118,7 +118,6 @@ class NodeLink:
             self.waiters.setdefault(name.encode(), []).append(future)
             futures.append(future)
             self.channels.add(name)
-            self.leaving.discard(name)
         if not self.up:
             self.release_waiters()
             return futures
@@ -132,11 +131,12 @@ class NodeLink:
 
     async def unsubscribe(self, names: list[str], timeout: float) -> None:
         """SUNSUBSCRIBE ``names`` (all of one slot); no wait for the confirmation."""
+        if not self.up:
+            self.channels.difference_update(names)
+            return
         for name in names:
             self.channels.discard(name)
-            self.leaving.add(name)
-        if not self.up:
-            return
+            self.leaving[name] = self.leaving.get(name, 0) + 1
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with asyncio.timeout(timeout):
                 await self.pubsub.sunsubscribe(*names)
@@ -217,8 +217,12 @@ class NodeLink:
                 owner.link_confirmed(self, channel)
             elif kind == "sunsubscribe":
                 name = raw["channel"].decode()
-                if name in self.leaving:
-                    self.leaving.discard(name)
+                left = self.leaving.get(name)
+                if left:  # the answer to one of ours (even if subscribed again since)
+                    if left == 1:
+                        del self.leaving[name]
+                    else:
+                        self.leaving[name] = left - 1
                 elif name in self.channels:  # Redis dropped it: its slot moved
                     self.channels.discard(name)
                     owner.link_dropped(self, name)
