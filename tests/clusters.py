@@ -163,6 +163,11 @@ class RedisClusterServers:
         node = self.node(port)
         return node.running() and "role:master" in redis_reply(port, "INFO", "replication")
 
+    def has_replica(self, port: int) -> bool:
+        """Whether the primary on ``port`` has a live, connected replica (it can fail over)."""
+        info = redis_reply(port, "INFO", "replication")
+        return "connected_slaves:0" not in info and "connected_slaves:" in info
+
     def node(self, port: int) -> RedisServer:
         return next(node for node in self.nodes if node.port == port)
 
@@ -209,7 +214,9 @@ class RedisClusterServers:
             if not keys:
                 break
             redis_reply(src, "MIGRATE", "127.0.0.1", str(to_port), "", "0", "5000", "KEYS", *keys)
-        for port in [n.port for n in self.nodes if n.running()]:
+        # The order Redis documents: the destination first, then the source, then the rest.
+        others = [n.port for n in self.nodes if n.running() and n.port not in (src, to_port)]
+        for port in (to_port, src, *others):
             redis_command(port, "CLUSTER", "SETSLOT", str(slot), "NODE", dst_id)
 
     def flushall(self) -> None:

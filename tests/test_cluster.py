@@ -37,6 +37,7 @@ from tests.clusters import RedisClusterServers, SentinelServers
 from tests.servers import UvicornServer
 from tests.test_distributed import (
     APP,
+    NS,
     Peer,
     marker_from,
     peers,
@@ -385,11 +386,83 @@ async def test_slot_migration_under_traffic(disposable_cluster: RedisClusterServ
     assert owners[f"127.0.0.1:{target}"] == 44 or sum(owners.values()) == 128
 
 
+def failover_target(servers: RedisClusterServers, names: list[str]) -> str:
+    """The first of ``names`` whose primary has a replica to take over (earlier tests may
+    have killed a primary already)."""
+    probe = RedisClusterBroker(servers.url)
+    for name in names:
+        owner = servers.slot_owner(probe.slots[probe.partition_of(name)])
+        if servers.has_replica(owner):
+            return name
+    raise AssertionError("no primary with a replica left")
+
+
+async def test_kill_a_primary_under_app_traffic(disposable_cluster: RedisClusterServers) -> None:
+    """Two uvicorn instances: HTTP publishes on A, a websocket subscriber on B. kill -9 the
+    primary of the topic's slot: A refuses publishes (503, counted) until a replica took
+    over, then B receives again; both instances stay up and report a connected broker."""
+    servers = disposable_cluster
+    topic = (
+        await asyncio.to_thread(failover_target, servers, [f"{NS}/t/app/{i}" for i in range(50)])
+    ).removeprefix(f"{NS}/t/")
+    probe = RedisClusterBroker(servers.url)
+    slot = probe.slots[probe.partition_of(f"{NS}/t/{topic}")]
+    web = [
+        UvicornServer(APP, env={"ASYNCWS_BROKER_URL": servers.url}, ready_path="/health")
+        for _ in range(2)
+    ]
+    try:
+        await asyncio.to_thread(start_all, web)
+        a, b = web
+        async with peers((b, uid("sub"))) as (sub,), httpx.AsyncClient() as http:
+            await sub.subscribe(topic)
+            url = f"{a.url}/publish/{topic}"
+            assert (await http.post(url, json={"n": -1})).status_code == 200
+            assert await sub.recv() == {"n": -1}
+            victim = await asyncio.to_thread(servers.slot_owner, slot)
+            killed_at = time.monotonic()
+            await asyncio.to_thread(servers.kill, victim)
+            refused = accepted = 0
+            resumed = None
+            for n in range(1500):  # bounded: about 15 s
+                status = (await http.post(url, json={"n": n}, timeout=WAIT)).status_code
+                assert status in (200, 503), status
+                if status == 503:
+                    refused += 1
+                    await asyncio.sleep(0.01)
+                    continue
+                accepted += 1
+                with contextlib.suppress(TimeoutError):
+                    frame = await sub.recv(timeout=0.05)
+                    if frame.get("n", -1) >= 0 and time.monotonic() > killed_at:
+                        resumed = time.monotonic() - killed_at
+                        break
+            assert resumed is not None, "delivery did not resume"
+            bodies = [(await http.get(s.url + "/health", timeout=WAIT)).json() for s in web]
+            for _ in range(100):  # bounded poll: both instances re-homed everything
+                if all(body["broker"] == "connected" for body in bodies):
+                    break
+                await asyncio.sleep(0.05)
+                bodies = [(await http.get(s.url + "/health", timeout=WAIT)).json() for s in web]
+        print(
+            f"\napp traffic: kill -9 primary {victim}; B received again {resumed:.2f} s later; "
+            f"A refused {refused} publishes (503), accepted {accepted}"
+        )
+        assert all(server.running() for server in web)
+        assert [body["broker"] for body in bodies] == ["connected", "connected"]
+        assert refused >= 1
+        assert bodies[0]["broker_topology"]["publish_errors"] == refused
+        assert bodies[1]["broker_topology"]["node_losses"] >= 1
+    finally:
+        for server in web:
+            server.close()
+
+
 async def test_kill_a_primary_under_traffic(disposable_cluster: RedisClusterServers) -> None:
     servers = disposable_cluster
     probe = RedisClusterBroker(servers.url)
     channels = [f"kill/{i}" for i in range(24)]
-    busy = channels[0]
+    busy = await asyncio.to_thread(failover_target, servers, channels)
     slot = probe.slots[probe.partition_of(busy)]
     async with traffic(servers.url, channels) as flow:
         await flow.first_after(busy, 0.0, WAIT)

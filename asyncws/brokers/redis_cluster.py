@@ -547,7 +547,7 @@ class RedisClusterBroker(BrokerInterface):
         """Run a one-slot command on the primary of ``part``, following MOVED/ASK once or twice."""
         addr = self._owners[part]
         asking = False
-        for _ in range(4):
+        for attempt in range(5):
             if addr is None:
                 self._kick()
                 raise BrokerError("no Redis Cluster node serves this channel right now")
@@ -560,6 +560,10 @@ class RedisClusterBroker(BrokerInterface):
                         return (await pipe.execute(raise_on_error=True))[1]
                 return await client.execute_command(*args)  # type: ignore[no-untyped-call]
             except MovedError as exc:
+                if exc.node_addr == addr:  # a node redirecting to itself: its config is settling
+                    await asyncio.sleep(0.01)
+                elif attempt:  # nodes disagree for a moment during a slot move
+                    await asyncio.sleep(0.005 * attempt)
                 addr = exc.node_addr
                 self._owners[part] = addr
                 asking = False
