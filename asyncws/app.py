@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.exceptions import WebSocketException as StarletteWebSocketException
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -39,6 +40,8 @@ from .exceptions import (
     ProtocolError,
     RateLimitedError,
     UnknownTopicError,
+    from_http_exception,
+    from_websocket_exception,
 )
 from .frames import FrameValidator, PublishFrame, SubscribeFrame, field_errors, safe_id
 from .limits import Limits, TokenBucket
@@ -180,17 +183,22 @@ class AsyncWS(Router):
         tags: Sequence[str] = (),
         dependencies: Sequence[Any] = (),
     ) -> None:
+        """Include ``router``'s operations and topics; what it declares later is included too
+        (see `Router.include_router`)."""
         super().include_router(router, prefix=prefix, tags=tags, dependencies=dependencies)
-        # A router does not know the endpoint's path parameters: analyze its handlers again,
-        # now strictly (a parameter nothing explains is a TypeError here, at import time).
-        for op_type in router.operations:
-            op = self.operations[op_type]  # the app's own copy (see Router.include_router)
+        self._compiled = None
+
+    def _put_operation(self, op: Operation) -> None:
+        if op.router is not self:
+            # A router does not know the endpoint's path parameters: analyze its handlers
+            # again, now strictly (a parameter nothing explains is a TypeError here).
             op.dependant = analyze(
                 op.handler,
                 allow_payload=True,
                 path_params=self.path_params,
                 owner=getattr(op.handler, "__qualname__", op.type),
             )
+        super()._put_operation(op)
         self._compiled = None
 
     # -- FastAPI integration ------------------------------------------------------------------
@@ -200,8 +208,14 @@ class AsyncWS(Router):
         """Start the manager (broker, listener) and stop it: ``FastAPI(lifespan=ws.lifespan)``.
 
         To combine with your own lifespan: ``async with ws.lifespan(app): ...`` inside it.
+        Given the FastAPI app, it also links its OpenAPI document (``/docs``) to this app's
+        AsyncAPI page (`asyncws.asyncapi.link_openapi`).
         """
         self.compile()
+        if app is not None:
+            from .asyncapi import link_openapi
+
+            link_openapi(app, self)
         await self.manager.startup()
         try:
             yield
@@ -382,7 +396,12 @@ class AsyncWS(Router):
             for hook in compiled.connect_hooks:
                 if await resolver.run(hook) is False:
                     raise ForbiddenError("connection refused")
-        except (AsyncWSError, StarletteWebSocketException, PydanticValidationError) as exc:
+        except (
+            AsyncWSError,
+            StarletteWebSocketException,
+            StarletteHTTPException,
+            PydanticValidationError,
+        ) as exc:
             if websocket.application_state is WebSocketState.CONNECTING:
                 await websocket.close(CloseCode.POLICY_VIOLATION)  # -> HTTP 403
             logger.info("handshake refused: %s", getattr(exc, "message", exc))
@@ -580,6 +599,18 @@ class AsyncWS(Router):
         if isinstance(exc, AsyncWSError):
             conn.send_text_nowait(error_frame_for(exc, id))
             return
+        if isinstance(exc, StarletteHTTPException):  # FastAPI code raises them everywhere
+            logger.info(
+                "%s %d in operation %r: %s",
+                type(exc).__name__,
+                exc.status_code,
+                op.type if op else "?",
+                exc.detail,
+            )
+            conn.send_text_nowait(
+                error_frame_for(from_http_exception(exc.status_code, exc.detail), id)
+            )
+            return
         if isinstance(exc, StarletteWebSocketException):  # FastAPI's way to say "close it"
             logger.info(
                 "connection %s closed with %d by %s: %s",
@@ -587,6 +618,10 @@ class AsyncWS(Router):
                 exc.code,
                 type(exc).__name__,
                 exc.reason,
+            )
+            # the client learns why (an error frame answering its frame), then the close
+            conn.send_text_nowait(
+                error_frame_for(from_websocket_exception(exc.code, exc.reason), id)
             )
             await conn.close(exc.code, exc.reason or "")
             return

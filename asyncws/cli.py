@@ -8,7 +8,9 @@
 ``SPEC`` is a ``.json``/``.yaml`` file, or for ``codegen`` also an http(s) URL (e.g. an
 app's ``/asyncapi.json``). ``MODULE:APP`` names an `AsyncWS` app, or a FastAPI/Starlette app that included one's
 ``asgi_router`` (the AsyncWS is found through its websocket route); ``MODULE`` alone works
-when the module holds exactly one `AsyncWS`. The current directory is importable, as with
+when the module holds exactly one `AsyncWS`. A file path works too: ``examples/chat/app.py``
+or ``examples/chat/app.py:ws`` (imported as ``examples.chat.app``: the directories with an
+``__init__.py`` above it are its packages). The current directory is importable, as with
 uvicorn. Exit status: 0 on success, 1 when ``check`` finds differences, 2 for usage errors
 (bad target, unreadable file, missing optional module).
 """
@@ -19,6 +21,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -73,14 +76,38 @@ def find_app(obj: Any) -> Any:
     raise CLIError(f"{type(obj).__name__} is not an AsyncWS app and serves none")
 
 
+_FILE_TARGET = re.compile(r"^(?P<path>.+\.py)(?::(?P<attr>[A-Za-z_][\w.]*))?$")
+
+
+def _module_of_file(path_text: str) -> str:
+    """The dotted module name of a ``.py`` file; its top package's parent goes on sys.path."""
+    path = Path(path_text)
+    if not path.is_file():
+        raise CLIError(f"{path_text}: no such file (expected MODULE:APP or a .py file)")
+    path = path.resolve()
+    parts = [path.stem]
+    root = path.parent
+    while (root / "__init__.py").is_file() and root.parent != root:
+        parts.insert(0, root.name)
+        root = root.parent
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return ".".join(parts)
+
+
 def load_target(target: str) -> Any:
-    """Import ``MODULE[:ATTR]`` and return the `AsyncWS` it names or holds."""
-    module_name, _, attr = target.partition(":")
-    if not module_name:
-        raise CLIError(f"{target!r}: expected MODULE:APP")
+    """Import ``MODULE[:ATTR]`` (or ``path/to/file.py[:ATTR]``) and return the `AsyncWS` it
+    names or holds."""
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+    file_target = _FILE_TARGET.match(target)
+    if file_target is not None:
+        module_name, attr = _module_of_file(file_target["path"]), file_target["attr"] or ""
+    else:
+        module_name, _, attr = target.partition(":")
+    if not module_name:
+        raise CLIError(f"{target!r}: expected MODULE:APP")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -249,31 +276,66 @@ def _cmd_codegen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _examples(*lines: str) -> str:
+    """The ``--help`` epilog of a command: its examples."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="asyncws", description="AsyncAPI documents, docs and checks for asyncws apps."
+        prog="asyncws",
+        description="AsyncAPI documents, docs and checks for asyncws apps.",
+        epilog=_examples("asyncws spec examples/chat/app.py", "asyncws COMMAND --help"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    spec = commands.add_parser("spec", help="write an app's AsyncAPI 3.0 document")
-    spec.add_argument("target", metavar="MODULE:APP")
+    spec = commands.add_parser(
+        "spec",
+        help="write an app's AsyncAPI 3.0 document",
+        epilog=_examples(
+            "asyncws spec examples.chat.app:app",
+            "asyncws spec examples/chat/app.py -o asyncapi.yaml",
+            "asyncws spec myapp:ws --server-url wss://api.example.com",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    spec.add_argument("target", metavar="MODULE:APP", help="or a file: path/to/app.py[:APP]")
     spec.add_argument("--format", choices=("json", "yaml"), help="default: from -o, else json")
     spec.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
     spec.add_argument("--server-url", help="server to list (default ws://localhost:8000)")
     spec.set_defaults(run=_cmd_spec)
 
-    docs = commands.add_parser("docs", help="write index.html, asyncapi.json and asyncapi.yaml")
-    docs.add_argument("target", metavar="MODULE:APP")
+    docs = commands.add_parser(
+        "docs",
+        help="write index.html, asyncapi.json and asyncapi.yaml",
+        epilog=_examples("asyncws docs examples/chat/app.py -o site/"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    docs.add_argument("target", metavar="MODULE:APP", help="or a file: path/to/app.py[:APP]")
     docs.add_argument("-o", "--output", metavar="DIR", required=True)
     docs.add_argument("--server-url", help="server to list (default ws://localhost:8000)")
     docs.set_defaults(run=_cmd_docs)
 
-    check = commands.add_parser("check", help="does the app implement the document?")
+    check = commands.add_parser(
+        "check",
+        help="does the app implement the document?",
+        epilog=_examples("asyncws check specs/chat.asyncapi.yaml examples.chat.app:app"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     check.add_argument("spec", metavar="SPEC", help="an AsyncAPI document (.json or .yaml)")
     check.add_argument("target", metavar="MODULE:APP")
     check.set_defaults(run=_cmd_check)
 
-    codegen = commands.add_parser("codegen", help="generate a client from a document")
+    codegen = commands.add_parser(
+        "codegen",
+        help="generate a client from a document",
+        epilog=_examples(
+            "asyncws codegen specs/chat.asyncapi.yaml --lang python -o client/",
+            "asyncws codegen http://127.0.0.1:8000/asyncapi.json --lang typescript -o web/",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     codegen.add_argument("spec", metavar="SPEC", help="a document: a file or an http(s) URL")
     codegen.add_argument("--lang", choices=("python", "typescript"), required=True)
     codegen.add_argument("-o", "--output", metavar="DIR", required=True)

@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     INVALID_TOPIC = "invalid_topic"  # bad syntax, over the length/depth limits
     UNKNOWN_TOPIC = "unknown_topic"  # not a declared topic
     FORBIDDEN = "forbidden"  # authorization refused
+    NOT_FOUND = "not_found"  # what the frame names does not exist (HTTPException 404)
+    BAD_REQUEST = "bad_request"  # refused by the handler (an HTTPException 4xx without a code)
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     RATE_LIMITED = "rate_limited"
     BROKER_UNAVAILABLE = "broker_unavailable"  # the message could not be published

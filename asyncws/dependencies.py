@@ -13,6 +13,11 @@ declared, from its annotation and default:
   frame unless ``use_cache=False``);
 * a name that is a path parameter of the websocket endpoint (``/ws/{tenant}``): its value,
   converted to the annotation;
+* ``Query(...)`` / ``Header(...)`` (as the default, or in ``Annotated``): a query parameter or
+  a header of the handshake request, validated against the annotation and the marker's
+  constraints (a missing required one, or an invalid one, is a `PayloadValidationError`
+  with ``loc`` ``["query", name]``; at the handshake it refuses the connection). The
+  AsyncAPI document lists them in the endpoint's ws bindings;
 * a name listed in ``extra`` (e.g. topic parameters for an authorization hook).
 
 Anything else is a declaration error, raised at import time with the handler's name.
@@ -28,16 +33,30 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from fastapi.params import Depends as DependsParam
+from fastapi.params import Header as HeaderParam
+from fastapi.params import Query as QueryParam
 from fastapi.params import Security as SecurityParam
 from fastapi.security import SecurityScopes
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import PydanticUndefined
 from starlette.websockets import WebSocket
 
 from .connection import Connection
+from .exceptions import PayloadValidationError
 
 __all__ = ["Dependant", "Resolver", "analyze", "analyze_dependencies"]
 
-_SPECIAL = ("connection", "websocket", "scopes", "payload", "path", "extra", "depends")
+_SPECIAL = (
+    "connection",
+    "websocket",
+    "scopes",
+    "payload",
+    "path",
+    "extra",
+    "depends",
+    "query",
+    "header",
+)
 
 
 @dataclass(slots=True)
@@ -49,6 +68,11 @@ class Param:
     dependant: Dependant | None = None
     use_cache: bool = True
     positional: bool = False
+    #: query/header: the name in the request, the default (when not required), the marker
+    wire: str = ""
+    required: bool = True
+    default: Any = None
+    marker: Any = None
 
 
 @dataclass(slots=True)
@@ -68,6 +92,14 @@ class Dependant:
             if p.kind == "payload":
                 return p
         return None
+
+    def request_params(self) -> list[Param]:
+        """Every ``Query`` / ``Header`` parameter in the tree (declaration order)."""
+        out = [p for p in self.params if p.kind in ("query", "header")]
+        for p in self.params:
+            if p.dependant is not None:
+                out += p.dependant.request_params()
+        return out
 
     def all_scopes(self) -> list[str]:
         """Every scope required by Security(...) anywhere in the tree (declaration order)."""
@@ -161,6 +193,10 @@ def analyze(
             if marker is not None:  # Annotated[T, Depends(fn)]
                 default, annotation = marker, bare
         positional = parameter.kind is parameter.POSITIONAL_ONLY
+        request = _request_marker(annotation, default)
+        if request is not None:
+            dep.params.append(_request_param(name, bare, request, default, positional))
+            continue
         if isinstance(default, DependsParam):
             inner = default.dependency
             if inner is None:  # Depends() with the dependency in the annotation
@@ -219,6 +255,57 @@ def analyze(
                 "with a pydantic model (the payload), Connection, WebSocket, or use Depends()"
             )
     return dep
+
+
+def _request_marker(annotation: Any, default: Any) -> QueryParam | HeaderParam | None:
+    if isinstance(default, QueryParam | HeaderParam):
+        return default
+    if get_origin(annotation) is Annotated:
+        for meta in get_args(annotation)[1:]:
+            if isinstance(meta, QueryParam | HeaderParam):
+                return meta
+    return None
+
+
+def _request_param(
+    name: str, bare: Any, marker: QueryParam | HeaderParam, default: Any, positional: bool
+) -> Param:
+    """A ``Query`` / ``Header`` parameter: where it is read, how it is validated."""
+    kind = "header" if isinstance(marker, HeaderParam) else "query"
+    wire = marker.alias or name
+    if isinstance(marker, HeaderParam) and not marker.alias and marker.convert_underscores:
+        wire = name.replace("_", "-")
+    if bare is inspect.Parameter.empty:
+        bare = str
+    value_default = marker.default
+    if value_default is PydanticUndefined or value_default is Ellipsis:
+        value_default = default if default is not marker else inspect.Parameter.empty
+    required = value_default is inspect.Parameter.empty
+    checked = _copy_marker(marker)
+    return Param(
+        name,
+        kind,
+        Annotated[bare, checked],
+        TypeAdapter(Annotated[bare, checked]),
+        positional=positional,
+        wire=wire.lower() if kind == "header" else wire,
+        required=required,
+        default=None if required else value_default,
+        marker=marker,
+    )
+
+
+def _copy_marker(marker: QueryParam | HeaderParam) -> Any:
+    """The marker's constraints and docs without its default and alias (the parameter's
+    value is validated alone, not as a field of a model)."""
+    from pydantic.fields import FieldInfo
+
+    info = FieldInfo.merge_field_infos(marker)
+    info.default = PydanticUndefined
+    info.alias = None
+    info.validation_alias = None
+    info.serialization_alias = None
+    return info
 
 
 def _type_hints(func: Any) -> dict[str, Any]:
@@ -287,6 +374,8 @@ class Resolver:
             elif kind == "path":
                 raw = self.path_params.get(p.name)
                 value = p.adapter.validate_python(raw) if p.adapter is not None else raw
+            elif kind in ("query", "header"):
+                value = self._request_value(p)
             else:
                 assert p.dependant is not None
                 key = (p.dependant.call, tuple(p.dependant.scopes))
@@ -301,6 +390,35 @@ class Resolver:
             else:
                 kwargs[p.name] = value
         return args, kwargs
+
+    def _request_value(self, p: Param) -> Any:
+        ws = (
+            self.websocket
+            if self.websocket is not None
+            else getattr(self.connection, "websocket", None)
+        )
+        source = None
+        if ws is not None:
+            source = ws.headers if p.kind == "header" else ws.query_params
+        raw = source.get(p.wire) if source is not None else None
+        if raw is None:
+            if not p.required:
+                return p.default
+            raise PayloadValidationError(
+                f"the {p.kind} parameter {p.wire!r} is required",
+                errors=[{"loc": [p.kind, p.wire], "msg": "Field required", "type": "missing"}],
+            )
+        assert p.adapter is not None
+        try:
+            return p.adapter.validate_python(raw)
+        except ValidationError as exc:
+            raise PayloadValidationError(
+                f"invalid {p.kind} parameter {p.wire!r}",
+                errors=[
+                    {"loc": [p.kind, p.wire, *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                    for e in exc.errors()[:50]
+                ],
+            ) from None
 
     async def run(self, dep: Dependant, scopes: list[str] | None = None) -> Any:
         """Call ``dep.call`` with its parameters filled, awaiting coroutines.

@@ -456,6 +456,8 @@ class Router:
         self.operations: dict[str, Operation] = {}
         self.topics: list[Topic[Any]] = []
         self.exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
+        #: Where this router was included: declarations made later reach them too.
+        self._included_in: list[_Inclusion] = []
 
     # -- declarations -------------------------------------------------------------------------
 
@@ -470,6 +472,8 @@ class Router:
         if any(t.address == topic.address for t in self.topics):
             raise ValueError(f"topic {topic.address!r} is declared twice")
         self.topics.append(topic)
+        for link in self._included_in:  # declared after an include_router: pass it on
+            link.parent.add_topic(link.topic(topic))
 
     def operation(
         self,
@@ -568,8 +572,27 @@ class Router:
             dependencies=extra_deps,
             routers=(self,),
         )
-        self.operations[type] = op
+        self._put_operation(op)
         return op
+
+    def _put_operation(self, op: Operation) -> None:
+        """Store ``op`` and hand a copy to every router (or app) this one was included in,
+        so that declaring after ``include_router`` works as declaring before."""
+        if op.type in self.operations:
+            raise ValueError(f"operation {op.type!r} is declared twice")
+        for link in self._included_in:
+            link.parent._check_new_operation(op.type)
+        self.operations[op.type] = op
+        for link in self._included_in:
+            link.parent._put_operation(link.operation(op))
+
+    def _check_new_operation(self, op_type: str) -> None:
+        if op_type in self.operations:
+            raise ValueError(
+                f"operation {op_type!r} is declared twice (once in an included router)"
+            )
+        for link in self._included_in:
+            link.parent._check_new_operation(op_type)
 
     def exception_handler(
         self, exc_class: type[BaseException]
@@ -603,18 +626,48 @@ class Router:
         types do not (they are one flat namespace per app). ``tags`` and the included
         router's own ``tags`` are added to both;
         ``dependencies`` (and this router's own) run before the included operations.
+
+        Operations and topics declared on ``router`` after this call are included too (an
+        operation type declared twice is a ValueError at the second declaration).
         """
+        if router is self or self._reaches(router):
+            raise ValueError("a router cannot include itself (directly or through another)")
         for op_type in router.operations:
-            if op_type in self.operations:
-                raise ValueError(f"operation {op_type!r} is declared twice")
+            self._check_new_operation(op_type)
         extra_deps = [*self.dependencies, *dependencies]
         for marker in extra_deps:
             _check_marker(marker, "include_router")
-        for op_type, op in router.operations.items():
-            self.operations[op_type] = _included(op, [*tags, *router.tags], extra_deps, self)
-        full = "/".join(p.strip("/") for p in (prefix, router.prefix) if p.strip("/"))
-        for topic in router.topics:
-            self.add_topic(topic.prefixed(full, [*tags, *router.tags]))
+        link = _Inclusion(self, router, prefix, list(tags), extra_deps)
+        for op in list(router.operations.values()):
+            self._put_operation(link.operation(op))
+        for topic in list(router.topics):
+            self.add_topic(link.topic(topic))
+        router._included_in.append(link)
+
+    def _reaches(self, other: Router) -> bool:
+        """Whether this router is included in ``other`` (directly or through others)."""
+        return any(
+            link.parent is other or link.parent._reaches(other) for link in self._included_in
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Inclusion:
+    """``parent.include_router(child, prefix=..., tags=..., dependencies=...)``: how a
+    declaration of ``child`` looks from ``parent``."""
+
+    parent: Router
+    child: Router
+    prefix: str
+    tags: list[str]
+    dependencies: list[Any]
+
+    def operation(self, op: Operation) -> Operation:
+        return _included(op, [*self.tags, *self.child.tags], self.dependencies, self.parent)
+
+    def topic(self, topic: Topic[Any]) -> Topic[Any]:
+        full = "/".join(p.strip("/") for p in (self.prefix, self.child.prefix) if p.strip("/"))
+        return topic.prefixed(full, [*self.tags, *self.child.tags])
 
 
 def _included(op: Operation, tags: Iterable[str], deps: list[Any], parent: Router) -> Operation:

@@ -51,6 +51,7 @@ DECLARATIVE_NAMES = [
     "CloseCode",
     "AsyncWSError",
     "ForbiddenError",
+    "NotFoundError",
     "PayloadValidationError",
     "ProtocolError",
     "InvalidTopicError",

@@ -46,6 +46,7 @@ __all__ = [
     "describe",
     "document_json",
     "document_yaml",
+    "link_openapi",
     "served_document",
 ]
 
@@ -165,6 +166,15 @@ def served_document(app: AsyncWS, server_url: str) -> dict[str, Any]:
     return {**document, "servers": {"default": {**fresh, **rest}}}
 
 
+def _openapi_docs_url(request: Request) -> str | None:
+    """The path of the FastAPI app's own docs (``/docs``) when it has them."""
+    served_by = request.scope.get("app")
+    docs_url = getattr(served_by, "docs_url", None)
+    if not isinstance(docs_url, str) or getattr(served_by, "openapi_url", None) is None:
+        return None
+    return str(request.scope.get("root_path", "")).rstrip("/") + docs_url
+
+
 def add_routes(app: AsyncWS, router: APIRouter) -> None:
     """Add the document routes to ``router``: ``app.asyncapi_url`` (JSON),
     ``app.asyncapi_yaml_url`` (YAML) and ``app.docs_url`` (HTML, when `asyncws.docs` is
@@ -225,6 +235,9 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
                 )
                 if link is not None and name in inspect.signature(docs.render_html).parameters
             }
+            openapi_docs = _openapi_docs_url(request)
+            if openapi_docs is not None:
+                links["openapi_docs_url"] = openapi_docs
             return HTMLResponse(docs.render_html(document, ws_path, **links))
 
         router.add_api_route(
@@ -234,6 +247,75 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
             include_in_schema=False,
             name=f"{name}-asyncapi-docs",
         )
+
+
+def _route_path(fastapi_app: Any, name: str) -> str | None:
+    """The path of the route named ``name`` (through included routers), or None."""
+    try:
+        return str(fastapi_app.url_path_for(name))
+    except Exception:  # NoMatchFound, or not a Starlette app
+        return None
+
+
+def link_openapi(fastapi_app: Any, app: AsyncWS) -> bool:
+    """Make the FastAPI app's OpenAPI document (``/openapi.json``, hence ``/docs``) point at
+    ``app``'s websocket API: a line in ``info.description`` linking the AsyncAPI page and
+    document, and an ``x-asyncapi`` list of ``{"title", "version", "websocket", "docs",
+    "document"}``. `AsyncWS.lifespan` calls it with the app it starts; returns whether the
+    link was added (False when the app has no OpenAPI document or does not serve ``app``'s
+    AsyncAPI routes)."""
+    if getattr(fastapi_app, "openapi_url", None) is None or not callable(
+        getattr(fastapi_app, "openapi", None)
+    ):
+        return False
+    name = re.sub(r"[^a-z0-9]+", "-", app.title.lower()).strip("-") or "asyncws"
+    docs = _route_path(fastapi_app, f"{name}-asyncapi-docs")
+    document = _route_path(fastapi_app, f"{name}-asyncapi-json") or _route_path(
+        fastapi_app, f"{name}-asyncapi-yaml"
+    )
+    if docs is None and document is None:
+        return False
+    ws_path = _route_path(fastapi_app, f"{name}-ws") or app.path
+    entry = {
+        "title": app.title,
+        "version": app.version,
+        "websocket": ws_path,
+        **({"docs": docs} if docs else {}),
+        **({"document": document} if document else {}),
+    }
+    linked: list[dict[str, Any]] = getattr(fastapi_app, "_asyncws_openapi_links", [])
+    if entry in linked:
+        return True
+    first = not linked
+    linked.append(entry)
+    fastapi_app._asyncws_openapi_links = linked
+    if not first:
+        return True
+    original = fastapi_app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = original()
+        if "x-asyncapi" not in schema:
+            schema["x-asyncapi"] = [dict(e) for e in linked]
+            lines = []
+            for e in linked:
+                links = [f"[the docs]({e['docs']})"] if "docs" in e else []
+                if "document" in e:
+                    links.append(f"[the AsyncAPI document]({e['document']})")
+                lines.append(
+                    f"**WebSocket API**: {e['title']} {e['version']} at `{e['websocket']}`: "
+                    + ", ".join(links)
+                    + "."
+                )
+            info = schema.setdefault("info", {})
+            text = "\n\n".join(lines)
+            info["description"] = (
+                f"{info['description']}\n\n{text}" if info.get("description") else text
+            )
+        return schema
+
+    fastapi_app.openapi = openapi
+    return True
 
 
 from .checks import check_document, compare  # noqa: E402 - after the functions they may use

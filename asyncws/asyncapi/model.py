@@ -10,6 +10,7 @@ components. Spec-first apps carry the JSON Schemas of their document instead (`R
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 from collections.abc import Iterator, Mapping
@@ -35,6 +36,7 @@ __all__ = [
     "ParamDescription",
     "PayloadSchema",
     "RawSchema",
+    "RequestParamDescription",
     "SecuritySchemeDescription",
     "TopicDescription",
     "TypeSchema",
@@ -64,6 +66,10 @@ ERROR_CODES: Mapping[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: (
         "authorization refused (missing scopes, the topic's authorization rule, client "
         "publishing not allowed)"
+    ),
+    ErrorCode.NOT_FOUND: "what the frame names does not exist (a handler raised `HTTPException(404)`)",
+    ErrorCode.BAD_REQUEST: (
+        "the handler refused the request (an `HTTPException` 4xx with no more precise code)"
     ),
     ErrorCode.TOO_MANY_SUBSCRIPTIONS: "over the per-connection subscription limit",
     ErrorCode.RATE_LIMITED: "over the per-connection message rate",
@@ -133,6 +139,19 @@ class SecuritySchemeDescription:
     description: str | None = None
     query_param: str | None = None
     subprotocol_prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestParamDescription:
+    """A query parameter or header of the handshake request that the app reads (a
+    ``Query(...)`` / ``Header(...)`` parameter of ``authenticate``, an ``on_connect`` hook or an
+    operation's dependencies). ``required``: the handshake is refused without it."""
+
+    kind: Literal["query", "header"]
+    name: str
+    schema: Mapping[str, Any]
+    required: bool
+    used_by: tuple[str, ...] = ()  # "the handshake", or operation types
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +234,7 @@ class AppDescription:
     servers: Mapping[str, Mapping[str, Any]] | None = None
     security: tuple[SecuritySchemeDescription, ...] = ()
     handshake_security: tuple[str, ...] = ()  # keys used by `authenticate`
+    request_params: tuple[RequestParamDescription, ...] = ()  # declared Query/Header
     authenticated: bool = False
     allowed_origins: tuple[str, ...] | None = None
     topic_max_length: int = 256
@@ -352,6 +372,49 @@ def _operation(op: Operation, found: dict[str, SecuritySchemeDescription]) -> Op
     )
 
 
+def _request_params(app: AsyncWS) -> tuple[RequestParamDescription, ...]:
+    """The declared ``Query`` / ``Header`` parameters, the handshake's first."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(dep: Dependant | None, user: str, at_handshake: bool) -> None:
+        if dep is None:
+            return
+        for p in dep.request_params():
+            entry = found.setdefault(
+                (p.kind, p.wire),
+                {"schema": p.adapter.json_schema() if p.adapter else {}, "required": False},
+            )
+            entry["required"] = entry["required"] or (at_handshake and p.required)
+            entry.setdefault("used_by", [])
+            if user not in entry["used_by"]:
+                entry["used_by"].append(user)
+
+    hooks = [app.authenticate] if app.authenticate is not None else []
+    hooks += app._connect_hooks
+    for hook in hooks:
+        try:
+            add(analyze(hook, path_params=app.path_params), "the handshake", True)
+        except TypeError:  # the app cannot start either; describe what we can
+            continue
+    for op in app.operations.values():
+        add(op.dependant, op.type, False)
+        for marker in op.dependencies:
+            inner = getattr(marker, "dependency", None)
+            if inner is not None:
+                with contextlib.suppress(TypeError):
+                    add(analyze(inner, path_params=app.path_params), op.type, False)
+    return tuple(
+        RequestParamDescription(
+            kind=kind,  # type: ignore[arg-type]
+            name=name,
+            schema=entry["schema"],
+            required=entry["required"],
+            used_by=tuple(entry["used_by"]),
+        )
+        for (kind, name), entry in found.items()
+    )
+
+
 def describe(app: AsyncWS) -> AppDescription:
     """Read ``app`` into an `AppDescription` (pure: nothing is compiled or started)."""
     found: dict[str, SecuritySchemeDescription] = {}
@@ -384,6 +447,7 @@ def describe(app: AsyncWS) -> AppDescription:
         servers=app.servers,
         security=tuple(found[k] for k in sorted(found)),
         handshake_security=tuple(handshake),
+        request_params=_request_params(app),
         authenticated=app.authenticate is not None,
         allowed_origins=tuple(sorted(origins)) if origins is not None else None,
         topic_max_length=limits.max_length,

@@ -273,6 +273,20 @@ def _handshake_bindings(desc: AppDescription) -> dict[str, Any] | None:
                 "type": "string",
                 "description": f"The bearer token ({key}); prefer the header: URLs get logged.",
             }
+    required: dict[str, list[str]] = {"query": [], "header": []}
+    for param in desc.request_params:
+        target = query if param.kind == "query" else headers
+        schema = dict(param.schema)
+        used = ", ".join(f"`{u}`" if u != "the handshake" else u for u in param.used_by)
+        text = schema.get("description")
+        note = f"Read by {used}." if used else ""
+        if param.required:
+            note += " Required: the handshake is refused (HTTP 403) without a valid value."
+        schema["description"] = f"{text}\n\n{note}".strip() if text else note.strip()
+        name = param.name if param.kind == "query" else _header_name(param.name)
+        target[name] = schema
+        if param.required:
+            required[param.kind].append(name)
     if desc.allowed_origins is not None:
         headers["Origin"] = {
             "type": "string",
@@ -287,10 +301,19 @@ def _handshake_bindings(desc: AppDescription) -> dict[str, Any] | None:
     binding: dict[str, Any] = {"method": "GET"}
     if query:
         binding["query"] = {"type": "object", "properties": dict(sorted(query.items()))}
+        if required["query"]:
+            binding["query"]["required"] = sorted(required["query"])
     if headers:
         binding["headers"] = {"type": "object", "properties": dict(sorted(headers.items()))}
+        if required["header"]:
+            binding["headers"]["required"] = sorted(required["header"])
     binding["bindingVersion"] = "0.1.0"
     return {"ws": binding}
+
+
+def _header_name(name: str) -> str:
+    """``x-token`` -> ``X-Token`` (headers are case-insensitive; this is how they are written)."""
+    return "-".join(part[:1].upper() + part[1:] for part in name.split("-"))
 
 
 def _operation_security(

@@ -3,20 +3,135 @@
 ``memory://`` gives each broker its own hub; brokers created from the same named URL
 (``memory://shared``) in one process share a hub, so several managers can be tested together.
 A subscriber's queue is bounded: a publisher waits when a subscriber falls behind.
+
+One process only: ``uvicorn --workers N`` (or gunicorn) runs N processes, each with its own
+hub, and a subscriber never receives what another worker publishes. `InMemoryBroker.connect`
+logs a WARNING on the ``asyncws.brokers.memory`` logger when it can tell: the command line
+asks for several workers (``--workers N``, ``-w N``, ``WEB_CONCURRENCY``), or another worker of
+the same parent process already runs a memory broker (each worker notes its pid in a private
+temporary directory). Use ``redis://`` for several processes (docs/deployment.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import logging
+import multiprocessing
+import os
+import re
+import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ..topics import TopicIndex, is_pattern
 from .base import BrokerInterface, BrokerMessage, BrokerState
 
-__all__ = ["InMemoryBroker", "MemoryHub"]
+__all__ = ["InMemoryBroker", "MemoryHub", "several_workers"]
+
+logger = logging.getLogger("asyncws.brokers.memory")
+
+_WORKERS_ARG = re.compile(r"^(?:--workers|-w)(?:=(\d+))?$")
+_warned = False
+_registered: Path | None = None
+
+
+def _workers_asked(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """How many worker processes the command line (or ``WEB_CONCURRENCY``) asks for."""
+    asked = 1
+    for i, arg in enumerate(argv):
+        m = _WORKERS_ARG.match(arg)
+        if m is None:
+            continue
+        value = m.group(1) or (argv[i + 1] if i + 1 < len(argv) else "")
+        if value.isdigit():
+            asked = max(asked, int(value))
+    concurrency = environ.get("WEB_CONCURRENCY", "")
+    if concurrency.isdigit():
+        asked = max(asked, int(concurrency))
+    return asked
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def _siblings() -> list[int]:
+    """The pids of other live workers of this process's parent that run a memory broker.
+
+    Only in a worker process started by multiprocessing (like uvicorn's ``--workers``): this
+    process notes its pid under a private temporary directory named for its parent. Forked
+    workers (gunicorn) are caught by the command line instead (``-w N``).
+    """
+    global _registered
+    if multiprocessing.parent_process() is None:
+        return []
+    try:
+        base = Path(tempfile.gettempdir()) / f"asyncws-memory-{os.getuid()}"
+        base.mkdir(mode=0o700, exist_ok=True)
+        if base.stat().st_uid != os.getuid() or base.is_symlink():
+            return []
+        family = base / str(os.getppid())
+        family.mkdir(mode=0o700, exist_ok=True)
+        if _registered is None:
+            _registered = family / str(os.getpid())
+            _registered.touch()
+            atexit.register(_unregister)
+        others = []
+        for entry in family.iterdir():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                if _pid_alive(int(entry.name)):
+                    others.append(int(entry.name))
+                else:
+                    entry.unlink(missing_ok=True)  # a worker that died (or --reload's last one)
+        return sorted(others)
+    except OSError:
+        return []
+
+
+def _unregister() -> None:
+    if _registered is not None:
+        with contextlib.suppress(OSError):
+            _registered.unlink(missing_ok=True)
+            _registered.parent.rmdir()  # fails while other workers are registered
+
+
+def several_workers() -> str | None:
+    """Why this process seems to be one of several workers sharing nothing, or None."""
+    others = _siblings()
+    if others:
+        return f"other worker process(es) {', '.join(map(str, others))} run one too"
+    asked = _workers_asked(sys.argv, os.environ)
+    if asked > 1:
+        return f"the server was started with {asked} workers"
+    return None
+
+
+def _warn_if_several_workers() -> None:
+    global _warned
+    if _warned:
+        return
+    reason = several_workers()
+    if reason is None:
+        return
+    _warned = True
+    logger.warning(
+        "memory:// broker in process %d, but %s: memory:// works inside ONE process, so "
+        "subscribers miss what the other workers publish. Use a Redis broker "
+        "(broker='redis://...', or ASYNCWS_BROKER_URL) to run several workers.",
+        os.getpid(),
+        reason,
+    )
 
 
 class MemoryHub:
@@ -44,6 +159,7 @@ class InMemoryBroker(BrokerInterface):
         self._channels: set[str] = set()
 
     async def connect(self) -> None:
+        _warn_if_several_workers()
         if self.state is BrokerState.CLOSED:
             # Connected again after disconnect: drop what was pending (and the wake-up None).
             self._queue = asyncio.Queue(self._queue.maxsize)

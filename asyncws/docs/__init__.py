@@ -46,7 +46,7 @@ from markupsafe import Markup
 
 from ..resources import templates_dir
 from .page import _Page
-from .text import _inline, _pretty, _prose, _safe_url
+from .text import _breakable, _inline, _pretty, _prose, _safe_url
 
 __all__ = ["render_html", "write_static"]
 
@@ -60,6 +60,7 @@ def render_html(
     *,
     json_url: str = "asyncapi.json",
     yaml_url: str = "asyncapi.yaml",
+    openapi_docs_url: str | None = None,
 ) -> str:
     """The documentation page of ``document``, as one self-contained HTML string.
 
@@ -67,7 +68,8 @@ def render_html(
     console connects to, on the page's own host; without it the path is taken from the
     document (an endpoint channel's address, else the first server's ``pathname``).
     ``json_url`` and ``yaml_url`` are the links to the document, relative to the page by
-    default (a page served at ``/asyncapi`` links to ``/asyncapi.json``).
+    default (a page served at ``/asyncapi`` links to ``/asyncapi.json``). ``openapi_docs_url``
+    (e.g. FastAPI's ``/docs``) adds a link to the app's HTTP API docs in the header.
     """
     page = _Page(document, ws_url_path)
     script = _static_text("console.js")
@@ -78,6 +80,7 @@ def render_html(
             page=page,
             json_url=json_url,
             yaml_url=yaml_url,
+            openapi_docs_url=openapi_docs_url,
             console_data=page.console_data(),
             script=Markup(script),  # our own file: trusted, and hashed for the CSP below
             script_hash=_csp_hash(script),
@@ -124,6 +127,7 @@ def _environment() -> jinja2.Environment:
     env.filters["inline"] = _inline
     env.filters["pretty"] = _pretty
     env.filters["safe_url"] = _safe_url
+    env.filters["breakable"] = _breakable
     return env
 
 

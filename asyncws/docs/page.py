@@ -13,6 +13,7 @@ Package-internal: ``__all__`` names what the other modules of `asyncws.docs` use
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -28,7 +29,15 @@ from .schema import (
     _TreeBuilder,
 )
 from .text import _json_text, _pretty
-from .views import ChannelView, MessageView, OperationView, ParamView, SecurityView, ServerView
+from .views import (
+    ChannelView,
+    HandshakeView,
+    MessageView,
+    OperationView,
+    ParamView,
+    SecurityView,
+    ServerView,
+)
 from .wire import (
     _answers_with_data,
     _first_example,
@@ -89,6 +98,7 @@ class _Page:
         self._messages: dict[str, MessageView] = {}
         self.channels = self._channels()
         self.ws_path = ws_url_path or self._endpoint_path()
+        self.handshake = self._handshake()
         self.operations = self._operations()
         self.messages = self._all_messages()
         self.schemas = self._schemas()
@@ -283,6 +293,51 @@ class _Page:
                 return pathname
         return None
 
+    def _handshake(self) -> list[HandshakeView]:
+        """What the handshake takes: the ws bindings' ``query`` and ``headers`` of the
+        endpoint channel (the one at the console's path, else the first with bindings)."""
+        candidates = []
+        for channel in self.channels.values():
+            raw, _ = self.resolver.deref(self.document["channels"][channel.key])
+            ws = _as_dict(_as_dict(raw.get("bindings")).get("ws"))
+            if ws.get("query") is not None or ws.get("headers") is not None:
+                candidates.append((channel.address == self.ws_path, ws))
+        if not candidates:
+            return []
+        ws = sorted(candidates, key=lambda c: not c[0])[0][1]
+        out: list[HandshakeView] = []
+        for kind, key in (("query", "query"), ("header", "headers")):
+            schema, _ = self.resolver.deref(ws.get(key))
+            required = {str(r) for r in _list(schema.get("required"))}
+            for name, prop in _as_dict(schema.get("properties")).items():
+                target, _ = self.resolver.deref(prop)
+                example = None
+                for candidate in (
+                    target.get("default"),
+                    *_list(target.get("examples")),
+                    *_list(target.get("enum")),
+                ):
+                    if isinstance(candidate, str | int | float) and not isinstance(candidate, bool):
+                        example = str(candidate)
+                        break
+                constraints = [
+                    (k, str(target[k]))
+                    for k in ("type", "pattern", "minimum", "maximum", "minLength", "maxLength")
+                    if isinstance(target.get(k), str | int | float)
+                ]
+                description = target.get("description")
+                out.append(
+                    HandshakeView(
+                        kind=kind,
+                        name=str(name),
+                        required=str(name) in required,
+                        description=description if isinstance(description, str) else None,
+                        example=example,
+                        constraints=constraints,
+                    )
+                )
+        return out
+
     # -- operations ---------------------------------------------------------------------------
 
     def _operations(self) -> list[OperationView]:
@@ -463,11 +518,20 @@ class _Page:
             if scheme.type == "httpApiKey" and details.get("in") == "query" and details.get("name"):
                 security_query = f"?{details['name']}="
                 break
+        needed = [h for h in self.handshake if h.kind == "query" and (h.required or h.example)]
+        if any(h.required for h in needed):
+            security_query = "?" + "&".join(
+                f"{_urlencode(h.name)}={_urlencode(h.example or '')}" for h in needed if h.required
+            )
         servers = [s.url for s in self.servers]
         return {
             "title": self.title,
             "path": self.ws_path or "",
             "query": security_query,
+            "handshake": [
+                {"kind": h.kind, "name": h.name, "required": h.required, "example": h.example or ""}
+                for h in self.handshake
+            ],
             "servers": servers,
             "operations": [
                 {
@@ -499,6 +563,10 @@ class _Page:
             ],
             "events": {m.wire_type or m.name: m.anchor for c in self.topics for m in c.messages},
         }
+
+
+def _urlencode(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
 
 
 def _escape_pointer(token: str) -> str:

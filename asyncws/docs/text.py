@@ -108,3 +108,10 @@ def _pretty(value: Any) -> str:
 
 def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _breakable(text: Any) -> Markup:
+    """``text`` escaped, with a line-break opportunity (``<wbr>``) after each ``.``, ``/``,
+    ``-`` and ``_``: long names wrap where they read well."""
+    escaped = str(escape(str(text or "")))
+    return Markup(re.sub(r"([./_-])", r"\1<wbr>", escaped))

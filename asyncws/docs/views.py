@@ -15,6 +15,7 @@ from .schema import SchemaNode
 
 __all__ = [
     "ChannelView",
+    "HandshakeView",
     "MessageView",
     "OperationView",
     "ParamView",
@@ -109,3 +110,22 @@ class SecurityView:
     description: str | None
     details: list[tuple[str, str]]
     flows: list[tuple[str, list[tuple[str, str]], list[tuple[str, str]]]]
+
+
+@dataclass
+class HandshakeView:
+    """A query parameter or header the websocket handshake takes (the endpoint's ws bindings)."""
+
+    kind: str  # "query" or "header"
+    name: str
+    required: bool
+    description: str | None
+    example: str | None
+    constraints: list[tuple[str, str]]
+
+    @property
+    def summary(self) -> str | None:
+        """The first paragraph of the description (what the console shows)."""
+        if not self.description:
+            return None
+        return self.description.strip().split("\n\n")[0].replace("\n", " ")

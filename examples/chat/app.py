@@ -12,16 +12,16 @@ place of real authentication (see docs/security.md for bearer tokens).
 from __future__ import annotations
 
 import os
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from asyncws import AsyncWS, Connection, ForbiddenError, Router
+from asyncws.ops import ops_router
 
 RoomName = Annotated[
     str, Field(pattern=r"^[a-z0-9-]{1,32}$", description="A room name", examples=["lobby"])
@@ -170,13 +170,22 @@ async def whoami(conn: Connection, user: User) -> Me:
     return Me(name=user, connection_id=conn.id)
 
 
-_USER_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+def authenticate(
+    user: Annotated[
+        str,
+        Query(
+            pattern=r"^[A-Za-z0-9_-]{1,32}$",
+            description="Your user name (demo authentication: connect with `?user=ann`).",
+            examples=["ann"],
+        ),
+    ],
+) -> dict[str, str]:
+    """Demo authentication: the user name from ``?user=`` (same rule as `UserName`).
 
-
-def authenticate(conn: Connection) -> dict[str, str] | None:
-    """Demo authentication: the user name from ``?user=`` (same rule as `UserName`)."""
-    user = conn.websocket.query_params.get("user", "")
-    return {"name": user} if _USER_RE.fullmatch(user) else None
+    A declared ``Query`` parameter: the handshake is refused (HTTP 403) without a valid one,
+    and the AsyncAPI document (the endpoint's ws bindings) says so.
+    """
+    return {"name": user}
 
 
 ws = AsyncWS(
@@ -191,6 +200,7 @@ ws.include_router(router)
 
 app = FastAPI(title="asyncws chat", lifespan=ws.lifespan)
 app.include_router(ws.asgi_router)
+app.include_router(ops_router(ws.manager))  # /health, /health/live, /metrics
 
 _PAGE = (Path(__file__).parent / "index.html").read_text(encoding="utf-8")
 

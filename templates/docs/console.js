@@ -100,7 +100,16 @@
       if (socket !== ws) return;
       socket = null;
       var why = "closed: code " + event.code + (event.reason ? " (" + event.reason + ")" : "");
-      if (event.code === 1006) why += " (refused or dropped: check the path and the query)";
+      if (event.code === 1006) {
+        why += " (refused or dropped: check the path and the query";
+        var needed = (data.handshake || []).filter(function (h) { return h.required; });
+        if (needed.length) {
+          why += "; this endpoint needs " + needed.map(function (h) {
+            return h.kind === "query" ? "?" + h.name + "=" : "the " + h.name + " header";
+          }).join(", ");
+        }
+        why += ")";
+      }
       setStatus("disconnected", event.code === 1000 || event.code === 1005 ? "off" : "err");
       note(why, event.code !== 1000 && event.code !== 1005);
       pending.clear();

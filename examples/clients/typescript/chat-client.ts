@@ -137,6 +137,8 @@ export type ErrorCode =
   | "invalid_topic"
   | "unknown_topic"
   | "forbidden"
+  | "not_found"
+  | "bad_request"
   | "too_many_subscriptions"
   | "rate_limited"
   | "broker_unavailable"
@@ -233,6 +235,15 @@ export class UnknownTopic extends ChatError {}
  */
 export class Forbidden extends ChatError {}
 
+/** `not_found`: what the frame names does not exist (a handler raised `HTTPException(404)`) */
+export class NotFound extends ChatError {}
+
+/**
+ * `bad_request`: the handler refused the request (an `HTTPException` 4xx with no more precise
+ * code)
+ */
+export class BadRequest extends ChatError {}
+
 /** `too_many_subscriptions`: over the per-connection subscription limit */
 export class TooManySubscriptions extends ChatError {}
 
@@ -258,6 +269,8 @@ export const ERRORS: { [code: string]: typeof ChatError } = {
   "invalid_topic": InvalidTopic,
   "unknown_topic": UnknownTopic,
   "forbidden": Forbidden,
+  "not_found": NotFound,
+  "bad_request": BadRequest,
   "too_many_subscriptions": TooManySubscriptions,
   "rate_limited": RateLimited,
   "broker_unavailable": BrokerUnavailable,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "ERRORS",
+    "BadRequest",
     "BrokerUnavailable",
     "ChatClientError",
     "ChatError",
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidFrame",
     "InvalidJson",
     "InvalidTopic",
+    "NotFound",
     "RateLimited",
     "RequestTimeout",
     "TooManySubscriptions",
@@ -49,6 +51,8 @@ ErrorCode: TypeAlias = Literal[
     "invalid_topic",
     "unknown_topic",
     "forbidden",
+    "not_found",
+    "bad_request",
     "too_many_subscriptions",
     "rate_limited",
     "broker_unavailable",
@@ -155,6 +159,18 @@ class Forbidden(ChatError):
     """
 
 
+class NotFound(ChatError):
+    """`not_found`: what the frame names does not exist (a handler raised
+    `HTTPException(404)`)
+    """
+
+
+class BadRequest(ChatError):
+    """`bad_request`: the handler refused the request (an `HTTPException` 4xx with no more
+    precise code)
+    """
+
+
 class TooManySubscriptions(ChatError):
     """`too_many_subscriptions`: over the per-connection subscription limit"""
 
@@ -182,6 +198,8 @@ ERRORS: dict[str, type[ChatError]] = {
     "invalid_topic": InvalidTopic,
     "unknown_topic": UnknownTopic,
     "forbidden": Forbidden,
+    "not_found": NotFound,
+    "bad_request": BadRequest,
     "too_many_subscriptions": TooManySubscriptions,
     "rate_limited": RateLimited,
     "broker_unavailable": BrokerUnavailable,
