@@ -30,6 +30,7 @@ from starlette.exceptions import WebSocketException as StarletteWebSocketExcepti
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from .auth import origin_allowed
 from .codes import CloseCode, ErrorCode
 from .connection import Connection, ConnectionState, SlowConsumerPolicy
 from .dependencies import Dependant, Resolver, analyze, analyze_dependencies
@@ -43,7 +44,9 @@ from .exceptions import (
     from_http_exception,
     from_websocket_exception,
 )
+from .forwarded import PublicAddress
 from .frames import FrameValidator, PublishFrame, SubscribeFrame, field_errors, safe_id
+from .handshake import refuse_unavailable
 from .limits import Limits, TokenBucket
 from .manager import WebSocketManager
 from .protocol import ack_frame, error_frame_for, frame_id, reply_frame
@@ -68,8 +71,13 @@ class AsyncWS(Router):
     ``broker`` is a URL (``memory://``, ``redis://host:6379/0``) or pass ``manager=``.
     ``authenticate`` (resolved like a handler, with ``Depends``) runs at the handshake; its
     result becomes ``connection.principal`` — return None to refuse with HTTP 403.
-    ``allowed_origins`` refuses browsers from other sites with 403 (cross-site websocket
-    hijacking); None allows any origin. When the principal expires (its ``exp``, in epoch
+    Browsers may connect from the app's own origin only (same-origin, against cross-site
+    websocket hijacking; others get HTTP 403): ``allowed_origins=[...]`` adds origins,
+    ``["*"]`` allows every origin, and a client that sends no ``Origin`` (not a browser) is
+    allowed (see `asyncws.auth.origin_allowed`). The app's own origin is the request's scheme
+    and ``Host``, or ``public_url`` when pinned (``https://chat.example``: also the server the
+    AsyncAPI document lists); ``X-Forwarded-Proto``/``-Host`` count only from peers in
+    ``forwarded_allow_ips`` (default: none; see `asyncws.forwarded`). When the principal expires (its ``exp``, in epoch
     seconds, or what ``expires_at(principal)`` returns), the connection is closed with 4001
     (`CloseCode.TOKEN_EXPIRED`): the client authenticates again and reconnects. ``limits`` (`asyncws.limits.Limits`) bounds
     connections (per instance, per user), the frame rate, the handshake and idle time.
@@ -89,6 +97,8 @@ class AsyncWS(Router):
         user_id: Callable[[Any], str | None] | None = None,
         scopes_of: Callable[[Any], Sequence[str]] | None = None,
         allowed_origins: Sequence[str] | None = None,
+        public_url: str | None = None,
+        forwarded_allow_ips: str | Sequence[str] | None = None,
         max_queue: int = 2048,
         slow_consumer: SlowConsumerPolicy = "close",
         max_frame_size: int = 1 << 20,
@@ -120,11 +130,9 @@ class AsyncWS(Router):
         self.limits = limits or Limits()
         self._expires_at = expires_at or _default_expiry
         self._closing: set[asyncio.Task[None]] = set()
-        self.allowed_origins = (
-            frozenset(o.rstrip("/").lower() for o in allowed_origins)
-            if allowed_origins is not None
-            else None
-        )
+        self.allowed_origins = tuple(allowed_origins) if allowed_origins is not None else None
+        self.public_address = PublicAddress(public_url, forwarded_allow_ips)
+        self._handshaking = 0  # connection slots held by handshakes in progress
         # `is None`, not `or`: a manager with no connections is falsy (it has __len__)
         self.manager = (
             manager
@@ -137,6 +145,8 @@ class AsyncWS(Router):
                 max_frame_size=max_frame_size,
                 max_subscriptions=max_subscriptions,
                 topic_limits=topic_limits,
+                allowed_origins=allowed_origins,
+                limits=self.limits,
             )
         )
         self.path_params = frozenset(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}", path))
@@ -260,41 +270,56 @@ class AsyncWS(Router):
         """The websocket endpoint: handshake (origin, auth, hooks), then the frame loop."""
         compiled = self.compile()
         manager = self.manager
-        if self.allowed_origins is not None and not self._origin_ok(websocket):
+        if not origin_allowed(
+            websocket, self.allowed_origins, server_origin=self.public_address.origin(websocket)
+        ):
+            logger.info("websocket %s: origin not allowed", websocket.url.path)
             await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
             return
         limits = self.limits
-        if len(manager.connections) >= limits.max_connections:
+        # A handshake holds its slot from here (authenticate may await): otherwise every
+        # handshake in flight would see the same free slot.
+        if len(manager.connections) + self._handshaking >= limits.max_connections:
             logger.warning("connection refused: %d connections (the limit)", limits.max_connections)
-            await websocket.close(CloseCode.TRY_AGAIN_LATER)  # before accept: HTTP 403
+            await refuse_unavailable(websocket, "too many connections")  # HTTP 503
             return
-        conn = Connection(
-            websocket,
-            max_queue=manager.max_queue,
-            slow_consumer=manager.slow_consumer,
-            max_frame_size=manager.max_frame_size,
-        )
+        self._handshaking += 1
+        held = True
         try:
-            accepted = await asyncio.wait_for(
-                self._handshake(conn, websocket, compiled), limits.handshake_timeout
+            conn = Connection(
+                websocket,
+                max_queue=manager.max_queue,
+                slow_consumer=manager.slow_consumer,
+                max_frame_size=manager.max_frame_size,
             )
-        except TimeoutError:
-            logger.warning("handshake timed out after %.1fs", limits.handshake_timeout)
-            if websocket.application_state is WebSocketState.CONNECTING:
-                await websocket.close(CloseCode.TRY_AGAIN_LATER)
-            return
-        if not accepted:
-            return
-        if conn.user_id is not None and (
-            len(manager.users.get(conn.user_id, ())) >= limits.max_connections_per_user
-        ):
-            logger.info(
-                "connection refused: user over %d connections", limits.max_connections_per_user
-            )
-            await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
-            return
-        subprotocol = getattr(websocket.state, "asyncws_subprotocol", None)
-        await manager.attach(conn, subprotocol=subprotocol)
+            try:
+                accepted = await asyncio.wait_for(
+                    self._handshake(conn, websocket, compiled), limits.handshake_timeout
+                )
+            except TimeoutError:
+                logger.warning("handshake timed out after %.1fs", limits.handshake_timeout)
+                if websocket.application_state is WebSocketState.CONNECTING:
+                    await websocket.close(CloseCode.TRY_AGAIN_LATER)
+                return
+            if not accepted:
+                return
+            if conn.user_id is not None and (
+                len(manager.users.get(conn.user_id, ())) >= limits.max_connections_per_user
+            ):
+                logger.info(
+                    "connection refused: user over %d connections",
+                    limits.max_connections_per_user,
+                )
+                await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
+                return
+            subprotocol = getattr(websocket.state, "asyncws_subprotocol", None)
+            # The slot passes to the connection: attach registers it before its first await.
+            self._handshaking -= 1
+            held = False
+            await manager.attach(conn, subprotocol=subprotocol)
+        finally:
+            if held:
+                self._handshaking -= 1
         if not _is_open(conn):  # refused (shutting down): no websocket
             return
         bucket = TokenBucket(limits.rate, limits.burst)
@@ -374,13 +399,6 @@ class AsyncWS(Router):
         )
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
-
-    def _origin_ok(self, websocket: WebSocket) -> bool:
-        origin = websocket.headers.get("origin")
-        if origin is None:  # not a browser: origin checks protect browsers only
-            return True
-        assert self.allowed_origins is not None
-        return origin.rstrip("/").lower() in self.allowed_origins or "*" in self.allowed_origins
 
     async def _handshake(self, conn: Connection, websocket: WebSocket, compiled: _Compiled) -> bool:
         """Authenticate and run on_connect hooks; refuse with 403 (before accept) on failure."""
@@ -503,7 +521,9 @@ class AsyncWS(Router):
                 "invalid message for this topic", errors=field_errors(exc.errors(), 0)
             ) from None
         # validated just above: encode it as it is (Topic.encode would validate it again)
-        await self.manager.publish(concrete, text=topic.frame_for(model, concrete))
+        text = topic.frame_for(model, concrete)
+        self.manager.charge(conn, 1, text)
+        await self.manager.publish(concrete, text=text)
         if frame.id is not None:
             conn.send_text_nowait(ack_frame(frame.id))
 

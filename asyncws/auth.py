@@ -13,8 +13,11 @@ What it promises:
   is logged as a server error. With ``auto_error=False`` the result is ``None`` instead.
 - Tokens are never echoed: `WebSocketOAuth2PasswordBearer.select_subprotocol` only picks among
   the client's non-credential subprotocols, and tokens are never logged.
-- `check_origin` / `OriginGuard` refuse browsers from other origins (cross-site websocket
-  hijacking) the same way; `require_scopes` raises `ForbiddenError` naming the missing scopes.
+- `origin_allowed` is the one origin check (the app's handshake, the proxy and the seed's
+  `WebSocketManager.new_connection` use it): same-origin by default, widened by a list,
+  ``"*"`` to opt out. `check_origin` / `OriginGuard` refuse browsers from other origins
+  (cross-site websocket hijacking) with 403; `require_scopes` raises `ForbiddenError` naming
+  the missing scopes.
 """
 
 from __future__ import annotations
@@ -22,14 +25,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection, Iterable, Sequence
-from urllib.parse import urlsplit
 
 from fastapi.security import OAuth2PasswordBearer
 from starlette.exceptions import WebSocketException
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from .codes import CloseCode
 from .exceptions import ForbiddenError
+from .forwarded import PublicAddress, normalize_origin
 
 __all__ = [
     "OriginGuard",
@@ -37,6 +41,7 @@ __all__ = [
     "WebSocketOAuth2PasswordBearer",
     "check_origin",
     "origin_allowed",
+    "request_origin",
     "require_scopes",
 ]
 
@@ -44,7 +49,6 @@ logger = logging.getLogger("asyncws.auth")
 
 # RFC 6750 b64token; also what a subprotocol entry or a query value may carry.
 _TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 class WebSocketAuthError(WebSocketException):
@@ -180,68 +184,87 @@ def require_scopes(granted: Iterable[str], required: Iterable[str]) -> None:
         )
 
 
-def _normalize_origin(origin: str) -> str | None:
-    """``scheme://host[:port]`` lowercased without a default port; None if malformed."""
-    origin = origin.strip()
-    if origin == "null":
-        return "null"
-    try:
-        parts = urlsplit(origin)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    host = parts.hostname
-    if not scheme or not host or parts.path not in ("", "/") or parts.query or parts.fragment:
-        return None
-    if parts.username is not None or parts.password is not None:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    if port is None or port == _DEFAULT_PORTS.get(scheme):
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
+def request_origin(websocket: HTTPConnection) -> str | None:
+    """The origin a page served by this request's server has: the request's scheme
+    (``ws``/``http`` or ``wss``/``https``) and its ``Host`` header; None without a usable Host.
+
+    `asyncws.forwarded.PublicAddress` says the same with a pinned ``public_url`` or trusted
+    ``X-Forwarded-*`` headers."""
+    return PublicAddress().origin(websocket)
 
 
 def origin_allowed(
-    websocket: WebSocket, allowed_origins: Collection[str], *, allow_missing: bool = True
+    websocket: HTTPConnection,
+    allowed_origins: Collection[str] | None = None,
+    *,
+    allow_missing: bool = True,
+    server_origin: str | None = None,
 ) -> bool:
-    """Whether the handshake's ``Origin`` is one of ``allowed_origins``.
+    """Whether the handshake's ``Origin`` may open a websocket: the one origin check of asyncws.
 
-    Origins compare as ``scheme://host[:port]``, case-insensitively, default ports omitted.
-    ``"*"`` allows any origin; ``"null"`` (sandboxed pages, ``file:``) only if listed. A request
-    without ``Origin`` does not come from a browser page and is allowed unless
-    ``allow_missing=False``. Several ``Origin`` headers or a malformed one are refused.
+    Same-origin always passes: an ``Origin`` equal to the server's own origin, which is
+    ``server_origin`` when given, else `request_origin` (the request's scheme and ``Host``).
+    ``allowed_origins`` widens that: origins listed there pass too, and ``"*"`` lets every
+    origin through (the explicit opt-out). Origins compare as ``scheme://host[:port]``,
+    case-insensitively, with default ports normalised (``https://app.example:443`` is
+    ``https://app.example``) and ``ws``/``wss`` read as ``http``/``https``.
+
+    ``Origin: null`` (sandboxed frames, ``file:`` pages, some redirects) passes only when
+    ``"null"`` is listed. A request without ``Origin`` does not come from a browser page (a
+    CLI, a service) and passes unless ``allow_missing=False``. Several ``Origin`` headers or a
+    malformed one never pass.
     """
     values = websocket.headers.getlist("origin")
     if not values:
         return allow_missing
     if len(values) != 1:
         return False
-    origin = _normalize_origin(values[0])
+    origin = normalize_origin(values[0])
     if origin is None:
         return False
-    allowed = {_normalize_origin(o) if o != "*" else "*" for o in allowed_origins}
-    return "*" in allowed or origin in allowed
+    if isinstance(allowed_origins, str):  # one origin, not its characters
+        allowed_origins = [allowed_origins]
+    allowed = set()
+    for entry in allowed_origins or ():
+        if entry.strip() == "*":
+            return True
+        normal = normalize_origin(entry)
+        if normal is not None:
+            allowed.add(normal)
+    if origin in allowed:
+        return True
+    if origin == "null":
+        return False
+    own = normalize_origin(server_origin) if server_origin else request_origin(websocket)
+    return own is not None and origin == own
 
 
 async def check_origin(
-    websocket: WebSocket, allowed_origins: Collection[str], *, allow_missing: bool = True
+    websocket: WebSocket,
+    allowed_origins: Collection[str] | None = None,
+    *,
+    allow_missing: bool = True,
+    server_origin: str | None = None,
 ) -> None:
     """Raise `WebSocketAuthError` ("origin not allowed") unless `origin_allowed`.
 
     Call it before ``accept()``: the handshake is then refused with HTTP 403.
     """
-    if not origin_allowed(websocket, allowed_origins, allow_missing=allow_missing):
+    if not origin_allowed(
+        websocket, allowed_origins, allow_missing=allow_missing, server_origin=server_origin
+    ):
         logger.info("websocket %s: origin not allowed", websocket.url.path)
         raise WebSocketAuthError("origin not allowed")
 
 
 class OriginGuard:
-    """`check_origin` as a dependency: ``Depends(OriginGuard(["https://app.example"]))``."""
+    """`check_origin` as a dependency: ``Depends(OriginGuard(["https://app.example"]))``
+    (same-origin and that origin), or ``Depends(OriginGuard())`` (same-origin only)."""
 
-    def __init__(self, allowed_origins: Sequence[str], *, allow_missing: bool = True) -> None:
-        self.allowed_origins = tuple(allowed_origins)
+    def __init__(
+        self, allowed_origins: Sequence[str] | None = None, *, allow_missing: bool = True
+    ) -> None:
+        self.allowed_origins = tuple(allowed_origins or ())
         self.allow_missing = allow_missing
 
     async def __call__(self, websocket: WebSocket) -> None:

@@ -32,16 +32,20 @@ import logging
 import re
 import time
 from bisect import bisect_left
-from collections.abc import Awaitable, Generator, Iterable, Iterator
+from collections.abc import Awaitable, Generator, Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
-from starlette.websockets import WebSocket
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket, WebSocketState
 
+from .auth import WebSocketAuthError, origin_allowed
 from .brokers import BrokerInterface, create_broker
 from .codes import CloseCode, ErrorCode
 from .connection import Connection, ConnectionState, SlowConsumerPolicy, new_connection_id
 from .exceptions import AsyncWSError, ProtocolError, TooManySubscriptionsError, UnknownTypeError
+from .handshake import refuse_unavailable
+from .limits import FanoutBudget, Limits
 from .message import CLIENT_TYPES, Message
 from .protocol import ack_frame, dumps, error_frame_for, frame_id
 from .topics import DEFAULT_LIMITS, TopicIndex, TopicLimits, validate_pattern, validate_topic
@@ -82,6 +86,12 @@ class WebSocketManager:
     ``broker_channel`` namespaces the broker channels of one application (several apps can
     share a Redis). ``broker_url`` picks the broker (``memory://``, ``redis://...``); pass
     ``broker=`` to use an instance, or the seed's ``broker_class=`` plus its kwargs.
+
+    ``allowed_origins`` is what `new_connection` lets browsers connect from: None (default)
+    means same-origin only (see `asyncws.auth.origin_allowed`), a list widens it, ``["*"]``
+    allows every origin. ``limits`` bounds what one client frame of the seed protocol may
+    make the server publish (`asyncws.limits.Limits`: ``max_recipients``,
+    ``max_fanout_bytes``, ``fanout_bytes_rate``).
     """
 
     def __init__(
@@ -97,6 +107,8 @@ class WebSocketManager:
         max_subscriptions: int = 256,
         topic_limits: TopicLimits = DEFAULT_LIMITS,
         drain_timeout: float = 2.0,
+        allowed_origins: Sequence[str] | None = None,
+        limits: Limits | None = None,
         **kwargs: Any,
     ) -> None:
         if "+" in broker_channel.split("/") or "#" in broker_channel.split("/"):
@@ -114,6 +126,9 @@ class WebSocketManager:
         self.max_subscriptions = max_subscriptions
         self.topic_limits = topic_limits
         self.drain_timeout = drain_timeout
+        self.allowed_origins = tuple(allowed_origins) if allowed_origins is not None else None
+        self.limits = limits or Limits()
+        self._budgets: dict[Connection, FanoutBudget] = {}
         self.connections: dict[str, Connection] = {}
         self.users: dict[str, set[Connection]] = {}
         self.index: TopicIndex[Connection] = TopicIndex()
@@ -271,7 +286,18 @@ class WebSocketManager:
         formed and free on this instance; otherwise the server assigns one and tells the
         client with a ``{"type":"set_conn_id","conn_id":...}`` frame. A client can never take
         over the id of a live connection.
+
+        A browser page from another origin (see ``allowed_origins``) is refused before accept
+        with `asyncws.auth.WebSocketAuthError`: the app's exception handler answers HTTP 403.
         """
+        if (
+            accept
+            and isinstance(websocket, HTTPConnection)  # not a test stand-in
+            and websocket.application_state is WebSocketState.CONNECTING
+            and not origin_allowed(websocket, self.allowed_origins)
+        ):
+            logger.info("websocket %s: origin not allowed", websocket.url.path)
+            raise WebSocketAuthError("origin not allowed")
         conn = Connection(
             websocket,
             conn_id,
@@ -305,7 +331,7 @@ class WebSocketManager:
         if taken or (claim and not await self._claim(requested)):
             conn.id = new_connection_id()
         if not self.accepting:
-            await conn.websocket.close(CloseCode.TRY_AGAIN_LATER)  # before accept: HTTP 403
+            await refuse_unavailable(conn.websocket, "shutting down")  # before accept: 503
             conn.state = ConnectionState.CLOSED
             return
         # Register and subscribe the broker first, accept last: once the client sees the
@@ -371,6 +397,7 @@ class WebSocketManager:
         if self.connections.get(conn.id) is not conn:
             return []
         del self.connections[conn.id]
+        self._budgets.pop(conn, None)
         if conn.state is not ConnectionState.CLOSED:
             conn._mark_closed()
         self._claims.discard(conn.id)  # released by the caller (_cleanup)
@@ -645,15 +672,33 @@ class WebSocketManager:
         if kind == "send":
             if not isinstance(msg.topic, str):
                 raise ProtocolError("'send' needs a 'topic'", code=ErrorCode.INVALID_TOPIC)
+            validate_topic(msg.topic, self.topic_limits)  # invalid_topic before the budget
+            self.charge(connection, 1, text)
             await self.publish(msg.topic, text=text)
         elif kind == "broadcast":
+            self.charge(connection, 1, text)
             await self.publish_broadcast(text=text)
-        else:  # send_by_conn_id
+        else:  # send_by_conn_id: one broker message per distinct id, within the limits
             ids = msg.conn_id if isinstance(msg.conn_id, list) else [msg.conn_id]
             if not ids or not all(isinstance(i, str) for i in ids) or len(ids) > 1000:
                 raise ProtocolError("'conn_id' must be a string or a list of strings")
-            for conn_id in ids:
-                await self.publish_to_connection(conn_id, text=text)  # type: ignore[arg-type]
+            unique: list[str] = list(dict.fromkeys(ids))  # type: ignore[arg-type]
+            self.charge(connection, len(unique), text, count_recipients=True)
+            for conn_id in unique:
+                await self.publish_to_connection(conn_id, text=text)
+
+    def charge(
+        self, connection: Connection, recipients: int, text: str, *, count_recipients: bool = False
+    ) -> None:
+        """Count a client frame that publishes ``text`` to ``recipients`` broker channels
+        against the connection's `FanoutBudget` (raises `RateLimitedError`/`ProtocolError`)."""
+        budget = self._budgets.get(connection)
+        if budget is None:
+            budget = FanoutBudget(self.limits)
+            if self.connections.get(connection.id) is connection:  # forgotten in _forget
+                self._budgets[connection] = budget
+        nbytes = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        budget.charge(recipients, nbytes, count_recipients=count_recipients)
 
     async def reject(self, connection: Connection, exc: AsyncWSError, frame: Any = None) -> None:
         connection.send_text_nowait(error_frame_for(exc, frame_id(frame)))

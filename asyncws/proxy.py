@@ -11,6 +11,13 @@ What it promises:
   client is then accepted with the subprotocol the upstream chose. An unreachable, refusing or
   slow upstream makes the gateway refuse the client's handshake (HTTP 403). For a client that
   was already accepted (seed style), the client is closed with 1014 "upstream unavailable".
+- **Browsers from the gateway's own origin only.** The client's ``Origin`` is checked with
+  `asyncws.auth.origin_allowed` before anything else: same-origin by default,
+  ``allowed_origins=[...]`` widens it, ``["*"]`` opts out; a client without ``Origin`` (not a
+  browser) passes. Refused: HTTP 403 (1008 if already accepted).
+- **One value per forwarded header.** A header named in ``forward_headers`` that the client
+  sent more than once (two ``Authorization`` headers) is refused the same way: the gateway
+  never forwards two credentials for the upstream to pick from.
 - **Frames as they are.** Text and binary frames are forwarded unchanged and in order, in each
   direction.
 - **Bounded memory.** Frames are at most ``max_size`` bytes. Client to upstream, the next frame
@@ -43,6 +50,7 @@ from websockets.exceptions import WebSocketException as WebSocketsError
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from .auth import origin_allowed
 from .codes import CloseCode
 
 __all__ = [
@@ -207,7 +215,8 @@ class WebSocketProxy:
     defaults to the client's requested subprotocols. ``connect_timeout`` bounds the whole
     upstream opening handshake. ``max_queue`` (frames) and ``max_size`` (bytes per frame) bound
     the buffering in each direction. The upstream connection never uses an HTTP proxy from the
-    environment and, by default, no compression.
+    environment and, by default, no compression. ``allowed_origins`` is the browser origin
+    check (None: same-origin only; ``["*"]``: any).
 
     After the call, ``closed_by`` (``"client"``, ``"upstream"`` or ``"proxy"``), ``close_code``
     and ``close_reason`` tell how the relay ended (``None`` if the upstream was never reached).
@@ -228,8 +237,10 @@ class WebSocketProxy:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         compression: Literal["deflate"] | None = None,
+        allowed_origins: Sequence[str] | None = None,
     ) -> None:
         self.client = client
+        self.allowed_origins = tuple(allowed_origins) if allowed_origins is not None else None
         self.server_endpoint = _check_endpoint(server_endpoint)
         names = [name.strip().lower() for name in forward_headers]
         bad = sorted(set(names) & _NOT_FORWARDABLE)
@@ -273,6 +284,7 @@ class WebSocketProxy:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         compression: Literal["deflate"] | None = None,
+        allowed_origins: Sequence[str] | None = None,
         **values: str | int,
     ) -> WebSocketProxy:
         """A proxy to ``upstream_url(template, **values)``; the other keywords are the options.
@@ -293,6 +305,7 @@ class WebSocketProxy:
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             compression=compression,
+            allowed_origins=allowed_origins,
         )
 
     # -- handshake ------------------------------------------------------------------------
@@ -347,6 +360,17 @@ class WebSocketProxy:
         if state not in (WebSocketState.CONNECTING, WebSocketState.CONNECTED):
             raise RuntimeError("the client websocket is already closed")
         accepted = state == WebSocketState.CONNECTED
+        refusal = self._refusal()
+        if refusal is not None:
+            logger.info("websocket proxy %s: %s", client.url.path, refusal)
+            self.closed_by, self.close_code = "proxy", int(CloseCode.POLICY_VIOLATION)
+            self.close_reason = refusal
+            if accepted:
+                await self._close_client(int(CloseCode.POLICY_VIOLATION), refusal)
+            else:  # before accept: HTTP 403
+                with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):
+                    await client.close(int(CloseCode.POLICY_VIOLATION), refusal)
+            return
         try:
             upstream = await self._connect()
         except (OSError, TimeoutError, WebSocketsError) as exc:
@@ -373,6 +397,15 @@ class WebSocketProxy:
         finally:
             # Idempotent; bounded by close_timeout. Also runs when the call is cancelled.
             await self._close_upstream(upstream, int(CloseCode.GOING_AWAY), "proxy closing")
+
+    def _refusal(self) -> str | None:
+        """Why the client may not be relayed at all (its origin, a repeated header), or None."""
+        if not origin_allowed(self.client, self.allowed_origins):
+            return "origin not allowed"
+        for name in self.forward_headers:
+            if len(self.client.headers.getlist(name)) > 1:
+                return f"repeated {name} header"
+        return None
 
     async def _refuse(self, accepted: bool) -> None:
         self.closed_by, self.close_code = "proxy", int(CloseCode.BAD_GATEWAY)

@@ -1574,6 +1574,30 @@ def _build_corpus() -> list[Case]:
         _seed("conn_id: an empty list", dump({"type": "send_by_conn_id", "conn_id": []}), fr),
         _seed("conn_id: 1001 ids", dump({"type": "send_by_conn_id", "conn_id": ["x"] * 1001}), fr),
         _seed(
+            "conn_id: 17 distinct ids",
+            dump({"type": "send_by_conn_id", "conn_id": [f"c{i}" for i in range(17)], "x": 1}),
+            fr,
+            "at most Limits.max_recipients (16) per frame",
+        ),
+        _seed(
+            "conn_id: 1000 copies of one id, 900 KB of text",
+            dump({"type": "send_by_conn_id", "conn_id": ["victim"] * 1000, "text": "A" * 900_000}),
+            "nothing",
+            "deduplicated: one broker message, one delivery",
+        ),
+        _seed(
+            "conn_id: 16 ids, 900 KB of text",
+            dump(
+                {
+                    "type": "send_by_conn_id",
+                    "conn_id": [f"c{i}" for i in range(16)],
+                    "t": "A" * 900_000,
+                }
+            ),
+            "error:rate_limited",
+            "16 x 900 KB is over Limits.max_fanout_bytes (1 MiB): nothing is published",
+        ),
+        _seed(
             "conn_id with a lone surrogate",
             dump({"type": "send_by_conn_id", "conn_id": ["victim", "\ud800"], "x": 1}),
             ij,

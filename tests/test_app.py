@@ -930,8 +930,8 @@ async def test_a_server_shutting_down_refuses_new_connections() -> None:
         ws.manager.accepting = False  # what shutdown() does first
         with pytest.raises(WebSocketDenied) as denied:
             await c.websocket_connect("/ws")
-        assert denied.value.status == 403
-        assert spy.sent == ["websocket.close"]
+        assert denied.value.status == 503  # capacity, not a verdict on the client
+        assert spy.sent == ["websocket.http.response.start", "websocket.http.response.body"]
         ws.manager.accepting = True
     assert ran == []  # never accepted: no on_disconnect
 

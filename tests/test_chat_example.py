@@ -7,7 +7,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from html.parser import HTMLParser
-from pathlib import Path
 
 import httpx
 import pytest
@@ -246,19 +245,3 @@ async def test_the_page_is_served_and_self_contained() -> None:
     assert "/ws?user=" in page
     for op in ["post", "join", "typing", "direct"]:
         assert f'call("{op}"' in page
-
-
-# -- the tutorial shows this code ------------------------------------------------------------
-
-
-def test_the_tutorials_code_is_the_examples_code() -> None:
-    root = Path(__file__).resolve().parent.parent
-    tutorial = (root / "docs" / "tutorial.md").read_text(encoding="utf-8")
-    sources = [
-        (root / "examples" / "chat" / "app.py").read_text(encoding="utf-8"),
-        Path(__file__).read_text(encoding="utf-8"),
-    ]
-    blocks = re.findall(r"```python\n(.*?)```", tutorial, re.S)
-    assert len(blocks) >= 10
-    for block in blocks:
-        assert any(block.strip() in source for source in sources), block

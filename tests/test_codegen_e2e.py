@@ -9,7 +9,9 @@ against a small websockets server in the test process.
 
 The TypeScript client is compiled with tsc and loaded in headless Chromium from a page that
 a static HTTP server of the test serves on 127.0.0.1; the websockets go to the app (another
-origin: websockets are not subject to CORS, and the chat app does not restrict origins). Needs
+origin: the app allows only its own origin unless told otherwise, so the test lists the
+static server's origin: ``tests/apps/chat_origins.py`` is the chat with
+``ASYNCWS_ALLOWED_ORIGINS``). Needs
 Debian's ``chromium``, the ``playwright`` package and ``node_modules`` (``npm ci``); without
 them the browser tests skip, except under CI where that is an install bug and fails.
 """
@@ -39,8 +41,12 @@ pytestmark = pytest.mark.slow
 
 CHAT_SPEC = REPO_ROOT / "specs" / "chat.asyncapi.yaml"
 TSC = REPO_ROOT / "node_modules" / ".bin" / "tsc"
-APP = "examples.chat.app:app"
-ENV = {"ASYNCWS_BROKER_URL": "memory://"}
+APP = "tests.apps.chat_origins:app"  # examples.chat.app:app, plus the page's origin
+STATIC_PORT = free_port()  # the page's origin, which the chat app must allow explicitly
+ENV = {
+    "ASYNCWS_BROKER_URL": "memory://",
+    "ASYNCWS_ALLOWED_ORIGINS": f"http://127.0.0.1:{STATIC_PORT}",
+}
 WAIT = 10.0  # every wait is bounded
 
 
@@ -414,7 +420,7 @@ def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    static = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    static = http.server.ThreadingHTTPServer(("127.0.0.1", STATIC_PORT), Handler)
     thread = threading.Thread(target=static.serve_forever, daemon=True)
     thread.start()
     try:

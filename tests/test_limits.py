@@ -70,7 +70,7 @@ async def test_max_connections_per_instance_refuses_at_the_handshake() -> None:
         async with client.connect("/ws"), client.connect("/ws"):
             with pytest.raises(WebSocketDenied) as denied:
                 await client.websocket_connect("/ws")
-            assert denied.value.status == 403
+            assert denied.value.status == 503  # capacity: try again later, not "forbidden"
             assert len(ws_app.manager.connections) == 2
         async with client.connect("/ws") as again:  # room again once they left
             assert (await again.call("ping", {"n": 1}))["data"] == {"n": 1}

@@ -44,7 +44,9 @@ class FlakyBroker(InMemoryBroker):
         await super().publish(channel, message)
 
 
-def build(broker: InMemoryBroker | None = None) -> tuple[FastAPI, AsyncWS]:
+def build(
+    broker: InMemoryBroker | None = None, *, health_detail: bool = True
+) -> tuple[FastAPI, AsyncWS]:
     router = Router()
     router.topic("chat/{room}", Note, client_publish=True)
 
@@ -57,7 +59,7 @@ def build(broker: InMemoryBroker | None = None) -> tuple[FastAPI, AsyncWS]:
     ws.include_router(router)
     app = FastAPI(lifespan=ws.lifespan)
     app.include_router(ws.asgi_router)
-    app.include_router(ops_router(ws.manager))
+    app.include_router(ops_router(ws.manager, health_detail=health_detail))
     return app, ws
 
 
@@ -151,8 +153,23 @@ async def test_health_follows_the_broker_and_shutdown() -> None:
         ws.manager.broker.state = BrokerState.CONNECTED
         assert (await http.get("/health")).status_code == 200
     # after shutdown: not accepting, broker closed
-    status, body = health_status(ws.manager)
+    status, body = health_status(ws.manager, detail=True)
     assert status == 503 and body["accepting"] is False
+
+
+async def test_health_tells_only_its_status_by_default() -> None:
+    """Anyone who reaches /health learns up or down, not the instance id or the counts."""
+    app, ws = build(health_detail=False)
+    async with running(app) as (client, http), client.connect("/ws"):
+        response = await http.get("/health")
+        assert response.status_code == 200 and response.json() == {"status": "ok"}
+        ws.manager.broker.state = BrokerState.RECONNECTING
+        response = await http.get("/health")
+        assert response.status_code == 503 and response.json() == {"status": "unavailable"}
+        ws.manager.broker.state = BrokerState.CONNECTED
+    status, body = health_status(ws.manager)
+    assert status == 503 and body == {"status": "unavailable"}
+    assert set(health_status(ws.manager, detail=True)[1]) >= {"instance", "connections"}
 
 
 def test_ops_router_without_metrics() -> None:

@@ -5,10 +5,14 @@ turns that into an AsyncAPI 3.0.0 document; `build_document` does both (or, for 
 `SpecApp`, returns the document it was built from). `add_routes` serves the document as JSON
 and YAML and, when `asyncws.docs` is installed, as an HTML page.
 
-The document is generated once per app (again only if the app's declarations change); the
-``servers`` entry is filled per request from the ``Host`` header and the request's scheme
-(``https`` -> ``wss``). ``X-Forwarded-*`` headers are not trusted here: run the ASGI server
-with its proxy-headers option behind a proxy you trust, which sets the scheme.
+The document is generated once per app (again only if the app's declarations change). When
+the app declares no ``servers``, the ``servers`` entry (and OAuth2 URLs relative to it) is the
+app's public address (`asyncws.forwarded.PublicAddress`): ``AsyncWS(public_url=...)`` when
+pinned, else the request's ``Host`` and scheme (``https`` -> ``wss``), with
+``X-Forwarded-Host``/``-Proto`` only from peers in ``forwarded_allow_ips`` (default: none).
+Answers built from the request say so: ``Vary: Host`` (and the forwarded headers when they
+are trusted) and ``Cache-Control: private, no-cache``, so that a shared cache never serves one
+client's Host to another. Otherwise they are ``Cache-Control: no-cache``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from ..forwarded import PublicAddress
 from .model import AppDescription, describe, endpoint_address
 from .v3 import build as build_v3
 from .v3 import has_relative_security_urls, server_from_url
@@ -50,7 +55,6 @@ __all__ = [
     "served_document",
 ]
 
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 _YAML_CACHE_SIZE = 16
 
 
@@ -134,16 +138,30 @@ def _cached(app: AsyncWS) -> _Cached:
     return entry
 
 
-def _request_server_url(request: Request, suffix: str) -> tuple[str, str]:
-    """``(server_url, prefix)`` for a request: its host, ws/wss, and the path prefix under
-    which the routes are mounted."""
-    host = request.headers.get("host", "")
-    if not _HOST.match(host):
-        host = "localhost"
-    scheme = "wss" if request.url.scheme in ("https", "wss") else "ws"
+def _address(app: AsyncWS) -> PublicAddress:
+    found = getattr(app, "public_address", None)
+    return found if isinstance(found, PublicAddress) else PublicAddress()
+
+
+def _request_server_url(app: AsyncWS, request: Request, suffix: str) -> tuple[str, str]:
+    """``(server_url, prefix)`` for a request: the app's public ws/wss address, and the path
+    prefix under which the routes are mounted."""
+    address = _address(app)
     path = request.url.path
-    prefix = path[: -len(suffix)] if suffix and path.endswith(suffix) else ""
-    return f"{scheme}://{host}{prefix.rstrip('/')}", prefix.rstrip("/")
+    prefix = (path[: -len(suffix)] if suffix and path.endswith(suffix) else "").rstrip("/")
+    base = address.ws_url(request)
+    if base is None:  # no usable Host
+        scheme = "wss" if request.url.scheme in ("https", "wss") else "ws"
+        base = f"{scheme}://localhost"
+    return (base if address.pinned else base + prefix), prefix
+
+
+def _cache_headers(app: AsyncWS) -> dict[str, str]:
+    """``Vary``/``Cache-Control`` for an answer that shows the served document."""
+    vary = _address(app).vary if _cached(app).fill_servers else ()
+    if not vary:
+        return {"Cache-Control": "no-cache"}
+    return {"Cache-Control": "private, no-cache", "Vary": ", ".join(vary)}
 
 
 def served_document(app: AsyncWS, server_url: str) -> dict[str, Any]:
@@ -185,8 +203,12 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
         json_suffix = app.asyncapi_url
 
         async def asyncapi_json(request: Request) -> Response:
-            url, _ = _request_server_url(request, json_suffix)
-            return Response(document_json(served_document(app, url)), media_type="application/json")
+            url, _ = _request_server_url(app, request, json_suffix)
+            return Response(
+                document_json(served_document(app, url)),
+                media_type="application/json",
+                headers=_cache_headers(app),
+            )
 
         router.add_api_route(
             app.asyncapi_url,
@@ -200,7 +222,7 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
         yaml_suffix = app.asyncapi_yaml_url
 
         async def asyncapi_yaml(request: Request) -> Response:
-            url, _ = _request_server_url(request, yaml_suffix)
+            url, _ = _request_server_url(app, request, yaml_suffix)
             entry = _cached(app)
             text = entry.yaml.get(url)
             if text is None:
@@ -208,7 +230,7 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
                 if len(entry.yaml) >= _YAML_CACHE_SIZE:  # Host is client-chosen: stay bounded
                     entry.yaml.pop(next(iter(entry.yaml)))
                 entry.yaml[url] = text
-            return Response(text, media_type="application/yaml")
+            return Response(text, media_type="application/yaml", headers=_cache_headers(app))
 
         router.add_api_route(
             app.asyncapi_yaml_url,
@@ -224,7 +246,7 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
         async def asyncapi_docs(request: Request) -> HTMLResponse:
             from .. import docs
 
-            url, prefix = _request_server_url(request, docs_suffix)
+            url, prefix = _request_server_url(app, request, docs_suffix)
             document = copy.deepcopy(served_document(app, url))
             ws_path = prefix + endpoint_address(app.path)
             links = {
@@ -238,7 +260,9 @@ def add_routes(app: AsyncWS, router: APIRouter) -> None:
             openapi_docs = _openapi_docs_url(request)
             if openapi_docs is not None:
                 links["openapi_docs_url"] = openapi_docs
-            return HTMLResponse(docs.render_html(document, ws_path, **links))
+            return HTMLResponse(
+                docs.render_html(document, ws_path, **links), headers=_cache_headers(app)
+            )
 
         router.add_api_route(
             app.docs_url,

@@ -287,11 +287,11 @@ def _handshake_bindings(desc: AppDescription) -> dict[str, Any] | None:
         target[name] = schema
         if param.required:
             required[param.kind].append(name)
-    if desc.allowed_origins is not None:
+    if desc.allowed_origins is not None and "*" not in desc.allowed_origins:
         headers["Origin"] = {
             "type": "string",
             "description": (
-                "Browsers' origin; allowed: "
+                "Browsers' origin; allowed: the server's own origin, "
                 + ", ".join(f"`{o}`" for o in desc.allowed_origins)
                 + ". Others are refused with HTTP 403."
             ),

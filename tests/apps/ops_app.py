@@ -163,7 +163,7 @@ async def ping() -> str:
 ws.include_router(router)  # after the declarations: it copies them
 app = FastAPI(title="asyncws ops test app", lifespan=ws.lifespan)
 app.include_router(ws.asgi_router)
-app.include_router(ops_router(manager))
+app.include_router(ops_router(manager, health_detail=True))  # the tests read the counts
 
 
 def _rss_bytes() -> int:
