@@ -284,7 +284,9 @@ def _topology_metrics(topology: dict[str, Any]) -> Iterator[Metric]:
 
     nodes: dict[str, dict[str, Any]] = topology.get("nodes", {})
     up = GaugeMetricFamily(
-        "asyncws_broker_node_up", "1 when the connection to this node is up.", labels=["node"]
+        "asyncws_broker_node_up",
+        "0 while channels of this instance on that node wait for a connection to it, else 1.",
+        labels=["node"],
     )
     parts = GaugeMetricFamily(
         "asyncws_broker_node_partitions", "Channel partitions served by this node.", labels=["node"]

@@ -269,6 +269,25 @@ async def test_health_reports_nodes_and_partitions(cluster: Instances) -> None:
     assert sum(node["partitions"] for node in nodes.values()) == 128
 
 
+async def test_detailed_health_and_metrics_per_node(cluster_url: str) -> None:
+    from asyncws import WebSocketManager
+    from asyncws.metrics import new_registry, render
+    from asyncws.ops import health_status
+
+    manager = WebSocketManager("opsns", broker_url=cluster_url)
+    async with manager:
+        status, brief = health_status(manager)
+        assert (status, brief) == (200, {"status": "ok"})  # nothing about nodes by default
+        status, body = health_status(manager, detail=True)
+        assert status == 200
+        assert len(body["broker_topology"]["nodes"]) == 3
+        text = render(new_registry(manager, process=False))[0].decode()
+    for name in manager.broker.topology()["nodes"]:  # type: ignore[attr-defined]
+        assert f'asyncws_broker_node_up{{node="{name}"}} 1.0' in text
+    assert "asyncws_broker_node_partitions" in text
+    assert "asyncws_broker_pending_partitions 0.0" in text
+
+
 # -- failures, each on a cluster of its own ---------------------------------------------------
 
 

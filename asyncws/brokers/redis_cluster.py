@@ -661,10 +661,15 @@ class RedisClusterBroker(BrokerInterface):
         """Per node and per partition state, for ``/health`` and the metrics."""
         nodes: dict[str, dict[str, Any]] = {}
         owners = self._owners
+        needed = {owners[part] for name, part in self._wanted.items()}
         for addr in dict.fromkeys(a for a in owners if a is not None):
             link = self._links.get(addr)
+            live = link is not None and link.up
+            # "idle": nothing of ours lives on that primary, so no connection is kept to it.
+            state = "connected" if live else ("down" if addr in needed else "idle")
             nodes[f"{addr[0]}:{addr[1]}"] = {
-                "up": link is not None and link.up,
+                "state": state,
+                "up": state != "down",
                 "partitions": sum(1 for a in owners if a == addr),
                 "channels": len(link.channels) if link is not None else 0,
                 "messages": link.messages if link is not None else 0,
