@@ -953,10 +953,15 @@ class WebSocketManager:
         task.add_done_callback(self._background.discard)
 
     def health(self) -> dict[str, Any]:
-        """The broker state and local counts, for health endpoints."""
-        return {
+        """The broker state and local counts, for health endpoints (plus, for a broker with
+        several nodes such as Redis Cluster, its per node and per partition state)."""
+        body: dict[str, Any] = {
             "broker": self.broker.state.value,
             "connections": len(self.connections),
             "patterns": len(self.index),
             "time": time.time(),
         }
+        topology = getattr(self.broker, "topology", None)
+        if callable(topology):
+            body["broker_topology"] = topology()
+        return body

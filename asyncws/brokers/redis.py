@@ -160,16 +160,14 @@ class RedisBroker(BrokerInterface):
         if self._redis is not None:
             return
         retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1)
-        self._redis = Redis.from_url(
-            self.url,
+        self._redis = self._new_client(
             socket_connect_timeout=self._connect_timeout,
             socket_timeout=self._command_timeout,
             retry=retry,
             **self._redis_kwargs,
         )
         # The subscriber blocks on reads for as long as nothing is published: no read timeout.
-        self._sub_redis = Redis.from_url(
-            self.url,
+        self._sub_redis = self._new_client(
             socket_connect_timeout=self._connect_timeout,
             socket_keepalive=True,
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=0),
@@ -183,6 +181,10 @@ class RedisBroker(BrokerInterface):
             # Start anyway: local traffic works, the listener keeps trying to reconnect.
             logger.warning("Redis unreachable at startup (%s); will keep retrying", exc)
             self.state = BrokerState.RECONNECTING
+
+    def _new_client(self, **options: Any) -> Redis:
+        """A client for the URL (a hook: the Sentinel broker asks Sentinel for the primary)."""
+        return Redis.from_url(self.url, **options)
 
     async def disconnect(self) -> None:
         if self.state is BrokerState.CLOSED and self._redis is None:
