@@ -12,6 +12,7 @@ from fastapi import Depends, Security
 
 from .app import AsyncWS
 from .brokers import BrokerInterface, BrokerMessage, BrokerState, InMemoryBroker, create_broker
+from .brokers.base import BrokerT, is_valid_broker
 from .codes import CloseCode, ErrorCode
 from .connection import Connection, ConnectionState
 from .exceptions import (
@@ -48,6 +49,8 @@ if TYPE_CHECKING:  # real types for type checkers; imported lazily at runtime (s
     from .asyncapi import build_document
     from .auth import WebSocketOAuth2PasswordBearer
     from .brokers.redis import RedisBroker
+    from .brokers.redis_cluster import RedisClusterBroker
+    from .brokers.redis_sentinel import RedisSentinelBroker
     from .proxy import WebSocketProxy
     from .spec_first import SpecApp, app_from_spec
 
@@ -61,6 +64,7 @@ __all__ = [
     "BrokerInterface",
     "BrokerMessage",
     "BrokerState",
+    "BrokerT",
     "CloseCode",
     "Connection",
     "ConnectionState",
@@ -82,6 +86,8 @@ __all__ = [
     "ProtocolError",
     "RateLimitedError",
     "RedisBroker",
+    "RedisClusterBroker",
+    "RedisSentinelBroker",
     "Router",
     "Security",
     "SpecApp",
@@ -101,6 +107,7 @@ __all__ = [
     "create_broker",
     "handle",
     "handle_subscription_message",
+    "is_valid_broker",
     "matches",
     "subscribe",
     "unsubscribe",
@@ -110,6 +117,8 @@ __all__ = [
 # Imported on first use: backends and edges pull in more (redis, the websockets client).
 _LAZY = {
     "RedisBroker": "asyncws.brokers.redis",
+    "RedisClusterBroker": "asyncws.brokers.redis_cluster",
+    "RedisSentinelBroker": "asyncws.brokers.redis_sentinel",
     "build_document": "asyncws.asyncapi",
     "app_from_spec": "asyncws.spec_first",
     "SpecApp": "asyncws.spec_first",

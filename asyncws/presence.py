@@ -402,6 +402,10 @@ def store_for(broker: BrokerInterface, namespace: str) -> PresenceStore:
         hub: Any = broker.hub
         stores: dict[str, MemoryPresenceStore] = hub.__dict__.setdefault("presence_stores", {})
         return stores.setdefault(namespace, MemoryPresenceStore())
+    logger.warning(
+        "presence: %s has no presence store; members are kept in this process only",
+        type(broker).__name__,
+    )
     return MemoryPresenceStore()
 
 
