@@ -45,7 +45,13 @@ from .model import (
     SecuritySchemeDescription,
     TopicDescription,
 )
-from .schemas import COMPONENT_KEY, REF_PREFIX, generate_schemas, make_validator
+from .schemas import (
+    COMPONENT_KEY,
+    REF_PREFIX,
+    generate_schemas,
+    make_validator,
+    name_document_schemas,
+)
 
 __all__ = [
     "ASYNCAPI_VERSION",
@@ -524,6 +530,7 @@ class _Builder:
                 }
             ),
         }
+        name_document_schemas(document)
         return document
 
     def _info(self) -> dict[str, Any]:
