@@ -40,6 +40,7 @@ from .message import (
     subscribe,
     unsubscribe,
 )
+from .history import HistoryItem, HistoryPolicy, Position
 from .routing import Operation, Param, Router, Topic
 from .topics import TopicIndex, TopicLimits, matches
 
@@ -68,6 +69,8 @@ __all__ = [
     "ErrorCode",
     "ForbiddenError",
     "Framing",
+    "HistoryItem",
+    "HistoryPolicy",
     "InMemoryBroker",
     "InvalidSubscription",
     "InvalidSubscriptionMessage",
@@ -77,6 +80,7 @@ __all__ = [
     "Operation",
     "Param",
     "PayloadValidationError",
+    "Position",
     "ProtocolError",
     "RateLimitedError",
     "RedisBroker",
