@@ -31,6 +31,7 @@ from .exceptions import (
     WebSocketException,
 )
 from .framing import AsyncWSFraming, DocumentFraming, Framing
+from .history import HistoryItem, HistoryPolicy, Position
 from .manager import WebSocketManager
 from .message import (
     Message,
@@ -40,7 +41,6 @@ from .message import (
     subscribe,
     unsubscribe,
 )
-from .history import HistoryItem, HistoryPolicy, Position
 from .routing import Operation, Param, Router, Topic
 from .topics import TopicIndex, TopicLimits, matches
 

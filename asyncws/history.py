@@ -200,6 +200,8 @@ class Recovery:
         self.manager = manager
         self.framing: Framing | None = None
         self._pending: dict[tuple[Connection, str], _Pending] = {}
+        #: Per connection and topic: the offset its recovery sent up to (until passed).
+        self._floors: dict[Connection, dict[str, Position]] = {}
         #: The last position delivered on this instance, per concrete topic (gap filling).
         self.delivered: dict[str, Position] = {}
         self.policies: dict[str, HistoryPolicy] = {}  # concrete topic -> its policy (seen)
@@ -273,17 +275,31 @@ class Recovery:
     def _deliver(self, topic: str, targets: Iterable[Connection], text: str, pos: Position) -> None:
         self.delivered[topic] = pos
         frame = self.frame(text, pos)
-        pending = self._pending
-        if pending:
+        pending, floors = self._pending, self._floors
+        if pending or floors:
             now: list[Connection] = []
             for conn in targets:
-                held = pending.get((conn, topic))
+                held = pending.get((conn, topic)) if pending else None
                 if held is not None:
                     held.events.append((pos.offset, frame))
-                else:
-                    now.append(conn)
+                    continue
+                mine = floors.get(conn) if floors else None
+                if mine is not None:
+                    floor = mine.get(topic)
+                    if floor is not None:
+                        if floor.epoch == pos.epoch and pos.offset <= floor.offset:
+                            self.stats["duplicates"] += 1
+                            continue  # already sent by its recovery
+                        del mine[topic]
+                        if not mine:
+                            del floors[conn]
+                now.append(conn)
             targets = now
         self.manager._deliver(targets, frame)
+
+    def forget(self, conn: Connection) -> None:
+        """``conn`` is gone: drop what recovery kept for it."""
+        self._floors.pop(conn, None)
 
     # -- subscribe with recovery --------------------------------------------------------------
 
@@ -354,6 +370,9 @@ class Recovery:
                     frames.append(frame)
             for frame in frames:
                 manager._deliver((conn,), frame)
+            # A live event at or below ``floor`` may still be on its way from the broker
+            # (published before the read, dispatched after it): it was sent, drop it then.
+            self._floors.setdefault(conn, {})[topic] = Position(floor, pos.epoch)
         finally:
             self._pending.pop(key, None)
 

@@ -402,6 +402,7 @@ class WebSocketManager:
             return []
         del self.connections[conn.id]
         self._budgets.pop(conn, None)
+        self.history.forget(conn)
         if conn.state is not ConnectionState.CLOSED:
             conn._mark_closed()
         self._claims.discard(conn.id)  # released by the caller (_cleanup)

@@ -116,7 +116,7 @@ redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], '0-' .. o, 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 if KEYS[3] ~= '' then redis.call('SET', KEYS[3], o, 'PX', ARGV[4]) end
-redis.call('PUBLISH', ARGV[1], ARGV[6] .. o .. ':' .. e .. '\n' .. ARGV[2])
+redis.call('PUBLISH', ARGV[1], ARGV[6] .. o .. ':' .. e .. '\\n' .. ARGV[2])
 return {o, e}
 """
 )
