@@ -7,6 +7,7 @@ Every wait is for a frame (with a timeout) or a bounded poll of a counter; nothi
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -478,3 +479,48 @@ async def test_the_memory_broker_keeps_history_per_hub() -> None:
     finally:
         await one.disconnect()
         await two.disconnect()
+
+
+# -- the AsyncAPI document ------------------------------------------------------------------
+
+
+def test_the_asyncapi_document_describes_positions_since_and_recovered(tmp_path: Any) -> None:
+    """The events of a history topic require ``offset``/``epoch``, its subscribe takes
+    ``since``, the ack may say ``recovered`` with a ``position``; the official parser takes it
+    and the examples validate (plain topics stay as they were)."""
+    import subprocess
+
+    from asyncws.asyncapi import build_document, document_json
+    from asyncws.asyncapi.checks import check_document
+    from tests.apps import history_app
+    from tests.servers import REPO_ROOT
+    from tests.test_asyncapi import _require_node
+
+    document = build_document(history_app.ws)
+    messages = document["components"]["messages"]
+    rooms = messages["roomsRoomPosted"]["payload"]
+    assert {"offset", "epoch"} <= set(rooms["required"])
+    assert messages["roomsRoomPosted"]["examples"][0]["payload"]["offset"] == 42
+    plain = messages["plainRoomPosted"]["payload"]
+    assert "offset" not in plain["properties"]
+    assert "since" in messages["subscribeRoomsRoom"]["payload"]["properties"]
+    assert "since" not in messages["subscribePlainRoom"]["payload"]["properties"]
+    ack = messages["ack"]["payload"]["properties"]
+    assert ack["recovered"]["type"] == "boolean" and "position" in ack
+    assert "last 5000 events" in document["channels"]["roomsRoom"]["description"]
+    assert "Cache mode" in document["channels"]["pricesSym"]["description"]
+    assert check_document(document) == []
+    path = tmp_path / "history.asyncapi.json"
+    path.write_text(document_json(document), encoding="utf-8")
+    result = subprocess.run(
+        [_require_node(), "scripts/validate_asyncapi.mjs", "--json", str(path)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    entry = json.loads(result.stdout)["files"][0]
+    assert entry["parsed"], entry["diagnostics"]
+    assert {d["code"] for d in entry["diagnostics"]} <= {"asyncapi-latest-version"}
