@@ -26,13 +26,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fastapi import FastAPI  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+from fastapi import FastAPI
+from pydantic import BaseModel
 
-from asyncws import AsyncWS, HistoryPolicy  # noqa: E402
-from asyncws.limits import Limits  # noqa: E402
-from asyncws.testing import TestClient  # noqa: E402
-from tests.servers import RedisServer  # noqa: E402
+from asyncws import AsyncWS, HistoryPolicy
+from asyncws.limits import Limits
+from asyncws.testing import TestClient
+from tests.servers import RedisServer
 
 
 class Tick(BaseModel):
