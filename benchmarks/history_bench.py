@@ -102,10 +102,14 @@ async def mass_recovery(
         cm = client.connect("/ws")
         sessions.append((cm, await cm.__aenter__()))
     recovered = 0
+    failed: list[Any] = []
 
     async def one(session: Any) -> None:
         nonlocal recovered
         ack = await session.subscribe("hist/crowd", since=since, timeout=60)
+        if ack.get("type") != "ack":
+            failed.append(ack)
+            return
         recovered += ack.get("recovered") is True
         for _ in range(behind):
             await session.receive_event("hist/crowd", timeout=60)
@@ -118,7 +122,9 @@ async def mass_recovery(
         await cm.__aexit__(None, None, None)
     print(f"\n2. mass recovery: {clients} clients at once, each {behind} events behind")
     print(f"   all live after {wall:.2f} s; server CPU {cpu:.2f} s; Redis CPU {rcpu:.2f} s")
-    print(f"   recovered: {recovered}/{clients}; events replayed: {clients * behind}")
+    print(f"   recovered: {recovered}/{clients}; events replayed: {recovered * behind}")
+    if failed:
+        print(f"   refused: {len(failed)}, e.g. {failed[0]}")
     print(
         f"   per client: {wall / clients * 1e3:.2f} ms wall, {cpu / clients * 1e3:.2f} ms server CPU"
     )

@@ -154,6 +154,9 @@ class RedisBroker(BrokerInterface):
     time (``_read_lock``): the listener, a `get_message` caller, or a `subscribe` that waits
     for its confirmation while nobody else reads; messages read by the latter are buffered
     and handed out first.
+
+    Topic history (`publish_history`, `read_history`): Lua scripts on the command
+    connection, at most ``history_concurrency`` at once (the others wait their turn).
     """
 
     def __init__(
@@ -165,6 +168,7 @@ class RedisBroker(BrokerInterface):
         reconnect_max: float = 5.0,
         connect_timeout: float = 3.0,
         command_timeout: float = 5.0,
+        history_concurrency: int = 32,
         **redis_kwargs: Any,
     ) -> None:
         self.url = redis_url
@@ -194,6 +198,7 @@ class RedisBroker(BrokerInterface):
         self.reconnects = 0
         self.publish_errors = 0
         self._scripts: dict[str, Any] = {}  # the history scripts, run on any client
+        self._history_slots = asyncio.Semaphore(history_concurrency)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -455,7 +460,10 @@ class RedisBroker(BrokerInterface):
         if runner is None:  # EVALSHA, and EVAL once when Redis does not know the script
             runner = self._scripts[script] = redis.register_script(script)
         try:
-            return await runner(keys=keys, args=args, client=redis)
+            # at most `history_concurrency` scripts in flight: the pool's connections are
+            # bounded (redis-py refuses more at once), and a storm of recoveries queues here
+            async with self._history_slots:
+                return await runner(keys=keys, args=args, client=redis)
         except (RedisError, OSError, TimeoutError) as exc:
             self.publish_errors += 1
             raise BrokerError("the broker is unavailable (history)") from exc
