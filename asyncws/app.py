@@ -161,6 +161,10 @@ class AsyncWS(Router):
             )
         )
         self.manager.history.framing = self.framing  # positions go into this app's frames
+        if manager is not None and limits is not None:  # the app's limits, a given manager
+            self.manager.max_wildcards = self.limits.max_wildcards
+            self.manager.max_wildcards_per_user = self.limits.max_wildcards_per_user
+            self.manager.max_wildcards_per_instance = self.limits.max_wildcards_per_instance
         self.path_params = frozenset(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}", path))
         self.authenticate = authenticate
         self._user_id = user_id
@@ -238,6 +242,9 @@ class AsyncWS(Router):
         AsyncAPI page (`asyncws.asyncapi.link_openapi`).
         """
         self.compile()
+        from .serve import check_server
+
+        check_server(self)  # warns when uvicorn lets bigger (compressed) frames through
         if app is not None:
             from .asyncapi import link_openapi
 

@@ -4,6 +4,7 @@
     asyncws docs MODULE:APP -o DIR
     asyncws check SPEC [MODULE:APP]
     asyncws codegen SPEC --lang python|typescript -o DIR [--name NAME] [--skip-unsupported]
+    asyncws run MODULE:APP [--host H] [--port P] [--workers N] [--reload] [--show]
 
 ``SPEC`` is a ``.json``/``.yaml`` file, or for ``codegen`` also an http(s) URL (e.g. an
 app's ``/asyncapi.json``). ``MODULE:APP`` names an `AsyncWS` app, or a FastAPI/Starlette app that included one's
@@ -316,6 +317,59 @@ def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import json
+
+    from .serve import run
+
+    settings = run(
+        args.target,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        reload=args.reload,
+        log_level=args.log_level,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        show=args.show,
+        ws_max_size=args.ws_max_size,
+        limit_concurrency=args.limit_concurrency,
+        header_timeout=args.header_timeout,
+        timeout_keep_alive=args.timeout_keep_alive,
+    )
+    if args.show:
+        print(json.dumps(settings.uvicorn_kwargs() | settings.environment(), indent=2))
+    return 0
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="serve an app with uvicorn, with limits that match the app's",
+        description="Serve MODULE:APP (the ASGI app) with uvicorn: --ws-max-size set to the "
+        "app's max_frame_size, pongs under backpressure, a deadline for request headers and a "
+        "concurrency limit (see asyncws.serve).",
+        epilog=_examples(
+            "asyncws run examples.chat.app:app --reload",
+            "asyncws run examples/chat/app.py:app --host 0.0.0.0 --workers 4",
+            "asyncws run myapp:app --show       # the settings, as JSON",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("target", metavar="MODULE:APP", help="the ASGI app; or path/to/app.py:APP")
+    run.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    run.add_argument("--port", type=int, default=8000, help="default 8000")
+    run.add_argument("--workers", type=int, help="worker processes (default 1)")
+    run.add_argument("--reload", action="store_true", help="restart when the code changes")
+    run.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
+    run.add_argument("--forwarded-allow-ips", help="trusted proxies for X-Forwarded-* headers")
+    run.add_argument("--ws-max-size", type=int, help="default: the app's max_frame_size")
+    run.add_argument("--limit-concurrency", type=int, help="default: max_connections + 10%%")
+    run.add_argument("--header-timeout", type=float, help="seconds to send request headers (10)")
+    run.add_argument("--timeout-keep-alive", type=int, help="idle HTTP keep-alive seconds (5)")
+    run.add_argument("--show", action="store_true", help="print the settings, serve nothing")
+    run.set_defaults(run=_cmd_run)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asyncws",
@@ -391,6 +445,7 @@ def _parser() -> argparse.ArgumentParser:
         help="leave out (with a warning each) the operations the client cannot support",
     )
     codegen.set_defaults(run=_cmd_codegen)
+    _add_run(commands)
     return parser
 
 

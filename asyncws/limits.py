@@ -5,6 +5,13 @@ limit                          default     over it
 =============================  ==========  ==================================================
 ``max_frame_size``             1 MiB       close 1009
 ``max_subscriptions``          256         ``too_many_subscriptions`` error frame
+``max_wildcards``              32          ``too_many_subscriptions``: wildcard (``+``/``#``)
+                                           subscriptions per connection
+``max_wildcards_per_user``     64          ``too_many_subscriptions``: distinct wildcard
+                                           subscriptions of one user on this instance
+``max_wildcards_per_instance`` 1,000       ``too_many_subscriptions``: distinct wildcard
+                                           patterns this instance holds (each is a Redis
+                                           PSUBSCRIBE that every PUBLISH is matched against)
 ``max_connections``            10,000      handshake refused (HTTP 503); the slot is held
                                            while ``authenticate`` runs
 ``max_connections_per_user``   32          handshake refused (HTTP 403); per instance
@@ -24,7 +31,9 @@ Each recipient of a seed ``send_by_conn_id`` also takes one token of the frame r
 (``rate``/``burst``): one frame naming 16 connections costs as much as 16 frames.
 
 Keepalive pings are the ASGI server's job (uvicorn ``--ws-ping-interval``/``--ws-ping-timeout``,
-20 s by default): a peer that stops answering pings is disconnected by the server.
+20 s by default): a peer that stops answering pings is disconnected by the server. A frame is
+inflated (permessage-deflate) by the server before the app sees it: serve with ``asyncws run``
+(`asyncws.serve`), which sets uvicorn's ``--ws-max-size`` to ``max_frame_size``.
 """
 
 from __future__ import annotations
@@ -48,6 +57,9 @@ class Limits:
     rate_strikes: int = 20
     handshake_timeout: float = 10.0
     idle_timeout: float | None = None
+    max_wildcards: int = 32
+    max_wildcards_per_user: int = 64
+    max_wildcards_per_instance: int = 1000
     max_recipients: int = 16
     max_fanout_bytes: int = 1 << 20
     fanout_bytes_rate: float = float(4 << 20)
@@ -57,6 +69,11 @@ class Limits:
             raise ValueError("rate must be > 0 and burst >= 1")
         if self.max_recipients < 1 or self.max_fanout_bytes < 1 or self.fanout_bytes_rate <= 0:
             raise ValueError("max_recipients, max_fanout_bytes and fanout_bytes_rate must be > 0")
+        if (
+            min(self.max_wildcards, self.max_wildcards_per_user, self.max_wildcards_per_instance)
+            < 0
+        ):
+            raise ValueError("wildcard limits must be >= 0")
 
 
 class TokenBucket:

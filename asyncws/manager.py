@@ -49,7 +49,14 @@ from .history import POSITION_PREFIX, Recovery, split_position
 from .limits import FanoutBudget, Limits
 from .message import CLIENT_TYPES, Message
 from .protocol import ack_frame, dumps, error_frame_for, frame_id
-from .topics import DEFAULT_LIMITS, TopicIndex, TopicLimits, validate_pattern, validate_topic
+from .topics import (
+    DEFAULT_LIMITS,
+    TopicIndex,
+    TopicLimits,
+    is_pattern,
+    validate_pattern,
+    validate_topic,
+)
 
 __all__ = ["WebSocketManager"]
 
@@ -74,6 +81,10 @@ class _Done:
 
 
 _DONE = _Done()
+
+
+def _given(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _channel_key(value: str) -> str:
@@ -110,6 +121,9 @@ class WebSocketManager:
         drain_timeout: float = 2.0,
         allowed_origins: Sequence[str] | None = None,
         limits: Limits | None = None,
+        max_wildcards: int | None = None,
+        max_wildcards_per_user: int | None = None,
+        max_wildcards_per_instance: int | None = None,
         **kwargs: Any,
     ) -> None:
         if "+" in broker_channel.split("/") or "#" in broker_channel.split("/"):
@@ -129,6 +143,18 @@ class WebSocketManager:
         self.drain_timeout = drain_timeout
         self.allowed_origins = tuple(allowed_origins) if allowed_origins is not None else None
         self.limits = limits or Limits()
+        #: Wildcard subscriptions (`rooms/+`, `a/#`): each distinct one is a Redis PSUBSCRIBE
+        #: pattern that Redis matches against every PUBLISH, so they are capped per connection,
+        #: per user (on this instance) and, distinct, per instance (see docs/deployment.md).
+        #: Defaults: ``limits``' values.
+        self.max_wildcards = _given(max_wildcards, self.limits.max_wildcards)
+        self.max_wildcards_per_user = _given(
+            max_wildcards_per_user, self.limits.max_wildcards_per_user
+        )
+        self.max_wildcards_per_instance = _given(
+            max_wildcards_per_instance, self.limits.max_wildcards_per_instance
+        )
+        self._wildcards = 0  # distinct wildcard patterns in the index
         self._budgets: dict[Connection, FanoutBudget] = {}
         self.connections: dict[str, Connection] = {}
         self.users: dict[str, set[Connection]] = {}
@@ -418,6 +444,7 @@ class WebSocketManager:
             self.index.remove(pattern, conn)
             if not self.index.has_pattern(pattern):
                 channels.append(self._tp + pattern)
+                self._wildcards -= is_pattern(pattern)
         conn.topics.clear()
         return channels
 
@@ -472,12 +499,45 @@ class WebSocketManager:
             raise TooManySubscriptionsError(
                 f"at most {self.max_subscriptions} subscriptions per connection"
             )
+        wildcard = is_pattern(pattern)
+        if wildcard:
+            self._check_wildcards(connection, pattern)
         connection.topics.add(pattern)
         if self.connections.get(connection.id) is not connection:
             return None  # not managed (yet): nothing to route
         first = not self.index.has_pattern(pattern)
         self.index.add(pattern, connection)
+        if first:
+            self._wildcards += wildcard
         return self._tp + pattern if first else None
+
+    def _check_wildcards(self, connection: Connection, pattern: str) -> None:
+        """Refuse a new wildcard subscription over the caps (`TooManySubscriptionsError`)."""
+        held = sum(1 for p in connection.topics if is_pattern(p))
+        if held >= self.max_wildcards:
+            raise TooManySubscriptionsError(
+                f"at most {self.max_wildcards} wildcard subscriptions per connection"
+            )
+        peers = self.users.get(connection.user_id) if connection.user_id is not None else None
+        if peers:
+            mine = {p for c in peers for p in c.topics if is_pattern(p)}
+            if pattern not in mine and len(mine) >= self.max_wildcards_per_user:
+                raise TooManySubscriptionsError(
+                    f"at most {self.max_wildcards_per_user} distinct wildcard subscriptions "
+                    "per user"
+                )
+        if not self.index.has_pattern(pattern) and (
+            self._wildcards >= self.max_wildcards_per_instance
+        ):
+            logger.warning(
+                "wildcard subscription refused: this instance holds %d distinct wildcard "
+                "patterns (max_wildcards_per_instance)",
+                self._wildcards,
+            )
+            raise TooManySubscriptionsError(
+                "the server holds too many distinct wildcard subscriptions; subscribe to an "
+                "exact topic or one already in use, or try again later"
+            )
 
     def unsubscribe_nowait(self, connection: Connection, pattern: str) -> None:
         channel = self._unsubscribe_local(connection, pattern)
@@ -489,6 +549,7 @@ class WebSocketManager:
             return None
         connection.topics.discard(pattern)
         if self.index.remove(pattern, connection) and not self.index.has_pattern(pattern):
+            self._wildcards -= is_pattern(pattern)
             return self._tp + pattern
         return None
 

@@ -66,7 +66,9 @@ class Cluster:
 def cluster() -> Iterator[Cluster]:
     """Three instances (A, B, C) on one private Redis, shared by the tests of this module."""
     with RedisServer() as redis:
-        servers = seed_servers(redis, 3)
+        # The flood test publishes 32 MB from one connection as fast as it can: its subject is
+        # slow readers, so the per-connection publish budget (4 MiB/s) is raised here.
+        servers = seed_servers(redis, 3, ASYNCWS_FANOUT_BYTES_RATE=str(1 << 30))
         try:
             start_all(servers)
             yield Cluster(redis, servers)

@@ -414,6 +414,18 @@ async def test_too_many_subscriptions() -> None:
         await subscribe_ack(a, "t/2")
 
 
+async def test_too_many_wildcards_seed_protocol() -> None:
+    manager = WebSocketManager(broker_url="memory://", max_wildcards=2)
+    async with running(manager) as client, clients(client, "a") as (a,):
+        await subscribe_ack(a, "t/+")
+        await subscribe_ack(a, "u/#")
+        await a.send_json({"type": "subscribe", "topic": "v/+", "id": 3})
+        error = await a.receive_json()
+        assert (error["code"], error["id"]) == ("too_many_subscriptions", 3)
+        assert "2 wildcard subscriptions per connection" in error["message"]
+        await subscribe_ack(a, "v/1")  # exact topics are not capped
+
+
 async def test_broker_failure_is_reported_to_the_sender() -> None:
     broker = FailingBroker()
     manager = WebSocketManager(broker=broker)

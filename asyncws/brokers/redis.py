@@ -183,7 +183,11 @@ class RedisBroker(BrokerInterface):
         self._pubsub: PubSub | None = None
         self._channels: set[str] = set()
         self._patterns: set[str] = set()
-        self._subscribing: dict[str, asyncio.Future[None]] = {}  # in flight: confirmation
+        # PSUBSCRIBE globs held, with the number of patterns behind each: two patterns can
+        # share a glob ('a/+' and 'a/#' -> 'a/*', 'a*'), and unsubscribing must stay O(1).
+        self._globs: dict[str, int] = {}
+        # in flight: ("subscribe", channel) or ("psubscribe", glob) -> its confirmation
+        self._subscribing: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()  # commands on the pub/sub connection, and its replacement
         self._read_lock = asyncio.Lock()  # one reader of the pub/sub connection at a time
         self._waiters: dict[_Confirmation, list[asyncio.Future[None]]] = {}
@@ -265,7 +269,7 @@ class RedisBroker(BrokerInterface):
                 return  # another task (the listener, a get_message caller) just opened one
             pubsub = sub_redis.pubsub()
             expected = {_Confirmation("subscribe", c) for c in (self._keepalive, *self._channels)}
-            globs = {pattern_to_glob(p) for p in self._patterns}
+            globs = set(self._globs)
             expected |= {_Confirmation("psubscribe", g) for g in globs}
             try:
                 async with asyncio.timeout(self._connect_timeout + self._command_timeout):
@@ -306,24 +310,35 @@ class RedisBroker(BrokerInterface):
     async def subscribe(self, channel: str) -> None:
         """Subscribe, returning once Redis confirmed it (bounded). A second caller for a
         channel whose subscription is still in flight waits for that same confirmation."""
-        pattern = is_pattern(channel)
-        held = self._patterns if pattern else self._channels
-        if channel in held:
-            pending = self._subscribing.get(channel)
-            if pending is not None:
-                await asyncio.shield(pending)
-            return
-        held.add(channel)
+        if is_pattern(channel):
+            if channel in self._patterns:
+                key = ("psubscribe", pattern_to_glob(channel))
+                return await self._in_flight(key)
+            self._patterns.add(channel)
+            glob = pattern_to_glob(channel)
+            held = self._globs.get(glob, 0)
+            self._globs[glob] = held + 1
+            key = ("psubscribe", glob)
+            if held:  # another pattern holds the glob: Redis has it (or is confirming it)
+                return await self._in_flight(key)
+        else:
+            key = ("subscribe", channel)
+            if channel in self._channels:
+                return await self._in_flight(key)
+            self._channels.add(channel)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._subscribing[channel] = done
+        self._subscribing[key] = done
         try:
-            if pattern:
-                await self._command("psubscribe", pattern_to_glob(channel))
-            else:
-                await self._command("subscribe", channel)
+            await self._command(*key)
         finally:
-            del self._subscribing[channel]
+            del self._subscribing[key]
             done.set_result(None)
+
+    async def _in_flight(self, key: tuple[str, str]) -> None:
+        """Wait for the confirmation of a (p)subscribe still in flight, if any."""
+        pending = self._subscribing.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
 
     async def unsubscribe(self, channel: str) -> None:
         if is_pattern(channel):
@@ -331,8 +346,9 @@ class RedisBroker(BrokerInterface):
                 return
             self._patterns.discard(channel)
             glob = pattern_to_glob(channel)
-            # Two patterns can share a glob ('a/+' and 'a/#' -> 'a/*', 'a*'): keep it while used.
-            if any(pattern_to_glob(p) == glob for p in self._patterns):
+            held = self._globs.pop(glob, 1) - 1
+            if held > 0:  # another pattern still needs the glob
+                self._globs[glob] = held
                 return
             await self._command("punsubscribe", glob)
         else:

@@ -2,9 +2,9 @@
 
 Run it (memory broker, one process)::
 
-    uvicorn examples.chat.app:app --reload          # then open http://127.0.0.1:8000/
+    asyncws run examples.chat.app:app --reload      # then open http://127.0.0.1:8000/
 
-Several instances on Redis: ``ASYNCWS_BROKER_URL=redis://127.0.0.1:6379/0 uvicorn ...`` on
+Several instances on Redis: ``ASYNCWS_BROKER_URL=redis://127.0.0.1:6379/0 asyncws run ...`` on
 different ports. The user name comes from the ``user`` query parameter: a demo shortcut in
 place of real authentication (see docs/security.md for bearer tokens).
 """

@@ -4,7 +4,7 @@ Run it::
 
     pip install "asyncws[jwt]"
     ASYNCWS_JWT_SECRET=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') \\
-        uvicorn examples.jwt.app:app
+        asyncws run examples.jwt.app:app
 
 Get a token (a demo endpoint: any user name, the password "secret")::
 

@@ -25,6 +25,7 @@ from fastapi import Body, FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 
 from asyncws import BrokerError, Connection, InvalidTopicError, WebSocketManager
+from asyncws.limits import Limits
 
 BROKER_URL = os.environ.get("ASYNCWS_BROKER_URL", "memory://")
 BROKER_CHANNEL = os.environ.get("ASYNCWS_BROKER_CHANNEL", "asyncws")
@@ -36,6 +37,8 @@ manager = WebSocketManager(
     slow_consumer="drop_oldest"
     if os.environ.get("ASYNCWS_SLOW_CONSUMER") == "drop_oldest"
     else "close",
+    # A flood test raises the per-connection publish budget (its subject is slow readers).
+    limits=Limits(fanout_bytes_rate=float(os.environ.get("ASYNCWS_FANOUT_BYTES_RATE", 4 << 20))),
 )
 
 
