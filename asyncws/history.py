@@ -22,6 +22,7 @@ merge, the splicing of positions into event frames (through the app's `Framing`)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
@@ -378,41 +379,44 @@ class Recovery:
 
     # -- instances recover too ----------------------------------------------------------------
 
-    async def fill_gaps(self) -> None:
-        """After the broker reconnected: deliver to local subscribers what was published on
-        their history topics while this instance was not listening (from the last position
-        it delivered, bounded by each topic's ``max_recovery``)."""
-        manager = self.manager
-        for topic, last in list(self.delivered.items()):
-            policy = self.policies.get(topic)
-            if policy is None:
-                continue
-            if not manager.index.match(topic):
-                self.delivered.pop(topic, None)
-                continue
-            if topic in self._filling:
-                continue
-            buffer: list[tuple[Position, str]] = []
-            self._filling[topic] = buffer
-            try:
-                read = await self.read(topic, since=last.offset, limit=policy.recovery_limit)
-            except (AsyncWSError, OSError) as exc:
-                logger.warning("history gap fill of %r failed (%s)", topic[:200], exc)
-                read = None
-            finally:
-                del self._filling[topic]
-            pos = last
-            if read is not None and read.position.epoch == last.epoch:
-                self.stats["gap_fills"] += 1
-                for entry in read.entries:
-                    if entry.offset > pos.offset:
-                        pos = Position(entry.offset, last.epoch)
-                        self.stats["gap_events"] += 1
-                        self._deliver(topic, manager.index.match(topic), _payload(entry.data), pos)
-            for live_pos, text in buffer:
-                self.deliver(topic, manager.index.match(topic), text, live_pos)
-
     def on_broker_restored(self) -> None:
-        """The broker's hook: it reconnected (called in its task)."""
-        if self.delivered:
-            self.manager._spawn(self.fill_gaps())
+        """The broker's hook: it reconnected (called in its listener, before it hands out
+        the next message). From here on, live events of every history topic this instance
+        delivered are held back until its gap is filled (`fill_gaps`)."""
+        manager = self.manager
+        gaps: dict[str, Position] = {}
+        for topic, last in list(self.delivered.items()):
+            if topic not in self.policies or not manager.index.match(topic):
+                del self.delivered[topic]  # nobody here listens to it any more
+            elif topic not in self._filling:
+                self._filling[topic] = []
+                gaps[topic] = last
+        if gaps:
+            manager._spawn(self.fill_gaps(gaps))
+
+    async def fill_gaps(self, gaps: dict[str, Position]) -> None:
+        """Deliver to local subscribers what was published on their history topics while
+        this instance was not listening: the events after the last position it delivered
+        (at most each topic's ``max_recovery``), then the live events held back meanwhile."""
+        await asyncio.gather(*(self._fill(topic, last) for topic, last in gaps.items()))
+
+    async def _fill(self, topic: str, last: Position) -> None:
+        manager = self.manager
+        policy = self.policies[topic]
+        try:
+            read = await self.read(topic, since=last.offset, limit=policy.recovery_limit)
+        except (AsyncWSError, OSError) as exc:
+            logger.warning("history gap fill of %r failed (%s)", topic[:200], exc)
+            read = None
+        finally:
+            buffer = self._filling.pop(topic, [])
+        if read is not None and read.position.epoch == last.epoch:
+            self.stats["gap_fills"] += 1
+            pos = last
+            for entry in read.entries:
+                if entry.offset > pos.offset:
+                    pos = Position(entry.offset, last.epoch)
+                    self.stats["gap_events"] += 1
+                    self._deliver(topic, manager.index.match(topic), _payload(entry.data), pos)
+        for live_pos, text in buffer:
+            self.deliver(topic, manager.index.match(topic), text, live_pos)
