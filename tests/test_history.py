@@ -524,3 +524,15 @@ def test_the_asyncapi_document_describes_positions_since_and_recovered(tmp_path:
     entry = json.loads(result.stdout)["files"][0]
     assert entry["parsed"], entry["diagnostics"]
     assert {d["code"] for d in entry["diagnostics"]} <= {"asyncapi-latest-version"}
+
+
+def test_the_docs_console_offers_since_only_for_apps_with_history() -> None:
+    from asyncws.asyncapi import build_document
+    from asyncws.docs import render_html
+    from tests.apps import history_app
+
+    page = render_html(build_document(history_app.ws), "/ws")
+    assert 'id="c-since"' in page and "since" in page
+    plain = AsyncWS(title="plain")
+    plain.topic("plain/{room}", Posted)
+    assert 'id="c-since"' not in render_html(build_document(plain), "/ws")
