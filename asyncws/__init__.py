@@ -12,6 +12,7 @@ from fastapi import Depends, Security
 
 from .app import AsyncWS
 from .brokers import BrokerInterface, BrokerMessage, BrokerState, InMemoryBroker, create_broker
+from .brokers.base import BrokerT, is_valid_broker
 from .codes import CloseCode, ErrorCode
 from .connection import Connection, ConnectionState
 from .exceptions import (
@@ -61,6 +62,7 @@ __all__ = [
     "BrokerInterface",
     "BrokerMessage",
     "BrokerState",
+    "BrokerT",
     "CloseCode",
     "Connection",
     "ConnectionState",
@@ -103,6 +105,7 @@ __all__ = [
     "create_broker",
     "handle",
     "handle_subscription_message",
+    "is_valid_broker",
     "matches",
     "subscribe",
     "unsubscribe",

@@ -66,6 +66,9 @@ class WebSocketAuthError(WebSocketException):
 class WebSocketOAuth2PasswordBearer(OAuth2PasswordBearer):
     """`OAuth2PasswordBearer` for websockets (same constructor, same OpenAPI scheme).
 
+    The token URL is FastAPI's ``tokenUrl`` or the seed's ``token_url`` (or the first
+    positional argument); ``refreshUrl`` is also ``refresh_url``.
+
     ``token = await bearer(websocket)`` or ``token: str = Depends(bearer)`` in a websocket
     route. The token is taken from the first of these that is present:
 
@@ -86,16 +89,22 @@ class WebSocketOAuth2PasswordBearer(OAuth2PasswordBearer):
 
     def __init__(
         self,
-        tokenUrl: str,
+        tokenUrl: str | None = None,
         scheme_name: str | None = None,
         scopes: dict[str, str] | None = None,
         description: str | None = None,
         auto_error: bool = True,
         refreshUrl: str | None = None,
         *,
+        token_url: str | None = None,
+        refresh_url: str | None = None,
         query_param: str | None = None,
         subprotocol_prefix: str = "bearer.",
     ) -> None:
+        # FastAPI spells it tokenUrl, the seed token_url: take either (or positionally).
+        tokenUrl = _one_of("tokenUrl", tokenUrl, "token_url", token_url, required=True)
+        refreshUrl = _one_of("refreshUrl", refreshUrl, "refresh_url", refresh_url)
+        assert tokenUrl is not None
         super().__init__(
             tokenUrl=tokenUrl,
             scheme_name=scheme_name,
@@ -167,6 +176,17 @@ class WebSocketOAuth2PasswordBearer(OAuth2PasswordBearer):
             if protocol in allowed:
                 return protocol
         return None
+
+
+def _one_of(
+    name: str, value: str | None, alias: str, alias_value: str | None, *, required: bool = False
+) -> str | None:
+    if value is not None and alias_value is not None and value != alias_value:
+        raise TypeError(f"{name} and {alias} differ: pass one of them")
+    chosen = value if value is not None else alias_value
+    if chosen is None and required:
+        raise TypeError(f"WebSocketOAuth2PasswordBearer() needs {name} (or {alias})")
+    return chosen
 
 
 def require_scopes(granted: Iterable[str], required: Iterable[str]) -> None:

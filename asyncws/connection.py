@@ -10,6 +10,11 @@ idle connection holds no task and no queue, and a slow one holds exactly one of 
 When the queue is full the slow-consumer policy applies: ``"close"`` (default) closes the
 connection with 1013 (try again later) and logs it; ``"drop_oldest"`` drops the oldest queued
 message and counts it in `dropped`.
+
+A `Connection` can also be built by hand around a websocket (the seed's way): its state follows
+the websocket's (OPEN if it is accepted already), ``async for message in connection`` yields the
+client's frames as seed `Message` objects, and ``connection.topics`` is a `TopicSet` whose changes
+reach the manager's routing index once the connection is registered.
 """
 
 from __future__ import annotations
@@ -19,25 +24,28 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Set as AbstractSet
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .codes import CloseCode, ErrorCode
-from .exceptions import AsyncWSError, ProtocolError
+from .exceptions import AsyncWSError, ProtocolError, UnknownTypeError
+from .message import CLIENT_TYPES, NEEDS_TOPIC, Message
 from .protocol import decode_json, dumps, error_frame_for, frame_id, parse_frame
 
 if TYPE_CHECKING:
     from .manager import WebSocketManager
 
-__all__ = ["Connection", "ConnectionState", "SlowConsumerPolicy", "new_connection_id"]
+__all__ = ["Connection", "ConnectionState", "SlowConsumerPolicy", "TopicSet", "new_connection_id"]
 
 logger = logging.getLogger("asyncws.connection")
 
 SlowConsumerPolicy = Literal["close", "drop_oldest"]
 Outgoing = dict[str, Any]  # an ASGI "websocket.send" message, shared by every recipient
+T = TypeVar("T")
 
 
 def new_connection_id() -> str:
@@ -56,7 +64,8 @@ class Connection:
     """A websocket with an id, an optional user id, subscriptions and a bounded outgoing queue.
 
     ``id`` is assigned (or validated) by the server and unique on its manager; ``user_id``
-    groups the connections of one user. ``topics`` holds the subscription patterns.
+    groups the connections of one user. ``topics`` holds the subscription patterns (a
+    `TopicSet`: changing it on a registered connection subscribes or unsubscribes it).
     """
 
     __slots__ = (
@@ -64,6 +73,7 @@ class Connection:
         "_closed",
         "_drained",
         "_queue",
+        "_topics",
         "_writer",
         "close_code",
         "dropped",
@@ -75,7 +85,6 @@ class Connection:
         "slow_consumer",
         "state",
         "strikes",
-        "topics",
         "user_id",
         "websocket",
     )
@@ -94,8 +103,9 @@ class Connection:
         self.websocket = websocket
         self.id: str = conn_id or new_connection_id()
         self.user_id = user_id
-        self.topics: set[str] = {topic} if topic else set()
-        self.state = ConnectionState.CONNECTING
+        self._topics = TopicSet(self, (topic,) if topic else ())
+        # Built around a websocket accepted already (the seed's way): open at once.
+        self.state = ConnectionState.OPEN if _accepted(websocket) else ConnectionState.CONNECTING
         self.max_queue = max_queue
         self.slow_consumer: SlowConsumerPolicy = slow_consumer
         self.max_frame_size = max_frame_size
@@ -112,6 +122,21 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} user={self.user_id!r} {self.state.value}>"
+
+    @property
+    def topics(self) -> TopicSet:
+        """The subscription patterns. On a registered connection, adding or removing one
+        subscribes or unsubscribes it on the manager (see `TopicSet`)."""
+        return self._topics
+
+    @topics.setter
+    def topics(self, patterns: Iterable[str]) -> None:
+        wanted = set(patterns)
+        current = self._topics
+        for pattern in [p for p in current if p not in wanted]:
+            current.discard(pattern)
+        for pattern in wanted:
+            current.add(pattern)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -169,7 +194,7 @@ class Connection:
 
     def push(self, message: Outgoing) -> bool:
         """Queue an ASGI send message (shared, never mutated). False if it was not queued."""
-        if self.state is not ConnectionState.OPEN:
+        if self.state is not ConnectionState.OPEN and not self._opened_meanwhile():
             return False
         if self._writer is None:  # nothing pending: write now
             return self._send_now(message)
@@ -187,12 +212,26 @@ class Connection:
         queue.append(message)
         return True
 
+    def _opened_meanwhile(self) -> bool:
+        """A hand-built connection whose websocket was accepted directly (``websocket.accept()``,
+        not `accept`) after it was built: it is open now."""
+        if self.state is ConnectionState.CONNECTING and _accepted(self.websocket):
+            self.state = ConnectionState.OPEN
+            return True
+        return False
+
     def _send_now(self, message: Outgoing) -> bool:
         """Run the ASGI send until it completes or would wait for the transport; in the
         latter case a writer task finishes it and sends the backlog, then ends."""
         coro = self.websocket.send(message)
         try:
             step = coro.send(None)
+            # A bare yield is a checkpoint (``asyncio.sleep(0)``; anyio's memory streams, as in
+            # Starlette's TestClient, start every send with one), not a wait: step past it.
+            for _ in range(_CHECKPOINTS):
+                if step is not None:
+                    break
+                step = coro.send(None)
         except StopIteration:
             return True
         except Exception:  # the socket went away: the reader ends the connection
@@ -220,11 +259,22 @@ class Connection:
         return True
 
     async def send_text(self, text: str) -> None:
-        self.send_text_nowait(text)
+        """Queue one text frame; RuntimeError if the connection is not open (never a silent drop).
+
+        A slow consumer closed for a full queue (1013) raises too; with ``"drop_oldest"`` the
+        frame is queued and the oldest one dropped.
+        """
+        if not self.send_text_nowait(text):
+            raise RuntimeError(
+                f"connection {self.id} is {self.state.value}: the frame was not sent"
+            )
 
     async def send_json(self, data: Any, mode: str = "text") -> None:
-        """Queue ``data`` as a JSON text frame (seed API; returns once queued)."""
-        self.send_text_nowait(dumps(data))
+        """Queue ``data`` as a JSON text frame (seed API; returns once queued).
+
+        RuntimeError if the connection is not open, as Starlette's ``WebSocket.send_json``.
+        """
+        await self.send_text(dumps(data))
 
     def _overflow(self) -> None:
         logger.warning(
@@ -306,9 +356,17 @@ class Connection:
         async for obj in self._iter_decoded(_json_object):
             yield obj
 
-    async def _iter_decoded(
-        self, decode: Callable[[str | None], dict[str, Any]]
-    ) -> AsyncIterator[dict[str, Any]]:
+    def __aiter__(self) -> AsyncIterator[Message]:
+        """``async for message in connection``: the client's frames as seed `Message` objects.
+
+        As in the seed, a frame must be a JSON object with a client ``type``, a ``topic`` where
+        the type needs one and a ``conn_id`` for ``send_by_conn_id``. Other frames are answered
+        with an error frame and skipped (the seed yielded None for them); the iteration ends when
+        the client disconnects.
+        """
+        return self._iter_decoded(_client_message)
+
+    async def _iter_decoded(self, decode: Callable[[str | None], T]) -> AsyncIterator[T]:
         """Receive and ``decode`` frames until the end; answer the ones it refuses."""
         while (
             self.state is not ConnectionState.CLOSING and self.state is not ConnectionState.CLOSED
@@ -367,6 +425,26 @@ def _json_object(text: str | None) -> dict[str, Any]:
     return obj
 
 
+def _client_message(text: str | None) -> Message:
+    """A seed client frame as a `Message` (the checks of the seed's ``validate_incoming_message``)."""
+    frame = _json_object(text)
+    kind = frame.get("type")
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+        raise UnknownTypeError(f"Invalid message type: {str(kind)[:40]}")
+    if frame.get("topic") is None and kind in NEEDS_TOPIC:
+        raise ProtocolError(f"{kind!r} needs a 'topic'", code=ErrorCode.INVALID_TOPIC)
+    if frame.get("conn_id") is None and kind == "send_by_conn_id":
+        raise ProtocolError("'send_by_conn_id' needs a 'conn_id'")
+    return Message.from_client_message(data=frame)
+
+
+def _accepted(websocket: WebSocket) -> bool:
+    return (
+        websocket.application_state is WebSocketState.CONNECTED
+        and websocket.client_state is WebSocketState.CONNECTED
+    )
+
+
 def parse_json_text(text: str | None) -> Any:
     """Decode JSON text; ProtocolError for binary frames and invalid JSON (strictly: no NaN,
     Infinity, lone surrogates; see `decode_json`), so what a client sends can be forwarded."""
@@ -375,6 +453,7 @@ def parse_json_text(text: str | None) -> Any:
     return decode_json(text)
 
 
+_CHECKPOINTS = 4  # bare yields stepped past inline by `Connection._send_now`
 _SERVER_SIDE = frozenset({ErrorCode.BROKER_UNAVAILABLE, ErrorCode.INTERNAL_ERROR})
 _KNOWN_KINDS = frozenset({"ack", "reply", "error", "set_conn_id"})
 
@@ -432,3 +511,101 @@ class _Resume:
                     step = coro.send(value)
                 except StopIteration as stop:
                     return stop.value
+
+
+class TopicSet(set[str]):
+    """A connection's subscription patterns: a `set` whose changes reach the manager's index.
+
+    On a connection registered with a manager, ``add`` subscribes the pattern and ``discard``
+    (``remove``, ``clear``, ``|=``, ...) unsubscribes it, exactly as
+    `WebSocketManager.subscribe_nowait` / `unsubscribe_nowait` do: the pattern is validated
+    (`InvalidTopicError`), the per-connection limit applies (`TooManySubscriptionsError`), the
+    routing index changes at once and the broker subscription follows in the background. So the
+    seed's ``connection.topics.add("chat/1")`` routes. On a connection that is not registered
+    it is a plain set. Reads (``in``, ``len``, iteration, comparisons) are the built-in set's:
+    delivery never goes through this class.
+    """
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Connection, patterns: Iterable[str] = ()) -> None:
+        super().__init__(patterns)
+        self._connection = connection
+
+    def _manager(self) -> WebSocketManager | None:
+        conn = self._connection
+        manager = conn.manager
+        if manager is not None and manager.connections.get(conn.id) is conn:
+            return manager
+        return None
+
+    def add(self, pattern: str, /) -> None:
+        manager = self._manager()
+        if manager is None:
+            set.add(self, pattern)
+        else:
+            manager.subscribe_nowait(self._connection, pattern)
+
+    def discard(self, pattern: object, /) -> None:
+        if pattern not in self:
+            return
+        manager = self._manager()
+        if manager is None or not isinstance(pattern, str):
+            set.discard(self, pattern)
+        else:
+            manager.unsubscribe_nowait(self._connection, pattern)
+
+    def remove(self, pattern: object, /) -> None:
+        if pattern not in self:
+            raise KeyError(pattern)
+        self.discard(pattern)
+
+    def pop(self) -> str:
+        if not self:
+            raise KeyError("pop from an empty set")
+        pattern = next(iter(self))
+        self.discard(pattern)
+        return pattern
+
+    def clear(self) -> None:
+        for pattern in list(self):
+            self.discard(pattern)
+
+    def update(self, *others: Iterable[str]) -> None:
+        for other in others:
+            for pattern in list(other):
+                self.add(pattern)
+
+    def difference_update(self, *others: Iterable[Any]) -> None:
+        for other in others:
+            for pattern in list(other):
+                if pattern in self:
+                    self.discard(pattern)
+
+    def intersection_update(self, *others: Iterable[Any]) -> None:
+        keep = set(self).intersection(*others)
+        for pattern in [p for p in self if p not in keep]:
+            self.discard(pattern)
+
+    def symmetric_difference_update(self, other: Iterable[str], /) -> None:
+        for pattern in set(other):
+            if pattern in self:
+                self.discard(pattern)
+            else:
+                self.add(pattern)
+
+    def __ior__(self, other: AbstractSet[str]) -> Self:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __isub__(self, other: AbstractSet[Any]) -> Self:  # type: ignore[misc]
+        self.difference_update(other)
+        return self
+
+    def __iand__(self, other: AbstractSet[Any]) -> Self:  # type: ignore[misc]
+        self.intersection_update(other)
+        return self
+
+    def __ixor__(self, other: AbstractSet[str]) -> Self:  # type: ignore[override,misc]
+        self.symmetric_difference_update(other)
+        return self

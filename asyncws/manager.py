@@ -83,6 +83,21 @@ class _Done:
 _DONE = _Done()
 
 
+# A connection's `TopicSet` itself, without the subscribing its own methods do.
+_set_add = set.add
+_set_discard = set.discard
+
+
+def _check_message(message: object, method: str) -> Message:
+    """TypeError at the call, naming the expected type, rather than an AttributeError later."""
+    if not isinstance(message, Message):
+        expected = "a Message or a dict" if method == "broadcast" else "a Message"
+        raise TypeError(
+            f"WebSocketManager.{method}() expects {expected}, got {type(message).__name__}"
+        )
+    return message
+
+
 def _given(value: int | None, default: int) -> int:
     return default if value is None else value
 
@@ -105,6 +120,9 @@ class WebSocketManager:
     make the server publish (`asyncws.limits.Limits`: ``max_recipients``,
     ``max_fanout_bytes``, ``fanout_bytes_rate``).
     """
+
+    #: The seed kept one task per send here (and its tests cancel them); asyncws spawns none.
+    _send_tasks: tuple[asyncio.Task[None], ...] = ()
 
     def __init__(
         self,
@@ -367,11 +385,15 @@ class WebSocketManager:
         # Register and subscribe the broker first, accept last: once the client sees the
         # handshake complete, a message to its id (or user, or topic) from any instance
         # reaches it. Until then nothing is queued for it (`push` needs an open connection).
+        earlier = list(conn.topics)  # patterns put in `topics` before it was registered
+        set.clear(conn.topics)
         self._register(conn)
         try:
             await self._broker_subscribe(self._cp + _channel_key(conn.id))
             if conn.user_id is not None:
                 await self._broker_subscribe(self._up + _channel_key(conn.user_id))
+            for pattern in earlier:
+                await self.subscribe(conn, pattern)
             if topic:
                 await self.subscribe(conn, topic)
             if accept:
@@ -445,7 +467,7 @@ class WebSocketManager:
             if not self.index.has_pattern(pattern):
                 channels.append(self._tp + pattern)
                 self._wildcards -= is_pattern(pattern)
-        conn.topics.clear()
+        set.clear(conn.topics)  # the set itself: its clear() would unsubscribe through us
         return channels
 
     def set_conn_id(self, connection: Connection, conn_id: str) -> None:
@@ -493,16 +515,17 @@ class WebSocketManager:
     def _subscribe_local(self, connection: Connection, pattern: str) -> str | None:
         """Update the index; return the broker channel to subscribe, if it is new."""
         pattern = validate_pattern(pattern, self.topic_limits)
-        if pattern in connection.topics:
+        topics = connection._topics  # the set itself (the property costs a call)
+        if pattern in topics:
             return None
-        if len(connection.topics) >= self.max_subscriptions:
+        if len(topics) >= self.max_subscriptions:
             raise TooManySubscriptionsError(
                 f"at most {self.max_subscriptions} subscriptions per connection"
             )
         wildcard = is_pattern(pattern)
         if wildcard:
             self._check_wildcards(connection, pattern)
-        connection.topics.add(pattern)
+        _set_add(topics, pattern)  # not TopicSet.add, which calls us
         if self.connections.get(connection.id) is not connection:
             return None  # not managed (yet): nothing to route
         first = not self.index.has_pattern(pattern)
@@ -545,9 +568,10 @@ class WebSocketManager:
             self._spawn(self._broker_unsubscribe_many([channel]))
 
     def _unsubscribe_local(self, connection: Connection, pattern: str) -> str | None:
-        if pattern not in connection.topics:
+        topics = connection._topics  # the set itself (the property costs a call)
+        if pattern not in topics:
             return None
-        connection.topics.discard(pattern)
+        _set_discard(topics, pattern)
         if self.index.remove(pattern, connection) and not self.index.has_pattern(pattern):
             self._wildcards -= is_pattern(pattern)
             return self._tp + pattern
@@ -658,30 +682,41 @@ class WebSocketManager:
         self.stats["deliveries"] += count
         return count
 
-    def send(self, message: Message) -> None:
+    # These return an awaitable that is already done: the seed's README awaits them
+    # (``await manager.broadcast(msg)``), its code does not; both work.
+
+    def send(self, message: Message) -> Awaitable[None]:
         """Deliver ``message.data`` to local subscribers of ``message.topic`` (seed API)."""
-        if message.topic is None:
-            return
-        self._deliver(self.index.match(message.topic), dumps(message.data))
+        _check_message(message, "send")
+        if message.topic is not None:
+            self._deliver(self.index.match(message.topic), dumps(message.data))
+        return _DONE
 
-    def broadcast(self, message: Message) -> None:
-        """Deliver ``message.data`` to every local connection (seed API)."""
-        self._deliver(tuple(self.connections.values()), dumps(message.data))
+    def broadcast(self, message: Message | dict[str, Any]) -> Awaitable[None]:
+        """Deliver ``message.data`` to every local connection (seed API).
 
-    def send_by_conn_id(self, message: Message) -> None:
+        A dict (the seed's README passes the frame it received) is the data itself.
+        """
+        data = message if isinstance(message, dict) else _check_message(message, "broadcast").data
+        self._deliver(tuple(self.connections.values()), dumps(data))
+        return _DONE
+
+    def send_by_conn_id(self, message: Message) -> Awaitable[None]:
         """Deliver ``message.data`` to the local connection(s) named by ``message.conn_id``."""
+        _check_message(message, "send_by_conn_id")
         ids = message.conn_id if isinstance(message.conn_id, list) else [message.conn_id]
         targets = [c for i in ids if isinstance(i, str) and (c := self.connections.get(i))]
         self._deliver(targets, dumps(message.data))
+        return _DONE
 
-    def send_msg(self, message: Message) -> None:
+    def send_msg(self, message: Message) -> Awaitable[None]:
         """`broadcast`, `send_by_conn_id` or `send`, by ``message.type`` (seed API)."""
+        _check_message(message, "send_msg")
         if message.type == "broadcast":
-            self.broadcast(message)
-        elif message.type == "send_by_conn_id":
-            self.send_by_conn_id(message)
-        else:
-            self.send(message)
+            return self.broadcast(message)
+        if message.type == "send_by_conn_id":
+            return self.send_by_conn_id(message)
+        return self.send(message)
 
     # -- seed client protocol -----------------------------------------------------------------
 

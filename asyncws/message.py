@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +24,10 @@ __all__ = [
     "handle_subscription_message",
     "is_subscription_message",
     "subscribe",
+    "tag_client_message",
     "unsubscribe",
+    "untag_broker_message",
+    "validate_incoming_message",
 ]
 
 E = TypeVar("E", bound=BaseException)
@@ -78,6 +82,43 @@ class Message:
 
     def __repr__(self) -> str:
         return f"Message(type={self.type!r}, topic={self.topic!r}, conn_id={self.conn_id!r})"
+
+
+#: Client types whose frame needs a ``topic``.
+NEEDS_TOPIC = frozenset({"subscribe", "unsubscribe", "send"})
+
+
+def tag_client_message(data: dict[str, Any]) -> dict[str, Any]:
+    """The seed's helper: a frame without a ``topic`` is a broadcast. Returns a copy."""
+    tagged = dict(data)
+    if tagged.get("topic") is None:
+        tagged["type"] = "broadcast"
+    return tagged
+
+
+def untag_broker_message(data: dict[str, Any] | str | bytes) -> tuple[Any, Any, Any, Any]:
+    """The seed's helper: ``(type, topic, conn_id, data)`` of a message (a dict or its JSON).
+
+    Missing envelope fields are None; ``data`` is a new dict (the input is not mutated).
+    """
+    obj = json.loads(data) if isinstance(data, str | bytes) else dict(data)
+    return obj.pop("type", None), obj.pop("topic", None), obj.pop("conn_id", None), obj
+
+
+def validate_incoming_message(data: dict[str, Any]) -> None:
+    """The seed's check of a client frame: ValueError unless its ``type`` is a client type,
+    with a ``topic`` where the type needs one and a ``conn_id`` for ``send_by_conn_id``.
+
+    `WebSocketManager.receive` and ``async for message in connection`` make the same checks
+    and answer an error frame instead.
+    """
+    kind = data.get("type")
+    if kind not in CLIENT_TYPES:
+        raise ValueError(f"Invalid message type: {kind}")
+    if data.get("topic") is None and kind in NEEDS_TOPIC:
+        raise ValueError(f'Invalid message type "{kind}" with no topic')
+    if data.get("conn_id") is None and kind == "send_by_conn_id":
+        raise ValueError(f'Invalid message type "{kind}" with no conn_id')
 
 
 def is_subscription_message(message: Message) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 
 import pytest
 
@@ -35,6 +36,12 @@ def test_two_workers_on_memory_warn_at_startup() -> None:
         env={"ASYNCWS_BROKER_URL": "memory://"},
         ready_path="/health/live",
     ) as server:
+        # Ready means one worker answers; the other may still be starting on a loaded machine.
+        # Wait (bounded) until both logged their warning (in startup) before asking who answers.
+        deadline = time.monotonic() + 30
+        while server.log_text().count("memory:// broker in process") < 2:
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.05)
         pids: set[int] = set()
         for _ in range(MAX_REQUESTS):
             pids.add(_pid_of_the_worker_answering(server.port))

@@ -248,12 +248,16 @@ def test_long_names_in_the_contents_are_shown_whole(
 
     router.topic("organizations/{org}/projects/{project}/deployments/{deployment}/logs", LogLine)
     ws.include_router(router)
-    html = render_html(build_document(ws), "/ws")
+    document = build_document(ws)
+    # the contents show the operation's key (dot-free: the dotted parts joined in camelCase)
+    long_key = "notificationsPreferencesUpdate-the-weekly-digest-schedule"
+    assert long_key in document["operations"]
+    html = render_html(document, "/ws")
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     page.set_content(html)
-    label = page.locator(".toc a > span:last-child", has_text=long_type).first
-    assert label.inner_text() == long_type
+    label = page.locator(".toc a > span:last-child", has_text=long_key).first
+    assert label.inner_text() == long_key
     box = label.bounding_box()
     assert box is not None and box["height"] > 30, "a long name wraps onto several lines"
     _toc_names_whole(page)

@@ -8,11 +8,18 @@ for one publish (see `WebSocketManager`).
 
 Delivery is at-most-once: a message published while the broker is unreachable raises
 `BrokerError`; a message in flight when the connection drops may be lost.
+
+The seed's way of using a broker directly keeps working with the built-in brokers: ``publish``
+takes a dict (or a seed `Message`) and sends it as JSON, and ``get_message`` hands such a
+payload back as the seed's `Message` (see `encode_payload` and `seed_view`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
@@ -21,7 +28,20 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     from ..history import HistoryRead, Position
 
-__all__ = ["BrokerInterface", "BrokerMessage", "BrokerState"]
+from ..message import Message
+from ..protocol import dumps
+
+__all__ = [
+    "BrokerInterface",
+    "BrokerMessage",
+    "BrokerState",
+    "BrokerT",
+    "encode_payload",
+    "is_valid_broker",
+    "seed_view",
+]
+
+logger = logging.getLogger("asyncws.broker")
 
 
 class BrokerMessage(NamedTuple):
@@ -29,6 +49,47 @@ class BrokerMessage(NamedTuple):
 
     channel: str
     data: bytes
+
+
+def encode_payload(message: Any) -> bytes:
+    """What ``publish`` sends: bytes as they are, str as UTF-8, and, as the seed accepted them,
+    a dict or a seed `Message` as JSON (a Message with its ``type``, ``topic`` and ``conn_id``).
+
+    Anything else is a TypeError at the call.
+    """
+    if isinstance(message, bytes):
+        return message
+    if isinstance(message, str):
+        return message.encode()
+    if isinstance(message, bytearray | memoryview):
+        return bytes(message)
+    if isinstance(message, Message):
+        message = message.__serialize__()
+    if isinstance(message, dict):
+        return dumps(message).encode()
+    raise TypeError(
+        f"publish() takes bytes, str, a dict or a Message, not {type(message).__name__}"
+    )
+
+
+def seed_view(message: BrokerMessage) -> BrokerMessage | Message:
+    """``message``, or the seed's `Message` when its payload is one published the seed's way.
+
+    A payload that is a JSON object with a ``type`` field (what the seed's brokers carried, and
+    what ``publish`` makes of a dict) becomes ``Message(typ, topic, conn_id, data=the other
+    fields)``, as the seed's ``get_message`` returned it. The manager's own messages (with their
+    ``aws1:`` header) and any other payload stay a `BrokerMessage`.
+    """
+    data = message.data
+    if data[:1] != b"{":
+        return message
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return message
+    if not isinstance(obj, dict) or "type" not in obj:
+        return message
+    return Message.from_client_message(data=obj)
 
 
 class BrokerState(StrEnum):
@@ -77,8 +138,12 @@ class BrokerInterface(ABC):
         """
 
     @abstractmethod
-    async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
-        """The next message, waiting up to ``timeout`` seconds (None: until one arrives)."""
+    async def get_message(self, **kwargs: Any) -> BrokerMessage | Message | None:
+        """The next message, waiting up to ``timeout`` seconds (None: until one arrives).
+
+        The built-in brokers return a `BrokerMessage`, or the seed's `Message` for a payload
+        published the seed's way (see `seed_view`); a broker of yours returns `BrokerMessage`.
+        """
 
     async def claim(self, key: str, owner: str, ttl: float) -> bool:
         """Reserve ``key`` for ``owner`` for ``ttl`` seconds on every instance; renew it when
@@ -142,9 +207,14 @@ class BrokerInterface(ABC):
         """
         while not self.is_closed():
             message = await self.get_message(timeout=None)
-            if message is not None:
+            if isinstance(message, BrokerMessage):
                 yield message
             else:
+                if message is not None:  # a seed Message: no channel, nothing to route
+                    logger.warning(
+                        "get_message() returned a %s, not a BrokerMessage: skipped",
+                        type(message).__name__,
+                    )
                 await asyncio.sleep(0)
 
     async def __aenter__(self) -> BrokerInterface:
@@ -153,3 +223,17 @@ class BrokerInterface(ABC):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.disconnect()
+
+
+#: The seed's name for the broker type.
+BrokerT = BrokerInterface
+
+
+def is_valid_broker(obj: Any) -> bool:
+    """The seed's check: ``obj`` has coroutine ``subscribe``, ``unsubscribe``, ``publish`` and
+    ``get_message`` methods. A broker for asyncws's manager should subclass `BrokerInterface`
+    (it also uses ``connect``, ``disconnect``, ``listen`` and ``is_closed``)."""
+    return all(
+        inspect.iscoroutinefunction(getattr(obj, name, None))
+        for name in ("subscribe", "unsubscribe", "publish", "get_message")
+    )

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..history import HistoryEntry, HistoryRead, Position, new_epoch, position_line
+from ..message import Message
 from ..topics import TopicIndex, is_pattern
-from .base import BrokerInterface, BrokerMessage, BrokerState
+from .base import BrokerInterface, BrokerMessage, BrokerState, encode_payload, seed_view
 
 __all__ = ["InMemoryBroker", "MemoryHub", "several_workers"]
 
@@ -215,8 +216,7 @@ class InMemoryBroker(BrokerInterface):
     async def publish(self, channel: str, message: Any) -> None:
         if is_pattern(channel):
             raise ValueError("cannot publish on a pattern")
-        data = message.encode() if isinstance(message, str) else bytes(message)
-        item = BrokerMessage(channel, data)
+        item = BrokerMessage(channel, encode_payload(message))
         for broker in self.hub.route(channel):
             await broker._queue.put(item)
 
@@ -272,18 +272,21 @@ class InMemoryBroker(BrokerInterface):
         if held is not None and held[0] == owner:
             del self.hub.claims[key]
 
-    async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
+    async def get_message(self, **kwargs: Any) -> BrokerMessage | Message | None:
+        """The next message (see `BrokerInterface.get_message`); ``timeout`` defaults to 0."""
         timeout: float | None = kwargs.get("timeout", 0.0)
         if self.state is BrokerState.CLOSED:
             return None
-        if timeout is None:
-            return await self._queue.get()
         try:
-            if timeout <= 0:
-                return self._queue.get_nowait()
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            if timeout is None:
+                item = await self._queue.get()
+            elif timeout <= 0:
+                item = self._queue.get_nowait()
+            else:
+                item = await asyncio.wait_for(self._queue.get(), timeout)
         except (TimeoutError, asyncio.QueueEmpty):
             return None
+        return None if item is None else seed_view(item)
 
     async def listen(self) -> AsyncIterator[BrokerMessage]:
         queue = self._queue

@@ -37,8 +37,9 @@ from redis.exceptions import RedisError
 
 from ..exceptions import BrokerError
 from ..history import POSITION_PREFIX, HistoryEntry, HistoryRead, Position, new_epoch
+from ..message import Message
 from ..topics import is_pattern
-from .base import BrokerInterface, BrokerMessage, BrokerState
+from .base import BrokerInterface, BrokerMessage, BrokerState, encode_payload, seed_view
 
 __all__ = ["RedisBroker", "pattern_to_glob"]
 
@@ -422,11 +423,12 @@ class RedisBroker(BrokerInterface):
     # -- publish ------------------------------------------------------------------------------
 
     async def publish(self, channel: str, message: Any) -> None:
+        payload = encode_payload(message)  # a dict too, as the seed published it
         redis = self._redis
         if redis is None:
             raise BrokerError("the broker is not connected")
         try:
-            await redis.publish(channel, message)
+            await redis.publish(channel, payload)
         except (RedisError, OSError, TimeoutError) as exc:
             self.publish_errors += 1
             raise BrokerError("the broker is unavailable; the message was not published") from exc
@@ -531,12 +533,17 @@ class RedisBroker(BrokerInterface):
             return key
         return None
 
-    async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
-        """The next message, waiting up to ``timeout`` seconds (None: until one arrives).
+    async def get_message(self, **kwargs: Any) -> BrokerMessage | Message | None:
+        """The next message, waiting up to ``timeout`` seconds (None: until one arrives; the
+        default is 0). A payload published the seed's way comes back as the seed's `Message`
+        (see `seed_view`).
 
         Raises `BrokerError` when Redis is unreachable (the next call tries to reconnect).
         """
-        timeout: float | None = kwargs.get("timeout", 0.0)
+        item = await self._next_message(kwargs.get("timeout", 0.0))
+        return None if item is None else seed_view(item)
+
+    async def _next_message(self, timeout: float | None) -> BrokerMessage | None:
         if self._buffer:
             return self._buffer.popleft()
         if self.is_closed():
