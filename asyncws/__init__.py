@@ -49,6 +49,8 @@ if TYPE_CHECKING:  # real types for type checkers; imported lazily at runtime (s
     from .asyncapi import build_document
     from .auth import WebSocketOAuth2PasswordBearer
     from .brokers.redis import RedisBroker
+    from .brokers.redis_cluster import RedisClusterBroker
+    from .brokers.redis_sentinel import RedisSentinelBroker
     from .proxy import WebSocketProxy
     from .spec_first import SpecApp, app_from_spec
 
@@ -86,6 +88,8 @@ __all__ = [
     "ProtocolError",
     "RateLimitedError",
     "RedisBroker",
+    "RedisClusterBroker",
+    "RedisSentinelBroker",
     "Router",
     "Security",
     "SpecApp",
@@ -115,6 +119,8 @@ __all__ = [
 # Imported on first use: backends and edges pull in more (redis, the websockets client).
 _LAZY = {
     "RedisBroker": "asyncws.brokers.redis",
+    "RedisClusterBroker": "asyncws.brokers.redis_cluster",
+    "RedisSentinelBroker": "asyncws.brokers.redis_sentinel",
     "build_document": "asyncws.asyncapi",
     "app_from_spec": "asyncws.spec_first",
     "SpecApp": "asyncws.spec_first",

@@ -51,7 +51,8 @@ from .handshake import refuse_unavailable
 from .history import Position, parse_since
 from .limits import Limits, TokenBucket
 from .manager import WebSocketManager
-from .routing import Operation, Router, Topic, check_authorize
+from .protocol import event_frame
+from .routing import Operation, Router, Topic, check_authorize, message_name
 from .topics import DEFAULT_LIMITS, TopicLimits, is_pattern, validate_pattern, validate_topic
 
 __all__ = ["AsyncWS"]
@@ -102,6 +103,7 @@ class AsyncWS(Router):
         public_url: str | None = None,
         forwarded_allow_ips: str | Sequence[str] | None = None,
         max_queue: int = 2048,
+        max_queue_bytes: int = 1 << 20,
         slow_consumer: SlowConsumerPolicy = "close",
         max_frame_size: int = 1 << 20,
         max_subscriptions: int = 256,
@@ -152,6 +154,7 @@ class AsyncWS(Router):
                 broker_channel or _slug(title),
                 broker_url=broker,
                 max_queue=max_queue,
+                max_queue_bytes=max_queue_bytes,
                 slow_consumer=slow_consumer,
                 max_frame_size=max_frame_size,
                 max_subscriptions=max_subscriptions,
@@ -312,14 +315,16 @@ class AsyncWS(Router):
         try:
             conn = Connection(
                 websocket,
+                manager.new_connection_id(),
                 max_queue=manager.max_queue,
+                max_queue_bytes=manager.max_queue_bytes,
                 slow_consumer=manager.slow_consumer,
                 max_frame_size=manager.max_frame_size,
             )
             try:
-                accepted = await asyncio.wait_for(
-                    self._handshake(conn, websocket, compiled), limits.handshake_timeout
-                )
+                # asyncio.timeout, not wait_for: no extra task per connection (storms)
+                async with asyncio.timeout(limits.handshake_timeout):
+                    accepted = await self._handshake(conn, websocket, compiled)
             except TimeoutError:
                 logger.warning("handshake timed out after %.1fs", limits.handshake_timeout)
                 if websocket.application_state is WebSocketState.CONNECTING:
@@ -583,28 +588,45 @@ class AsyncWS(Router):
         raise UnknownTopicError("no such topic (or wildcards where the topic does not allow them)")
 
     async def _client_publish(self, conn: Connection, frame: PublishFrame) -> None:
-        concrete = validate_topic(frame.topic, self.manager.topic_limits)
+        compiled = self._compiled or self.compile()
+        route = compiled.publish_routes.get(frame.topic)
+        if route is None:
+            route = self._publish_route(frame.topic)
+            compiled.remember(frame.topic, route)
+        if route.scopes:
+            self._require_scopes(conn, route.scopes)
+        try:
+            model = route.validate(frame.data)
+        except PydanticValidationError as exc:
+            raise PayloadValidationError(
+                "invalid message for this topic", errors=field_errors(exc.errors(), 0)
+            ) from None
+        # validated just above: encode it as it is (Topic.encode would validate it again);
+        # the topic was validated when its route was built
+        text = route.frame(model)
+        self.manager.charge(conn, 1, text)
+        history = route.topic.history
+        if history is not None:
+            await self.manager.history.publish(route.concrete, text, history)
+        else:
+            await self.manager.publish_valid(route.concrete, text)
+        _send(conn, self.framing.ack(frame))
+
+    def _publish_route(self, address: str) -> _PublishRoute:
+        """Validate a concrete topic and resolve what a client publish to it needs.
+
+        Raises the error a client gets (invalid topic, unknown topic, not client-publishable).
+        """
+        concrete = validate_topic(address, self.manager.topic_limits)
         topic, _ = self._find_topic(concrete)
+        scopes: list[str] = []
         # every topic the address belongs to must allow it (their subscribers receive it)
         for other in self.topics:
             if other is topic or other.template.covers(concrete) is not None:
                 if not other.client_publish:
                     raise ForbiddenError("clients may not publish to this topic")
-                self._require_scopes(conn, other.publish_scopes)
-        try:
-            model = topic.adapter.validate_python(frame.data)
-        except PydanticValidationError as exc:
-            raise PayloadValidationError(
-                "invalid message for this topic", errors=field_errors(exc.errors(), 0)
-            ) from None
-        # validated just above: encode it as it is (Topic.encode would validate it again)
-        text = topic.frame_for(model, concrete)
-        self.manager.charge(conn, 1, text)
-        if topic.history is not None:
-            await self.manager.history.publish(concrete, text, topic.history)
-        else:
-            await self.manager.publish(concrete, text=text)
-        _send(conn, self.framing.ack(frame))
+                scopes.extend(s for s in other.publish_scopes if s not in scopes)
+        return _PublishRoute(concrete, topic, tuple(scopes), self.framing)
 
     def _require_scopes(self, conn: Connection, required: Sequence[str]) -> None:
         if not required:
@@ -629,7 +651,34 @@ class AsyncWS(Router):
 
     async def _call(self, conn: Connection, op: Operation, frame: Any) -> None:
         self._require_scopes(conn, op.scopes)
-        framing = self.framing_of(conn)
+        compiled = self._compiled or self.compile()
+        flat = compiled.flat.get(op.type)
+        if flat is not None:
+            # A handler that takes only its payload, the connection or the websocket (no
+            # dependencies, no `yield`): called directly, no Resolver (same semantics).
+            args: list[Any] = []
+            kwargs: dict[str, Any] = {}
+            for kind, positional, name in flat:
+                value = (
+                    getattr(frame, "data", None)
+                    if kind == "payload"
+                    else conn
+                    if kind == "connection"
+                    else conn.websocket
+                )
+                if positional:
+                    args.append(value)
+                else:
+                    kwargs[name] = value
+            try:
+                result = op.dependant.call(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                await self._handle_exception(conn, op, exc, frame.id)
+                return
+            self._answer(conn, op, result, frame)
+            return
         ws = conn.websocket
         resolver = Resolver(
             conn, ws, payload=getattr(frame, "data", None), path_params=dict(ws.path_params)
@@ -647,25 +696,30 @@ class AsyncWS(Router):
                     logger.exception("a dependency's teardown failed in %r", op.type)
                 await self._handle_exception(conn, op, exc, frame.id)
                 return
-            if op.reply_adapter is not None:
-                try:
-                    data = op.reply_adapter.dump_json(
-                        op.reply_adapter.validate_python(result), by_alias=True
-                    ).decode()
-                except Exception as exc:  # the handler broke its own contract: a server bug
-                    logger.error("operation %r returned an invalid reply", op.type, exc_info=exc)
-                    _send(conn, framing.error(AsyncWSError("internal error"), frame.id))
-                    return
-                # asyncws framing: like acks, only a frame with an id is answered
-                for text in framing.replies(frame, data):
-                    conn.send_text_nowait(text)
-            else:
-                _send(conn, framing.ack(frame))
+            self._answer(conn, op, result, frame)
         finally:
             try:
                 await resolver.aclose()
             except Exception:
                 logger.exception("a dependency's teardown failed in %r", op.type)
+
+    def _answer(self, conn: Connection, op: Operation, result: Any, frame: Any) -> None:
+        """The reply frames (validated against the operation's reply model) or the ack, in
+        the connection's framing."""
+        framing = self.framing_of(conn)
+        adapter = op.reply_adapter
+        if adapter is None:
+            _send(conn, framing.ack(frame))
+            return
+        try:
+            data = adapter.dump_json(adapter.validate_python(result), by_alias=True).decode()
+        except Exception as exc:  # the handler broke its own contract: a server bug
+            logger.error("operation %r returned an invalid reply", op.type, exc_info=exc)
+            _send(conn, framing.error(AsyncWSError("internal error"), frame.id))
+            return
+        # asyncws framing: like acks, only a frame with an id is answered
+        for text in framing.replies(frame, data):
+            conn.send_text_nowait(text)
 
     async def _handle_exception(
         self, conn: Connection, op: Operation | None, exc: Exception, id: Any
@@ -754,10 +808,59 @@ def _lookup(
     return None
 
 
+class _PublishRoute:
+    """What a client publish to one concrete topic needs, resolved once (see `_Compiled`):
+    the topic declaration, the scopes every covering topic requires, and, in asyncws's
+    envelope, the event frame's head per message model."""
+
+    __slots__ = ("concrete", "framing", "heads", "scopes", "topic", "validate")
+
+    def __init__(
+        self, concrete: str, topic: Topic[Any], scopes: tuple[str, ...], framing: Framing
+    ) -> None:
+        self.concrete = concrete
+        self.topic = topic
+        self.scopes = scopes
+        # the head cache is for asyncws's envelope; another framing builds its own frames
+        self.framing = None if isinstance(framing, AsyncWSFraming) else framing
+        self.heads: dict[type[Any], str] = {}
+        # pydantic-core's validator itself: TypeAdapter.validate_python only forwards to it
+        self.validate: Callable[[Any], Any] = topic.adapter.validator.validate_python
+
+    def frame(self, model: Any) -> str:
+        """The event frame of a validated model (`Topic.frame_for`, its head cached)."""
+        cls = type(model)
+        # model_dump_json(by_alias=True) without its keyword-forwarding wrapper
+        data: str = model.__pydantic_serializer__.to_json(model, by_alias=True).decode()
+        if self.framing is not None:
+            return self.framing.event(message_name(cls), self.concrete, data)
+        head = self.heads.get(cls)
+        if head is None:
+            head = event_frame(message_name(cls), self.concrete, "")[:-1]  # without the "}"
+            self.heads[cls] = head
+        return head + data + "}"
+
+
+_FLAT_KINDS = frozenset({"payload", "connection", "websocket"})
+
+#: Concrete topics whose publish route is kept (see `_Compiled.remember`): bounded, so a
+#: client publishing to ever new topics costs a resolution per publish, never memory.
+PUBLISH_ROUTES_MAX = 4096
+
+
 class _Compiled:
     """Everything derived from the declarations, built once before serving."""
 
+    def remember(self, address: str, route: _PublishRoute) -> None:
+        routes = self.publish_routes
+        if len(routes) >= PUBLISH_ROUTES_MAX:
+            del routes[next(iter(routes))]  # the oldest: insertion order
+        routes[address] = route
+
     def __init__(self, app: AsyncWS) -> None:
+        #: Client publish routes by concrete topic (filled on first use; declarations
+        #: changing build a new `_Compiled`, so entries never go stale).
+        self.publish_routes: dict[str, _PublishRoute] = {}
         self.operations: dict[str, Operation] = dict(app.operations)
         self.dependencies: dict[str, Dependant] = {}
         for op in self.operations.values():
@@ -767,6 +870,19 @@ class _Compiled:
             if before is not None:
                 self.dependencies[op.type] = before
         self.frames = app.framing.decoder(self.operations.values())
+        #: Operations whose handler takes only its payload, the connection and/or the
+        #: websocket, without other dependencies: (kind, positional, name) per parameter.
+        self.flat: dict[str, list[tuple[str, bool, str]]] = {}
+        for op in self.operations.values():
+            dep = op.dependant
+            if (
+                op.type in self.dependencies
+                or dep.is_gen
+                or dep.is_async_gen
+                or any(p.kind not in _FLAT_KINDS for p in dep.params)
+            ):
+                continue
+            self.flat[op.type] = [(p.kind, p.positional, p.name) for p in dep.params]
         self.authenticate: Dependant | None = (
             analyze(app.authenticate, path_params=app.path_params) if app.authenticate else None
         )

@@ -7,9 +7,14 @@ the transport pushes back, the unfinished send is handed to ONE writer task, and
 message goes into ONE bounded queue that this writer drains, in order, before it ends. So an
 idle connection holds no task and no queue, and a slow one holds exactly one of each.
 
-When the queue is full the slow-consumer policy applies: ``"close"`` (default) closes the
-connection with 1013 (try again later) and logs it; ``"drop_oldest"`` drops the oldest queued
-message and counts it in `dropped`.
+The queue is bounded twice: at ``max_queue`` messages and at ``max_queue_bytes`` bytes of
+frame payload (default 1 MiB; a message larger than that is still taken while the queue is
+empty, so one big frame is not refused to a connection that is only briefly behind). When a
+message would cross either bound the slow-consumer policy applies: ``"close"`` (default)
+closes the connection with 1013 (try again later) and logs it; ``"drop_oldest"`` drops the
+oldest queued messages until it fits and counts them in `dropped`. Messages are shared
+between recipients (never copied), so a stalled connection holds at most ``max_queue_bytes``
+of frames beyond what every healthy one needs anyway, plus what the server's transport buffers.
 
 A `Connection` can also be built by hand around a websocket (the seed's way): its state follows
 the websocket's (OPEN if it is accepted already), ``async for message in connection`` yields the
@@ -73,6 +78,7 @@ class Connection:
         "_closed",
         "_drained",
         "_queue",
+        "_queued_bytes",
         "_topics",
         "_writer",
         "close_code",
@@ -81,6 +87,7 @@ class Connection:
         "manager",
         "max_frame_size",
         "max_queue",
+        "max_queue_bytes",
         "principal",
         "slow_consumer",
         "state",
@@ -99,6 +106,7 @@ class Connection:
         max_queue: int = 2048,
         slow_consumer: SlowConsumerPolicy = "close",
         max_frame_size: int = 1 << 20,
+        max_queue_bytes: int = 1 << 20,
     ) -> None:
         self.websocket = websocket
         self.id: str = conn_id or new_connection_id()
@@ -107,6 +115,7 @@ class Connection:
         # Built around a websocket accepted already (the seed's way): open at once.
         self.state = ConnectionState.OPEN if _accepted(websocket) else ConnectionState.CONNECTING
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self.slow_consumer: SlowConsumerPolicy = slow_consumer
         self.max_frame_size = max_frame_size
         self.manager: WebSocketManager | None = None
@@ -116,6 +125,7 @@ class Connection:
         self.strikes = 0  # protocol errors, decayed by good frames
         self.close_code: int | None = None
         self._queue: deque[Outgoing] | None = None  # created at the first backpressure
+        self._queued_bytes = 0  # frame payload held by the queue (see `_size`)
         self._writer: asyncio.Task[None] | None = None
         self._closed: asyncio.Event | None = None
         self._drained: asyncio.Event | None = None
@@ -170,8 +180,7 @@ class Connection:
 
     def _mark_closed(self) -> None:
         self.state = ConnectionState.CLOSED
-        if self._queue is not None:
-            self._queue.clear()
+        self._clear_queue()
         self._stop_writer()
         if self._closed is not None:
             self._closed.set()
@@ -200,17 +209,25 @@ class Connection:
             return self._send_now(message)
         queue = self._queue
         assert queue is not None
-        if len(queue) >= self.max_queue:
-            if self.slow_consumer == "drop_oldest":
-                queue.popleft()
-                self.dropped += 1
-                if self.manager is not None:
-                    self.manager.stats["slow_consumer_drops"] += 1
-            else:
-                self._overflow()
+        size = _size(message)
+        while queue and (
+            len(queue) >= self.max_queue or self._queued_bytes + size > self.max_queue_bytes
+        ):
+            if self.slow_consumer != "drop_oldest":
+                self._overflow(size)
                 return False
+            self._queued_bytes -= _size(queue.popleft())
+            self.dropped += 1
+            if self.manager is not None:
+                self.manager.stats["slow_consumer_drops"] += 1
         queue.append(message)
+        self._queued_bytes += size
         return True
+
+    def _clear_queue(self) -> None:
+        if self._queue is not None:
+            self._queue.clear()
+        self._queued_bytes = 0
 
     def _opened_meanwhile(self) -> bool:
         """A hand-built connection whose websocket was accepted directly (``websocket.accept()``,
@@ -240,13 +257,22 @@ class Connection:
             return False
         if self._queue is None:
             self._queue = deque()
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop(_Resume(coro, step)))
+        size = _size(message)
+        self._queued_bytes += size  # held until sent, like the queued ones
+        self._writer = asyncio.get_running_loop().create_task(
+            self._write_loop(_Resume(coro, step), size)
+        )
         return True
 
     @property
     def queued(self) -> int:
         """How many messages wait in the outgoing queue."""
         return len(self._queue) if self._queue is not None else 0
+
+    @property
+    def queued_bytes(self) -> int:
+        """How many bytes of frames wait in the outgoing queue (with the one being sent)."""
+        return self._queued_bytes
 
     def send_text_nowait(self, text: str) -> bool:
         """Queue one text frame (counted by type in the manager's ``frames_out``)."""
@@ -276,18 +302,21 @@ class Connection:
         """
         await self.send_text(dumps(data))
 
-    def _overflow(self) -> None:
+    def _overflow(self, size: int) -> None:
         logger.warning(
-            "connection %s: outgoing queue full (%d messages); closing with 1013",
+            "connection %s: outgoing queue full (%d messages, %d bytes; limits %d, %d); "
+            "closing with 1013",
             self.id,
+            self.queued,
+            self._queued_bytes + size,
             self.max_queue,
+            self.max_queue_bytes,
         )
         if self.manager is not None:
             self.manager.stats["slow_consumer_closes"] += 1
         self.state = ConnectionState.CLOSING
         self.close_code = CloseCode.TRY_AGAIN_LATER
-        if self._queue is not None:
-            self._queue.clear()
+        self._clear_queue()
         self._stop_writer()
         _spawn(self._close_socket(CloseCode.TRY_AGAIN_LATER, "slow consumer"))
         # Forget it now: the peer may never read again (nor answer the close), and its
@@ -295,22 +324,27 @@ class Connection:
         if self.manager is not None:
             self.manager.remove_connection(self)
 
-    async def _write_loop(self, first: Any) -> None:
-        """Finish the send the transport pushed back on, send the backlog, then end."""
+    async def _write_loop(self, first: Any, size: int) -> None:
+        """Finish the send the transport pushed back on, send the backlog, then end.
+
+        A message's bytes count against ``max_queue_bytes`` until its send has completed.
+        """
         send = self.websocket.send
         try:
             await first
+            self._queued_bytes -= size
             queue = self._queue
             while queue:
-                await send(queue.popleft())
+                message = queue.popleft()
+                await send(message)
+                self._queued_bytes -= _size(message)
             if self._drained is not None:
                 self._drained.set()
                 self._drained = None
         except asyncio.CancelledError:
             raise
         except Exception:  # the socket went away: stop sending, the reader ends the connection
-            if self._queue is not None:
-                self._queue.clear()
+            self._clear_queue()
             if self.state is ConnectionState.OPEN:
                 self.state = ConnectionState.CLOSING
         finally:
@@ -416,6 +450,15 @@ class Connection:
         if self.state is ConnectionState.CLOSED:
             return
         await self._closed.wait()
+
+
+def _size(message: Outgoing) -> int:
+    """The payload bytes of an ASGI send message (UTF-8 for text; ASCII is counted at once)."""
+    text = message.get("text")
+    if text is not None:
+        return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    data = message.get("bytes")
+    return len(data) if data is not None else 0
 
 
 def _json_object(text: str | None) -> dict[str, Any]:

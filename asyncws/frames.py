@@ -112,11 +112,13 @@ class FrameValidator:
             )
         union: Any = Annotated[Union[tuple(envelopes)], Field(discriminator="type")]  # noqa: UP007
         self._adapter: TypeAdapter[Any] = TypeAdapter(union)
+        # pydantic-core's validator itself: TypeAdapter.validate_json only forwards to it
+        self._validate_json = self._adapter.validator.validate_json
 
     def validate(self, text: str) -> Any:
         """The frame's envelope model; raises the `AsyncWSError` that answers a bad frame."""
         try:
-            return self._adapter.validate_json(text)
+            return self._validate_json(text)
         except ValidationError as exc:
             raise self.error(exc) from None
 

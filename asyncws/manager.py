@@ -5,12 +5,17 @@ Delivery model
 Every distributed send goes through the broker, on a channel that says who it is for::
 
     {ns}/t/{topic}     a topic (instances with a matching subscriber listen to it)
-    {ns}/c/{conn_id}   one connection (only the instance holding it listens)
+    {ns}/i/{instance}  the connections with server-assigned ids on one instance
+    {ns}/c/{conn_id}   one connection with an id the client (or server code) chose
     {ns}/u/{user_id}   every connection of one user
     {ns}/b             everyone (every instance listens)
 
-so an instance receives only what it has recipients for. A broker message is
-``aws1:{instance}:{seq}:{time}\\n`` followed by the frame text, which the publisher encoded
+so an instance receives only what it has recipients for. A server-assigned connection id is
+``{instance}.{random}``: a message to it goes to its instance's channel, with the id on a
+routing line, so opening a connection costs no broker round trip (the instance channel is
+subscribed once, at startup); only ids a client asked for (claimed on the broker) get a
+channel of their own. A broker message is ``aws1:{instance}:{seq}:{time}\\n`` (then, on an
+instance channel, ``{conn_id}\\n``) followed by the frame text, which the publisher encoded
 once (``time`` is the publish time in microseconds since the epoch, for the latency histogram;
 receivers also accept headers without it, as sent by older versions);
 the receiving instance wraps it in one ASGI message and hands that same object to every
@@ -63,11 +68,14 @@ __all__ = ["WebSocketManager"]
 logger = logging.getLogger("asyncws.manager")
 
 _CONN_ID_RE = re.compile(r"[A-Za-z0-9._~:@-]{1,128}")
+#: A server-assigned connection id: ``{instance id}.{128 random bits}`` (see `_instance_of`).
+_SERVER_ID_RE = re.compile(r"([A-Za-z0-9_-]{8})\.[A-Za-z0-9_-]{22}")
 _MAGIC = b"aws1:"
 #: Upper bounds, in seconds, of the publish-to-delivery latency histogram (`latency_counts`).
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 )  # fmt: skip
+_VALID_TOPICS_MAX = 4096  # topics remembered as valid by `publish` (then forgotten at once)
 _PUBLISH_WARN_EVERY = 5.0  # seconds between two "publishes lost" warnings
 
 
@@ -107,6 +115,14 @@ def _channel_key(value: str) -> str:
     return quote(value, safe="")
 
 
+def _instance_of(conn_id: str) -> str | None:
+    """The instance that assigned ``conn_id``, if it is a server-assigned id."""
+    if len(conn_id) != 31 or conn_id[8] != ".":
+        return None
+    m = _SERVER_ID_RE.fullmatch(conn_id)
+    return m.group(1) if m is not None else None
+
+
 class WebSocketManager:
     """Connections of this instance, their subscriptions, and delivery across instances.
 
@@ -132,6 +148,7 @@ class WebSocketManager:
         *,
         broker: BrokerInterface | None = None,
         max_queue: int = 2048,
+        max_queue_bytes: int = 1 << 20,
         slow_consumer: SlowConsumerPolicy = "close",
         max_frame_size: int = 1 << 20,
         max_subscriptions: int = 256,
@@ -154,6 +171,7 @@ class WebSocketManager:
         self.broker: BrokerInterface = broker
         self.broker_channel = broker_channel
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self.slow_consumer: SlowConsumerPolicy = slow_consumer
         self.max_frame_size = max_frame_size
         self.max_subscriptions = max_subscriptions
@@ -183,9 +201,13 @@ class WebSocketManager:
         # broker channels: topic prefix, connection prefix, user prefix, broadcast
         self._tp = f"{broker_channel}/t/"
         self._cp = f"{broker_channel}/c/"
+        self._ip = f"{broker_channel}/i/"
+        self._ic = self._ip + self.instance_id  # this instance's server-assigned ids
         self._up = f"{broker_channel}/u/"
         self._bc = f"{broker_channel}/b"
         self._seq = 0
+        self._valid_topics: set[str] = set()  # topics `publish` validated recently
+        self._head = b"%s%s:" % (_MAGIC, self.instance_id.encode())  # aws1:{instance}:
         self._last_header = b""
         self._listener: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -247,6 +269,7 @@ class WebSocketManager:
         self.accepting = True
         await self.broker.connect()
         await self.broker.subscribe(self._bc)
+        await self.broker.subscribe(self._ic)
         loop = asyncio.get_running_loop()
         self._listener = loop.create_task(
             self._listen(), name=f"asyncws-listener-{self.broker_channel}"
@@ -348,9 +371,10 @@ class WebSocketManager:
             raise WebSocketAuthError("origin not allowed")
         conn = Connection(
             websocket,
-            conn_id,
+            conn_id or self.new_connection_id(),
             user_id=user_id,
             max_queue=self.max_queue,
+            max_queue_bytes=self.max_queue_bytes,
             slow_consumer=self.slow_consumer,
             max_frame_size=self.max_frame_size,
         )
@@ -376,8 +400,14 @@ class WebSocketManager:
         """
         requested = conn.id
         taken = not _CONN_ID_RE.fullmatch(requested) or requested in self.connections
+        instance = _instance_of(requested)
+        if instance is not None:
+            # server-assigned format: routed to that instance, so only ours can be taken
+            # back (a client reconnecting here with the id it was given); no claim needed
+            taken = taken or instance != self.instance_id
+            claim = False
         if taken or (claim and not await self._claim(requested)):
-            conn.id = new_connection_id()
+            conn.id = self.new_connection_id()
         if not self.accepting:
             await refuse_unavailable(conn.websocket, "shutting down")  # before accept: 503
             conn.state = ConnectionState.CLOSED
@@ -389,7 +419,9 @@ class WebSocketManager:
         set.clear(conn.topics)
         self._register(conn)
         try:
-            await self._broker_subscribe(self._cp + _channel_key(conn.id))
+            channel = self._conn_channel(conn.id)
+            if channel is not None:
+                await self._broker_subscribe(channel)
             if conn.user_id is not None:
                 await self._broker_subscribe(self._up + _channel_key(conn.user_id))
             for pattern in earlier:
@@ -405,6 +437,15 @@ class WebSocketManager:
             raise
         if requested != conn.id:
             conn.send_text_nowait(dumps({"type": "set_conn_id", "conn_id": conn.id}))
+
+    def new_connection_id(self) -> str:
+        """A fresh server-assigned id, ``{instance}.{random}``: routed by the instance
+        channel (no broker subscription per connection)."""
+        return f"{self.instance_id}.{new_connection_id()}"
+
+    def _conn_channel(self, conn_id: str) -> str | None:
+        """The broker channel of one connection id (None: it is on an instance channel)."""
+        return None if _instance_of(conn_id) is not None else self._cp + _channel_key(conn_id)
 
     def _register(self, conn: Connection) -> None:
         conn.manager = self
@@ -454,7 +495,8 @@ class WebSocketManager:
         if conn.state is not ConnectionState.CLOSED:
             conn._mark_closed()
         self._claims.discard(conn.id)  # released by the caller (_cleanup)
-        channels = [self._cp + _channel_key(conn.id)]
+        own = self._conn_channel(conn.id)
+        channels = [own] if own is not None else []
         if conn.user_id is not None:
             peers = self.users.get(conn.user_id)
             if peers is not None:
@@ -477,6 +519,9 @@ class WebSocketManager:
         """
         if not _CONN_ID_RE.fullmatch(conn_id):
             raise ValueError("invalid connection id")
+        instance = _instance_of(conn_id)
+        if instance is not None and instance != self.instance_id:
+            raise ValueError("connection id of another instance")
         other = self.connections.get(conn_id)
         if other is not None and other is not connection:
             raise ValueError("connection id already in use")
@@ -484,8 +529,11 @@ class WebSocketManager:
         if self.connections.get(old) is connection:
             del self.connections[old]
             self.connections[conn_id] = connection
-            self._spawn(self._broker_unsubscribe_many([self._cp + _channel_key(old)]))
-            self._spawn(self._broker_subscribe(self._cp + _channel_key(conn_id)))
+            old_channel, new_channel = self._conn_channel(old), self._conn_channel(conn_id)
+            if old_channel is not None:
+                self._spawn(self._broker_unsubscribe_many([old_channel]))
+            if new_channel is not None:
+                self._spawn(self._broker_subscribe(new_channel))
         connection.id = conn_id
         connection.send_text_nowait(dumps({"type": "set_conn_id", "conn_id": conn_id}))
 
@@ -599,6 +647,8 @@ class WebSocketManager:
             return self.index.has_pattern(channel[len(self._tp) :])
         if channel.startswith(self._cp):
             return unquote(channel[len(self._cp) :]) in self.connections
+        if channel == self._ic:
+            return True
         if channel.startswith(self._up):
             return unquote(channel[len(self._up) :]) in self.users
         return False
@@ -608,15 +658,12 @@ class WebSocketManager:
     def broker_header(self) -> bytes:
         """The first line of a broker message from this instance (dedup and latency)."""
         self._seq += 1
-        return b"%s%s:%d:%d\n" % (
-            _MAGIC,
-            self.instance_id.encode(),
-            self._seq,
-            time.time_ns() // 1000,
-        )
+        return b"%s%d:%d\n" % (self._head, self._seq, time.time_ns() // 1000)
 
-    async def _publish(self, channel: str, text: str) -> None:
+    async def _publish(self, channel: str, text: str, route: str | None = None) -> None:
         head = self.broker_header()
+        if route is not None:  # an instance channel: the connection id on its own line
+            head += route.encode() + b"\n"
         try:
             await self.broker.publish(channel, head + text.encode())
         except AsyncWSError as exc:
@@ -652,14 +699,30 @@ class WebSocketManager:
         ``data`` is encoded as JSON once (or pass the frame as ``text``). Raises
         `InvalidTopicError` for a bad topic and `BrokerError` when the broker is unreachable.
         """
-        topic = validate_topic(topic, self.topic_limits)
+        valid = self._valid_topics
+        if (
+            type(topic) is not str or topic not in valid
+        ):  # validated once per topic (a bounded set of recent ones)
+            topic = validate_topic(topic, self.topic_limits)
+            if len(valid) >= _VALID_TOPICS_MAX:
+                valid.clear()
+            valid.add(topic)
         await self._publish(self._tp + topic, dumps(data) if text is None else text)
+
+    async def publish_valid(self, topic: str, text: str) -> None:
+        """`publish` for a topic the caller has validated already (`validate_topic`)."""
+        await self._publish(self._tp + topic, text)
 
     async def publish_to_connection(
         self, conn_id: str, data: Any = None, *, text: str | None = None
     ) -> None:
         """Send to the connection with this id, wherever it is connected."""
-        await self._publish(self._cp + _channel_key(conn_id), dumps(data) if text is None else text)
+        text = dumps(data) if text is None else text
+        instance = _instance_of(conn_id)
+        if instance is None:
+            await self._publish(self._cp + _channel_key(conn_id), text)
+        else:
+            await self._publish(self._ip + instance, text, route=conn_id)
 
     async def publish_to_user(
         self, user_id: str, data: Any = None, *, text: str | None = None
@@ -870,6 +933,15 @@ class WebSocketManager:
             delay = delay if delay > 0.0 else 0.0  # clocks of two hosts may disagree a little
             self.latency_counts[bisect_left(LATENCY_BUCKETS, delay)] += 1
             self.latency_sum += delay
+        if channel == self._ic:  # {conn_id}\n{frame}
+            end = data.find(b"\n", nl + 1, nl + 160)
+            if end < 0:
+                stats["broker_malformed"] += 1
+                logger.warning("skipped an instance-channel message without a connection id")
+                return
+            conn = self.connections.get(data[nl + 1 : end].decode())
+            self._deliver((conn,) if conn is not None else (), data[end + 1 :].decode())
+            return
         text = data[nl + 1 :].decode()  # UnicodeDecodeError: logged and skipped by _listen
         targets: Iterable[Connection]
         if channel.startswith(self._tp):
@@ -896,10 +968,15 @@ class WebSocketManager:
         task.add_done_callback(self._background.discard)
 
     def health(self) -> dict[str, Any]:
-        """The broker state and local counts, for health endpoints."""
-        return {
+        """The broker state and local counts, for health endpoints (plus, for a broker with
+        several nodes such as Redis Cluster, its per node and per partition state)."""
+        body: dict[str, Any] = {
             "broker": self.broker.state.value,
             "connections": len(self.connections),
             "patterns": len(self.index),
             "time": time.time(),
         }
+        topology = getattr(self.broker, "topology", None)
+        if callable(topology):
+            body["broker_topology"] = topology()
+        return body

@@ -258,6 +258,9 @@ class AsyncWSCollector:
             "Times the broker connection was lost and restored (subscriptions replayed).",
             value=int(getattr(broker, "reconnects", 0)),
         )
+        topology = getattr(broker, "topology", None)
+        if callable(topology):  # Redis Cluster: per node, and the partitions waiting for one
+            yield from _topology_metrics(topology())
 
         counts = list(m.latency_counts)
         buckets: list[tuple[str, float]] = []
@@ -274,6 +277,44 @@ class AsyncWSCollector:
             buckets=buckets,
             sum_value=m.latency_sum,
         )
+
+
+def _topology_metrics(topology: dict[str, Any]) -> Iterator[Metric]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    nodes: dict[str, dict[str, Any]] = topology.get("nodes", {})
+    up = GaugeMetricFamily(
+        "asyncws_broker_node_up",
+        "0 while channels of this instance on that node wait for a connection to it, else 1.",
+        labels=["node"],
+    )
+    parts = GaugeMetricFamily(
+        "asyncws_broker_node_partitions", "Channel partitions served by this node.", labels=["node"]
+    )
+    channels = GaugeMetricFamily(
+        "asyncws_broker_node_channels", "Channels subscribed on this node.", labels=["node"]
+    )
+    messages = CounterMetricFamily(
+        "asyncws_broker_node_messages",
+        "Messages received from this node (since its connection opened).",
+        labels=["node"],
+    )
+    for name, node in nodes.items():
+        up.add_metric([name], 1.0 if node.get("up") else 0.0)
+        parts.add_metric([name], float(node.get("partitions", 0)))
+        channels.add_metric([name], float(node.get("channels", 0)))
+        messages.add_metric([name], float(node.get("messages", 0)))
+    yield from (up, parts, channels, messages)
+    yield GaugeMetricFamily(
+        "asyncws_broker_pending_partitions",
+        "Partitions with subscriptions waiting for a reachable primary (failover, slot move).",
+        value=float(len(topology.get("pending_partitions", ()))),
+    )
+    yield CounterMetricFamily(
+        "asyncws_broker_node_losses",
+        "Node connections lost (a node died, froze or dropped us).",
+        value=float(topology.get("node_losses", 0)),
+    )
 
 
 def _bound(value: float) -> str:

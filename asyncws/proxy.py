@@ -22,8 +22,10 @@ What it promises:
   direction.
 - **Bounded memory.** Frames are at most ``max_size`` bytes. Client to upstream, the next frame
   is read only once the upstream connection took the previous one; upstream to client, at most
-  ``max_queue`` frames wait. Past that, reading stops and TCP flow control pushes back on the
-  sender (with a server whose ``send`` waits for the transport, as uvicorn's do).
+  ``max_buffer`` bytes (1 MiB by default; at least one frame) wait: the queue holds
+  ``max_buffer // max_size`` frames (at least 1, at most ``max_queue``). Past that, reading
+  stops and TCP flow control pushes back on the sender (with a server whose ``send`` waits for
+  the transport, as uvicorn's do).
 - **Closes propagate.** When one side closes, the other is closed with the same code and reason
   (1005 "no status" becomes 1000; codes that may not be sent on the wire, such as 1006
   "abnormal closure", become 1011).
@@ -213,10 +215,11 @@ class WebSocketProxy:
     request headers passed to the upstream (default: ``Authorization`` only; handshake and
     hop-by-hop headers cannot be forwarded), ``extra_headers`` adds fixed ones. ``subprotocols``
     defaults to the client's requested subprotocols. ``connect_timeout`` bounds the whole
-    upstream opening handshake. ``max_queue`` (frames) and ``max_size`` (bytes per frame) bound
-    the buffering in each direction. The upstream connection never uses an HTTP proxy from the
-    environment and, by default, no compression. ``allowed_origins`` is the browser origin
-    check (None: same-origin only; ``["*"]``: any).
+    upstream opening handshake. ``max_size`` (bytes per frame), ``max_buffer`` (bytes) and
+    ``max_queue`` (frames) bound the buffering in each direction (see the module docstring).
+    The upstream connection never uses an HTTP proxy from the environment and, by default, no
+    compression. ``allowed_origins`` is the browser origin check (None: same-origin only;
+    ``["*"]``: any).
 
     After the call, ``closed_by`` (``"client"``, ``"upstream"`` or ``"proxy"``), ``close_code``
     and ``close_reason`` tell how the relay ended (``None`` if the upstream was never reached).
@@ -234,6 +237,7 @@ class WebSocketProxy:
         close_timeout: float = 5.0,
         max_queue: int = 64,
         max_size: int = 2**20,
+        max_buffer: int = 2**20,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         compression: Literal["deflate"] | None = None,
@@ -254,12 +258,13 @@ class WebSocketProxy:
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
         if connect_timeout <= 0 or close_timeout <= 0:
             raise ValueError("timeouts must be positive")
-        if max_queue < 1 or max_size < 1:
-            raise ValueError("max_queue and max_size must be positive")
+        if max_queue < 1 or max_size < 1 or max_buffer < 1:
+            raise ValueError("max_queue, max_size and max_buffer must be positive")
         self.connect_timeout = connect_timeout
         self.close_timeout = close_timeout
         self.max_queue = max_queue
         self.max_size = max_size
+        self.max_buffer = max_buffer
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.compression = compression
@@ -281,6 +286,7 @@ class WebSocketProxy:
         close_timeout: float = 5.0,
         max_queue: int = 64,
         max_size: int = 2**20,
+        max_buffer: int = 2**20,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         compression: Literal["deflate"] | None = None,
@@ -302,11 +308,18 @@ class WebSocketProxy:
             close_timeout=close_timeout,
             max_queue=max_queue,
             max_size=max_size,
+            max_buffer=max_buffer,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             compression=compression,
             allowed_origins=allowed_origins,
         )
+
+    @property
+    def queue_frames(self) -> int:
+        """The upstream -> client queue's high-water mark, in frames: ``max_buffer`` bytes of
+        frames of up to ``max_size`` bytes (at least one frame, at most ``max_queue``)."""
+        return max(1, min(self.max_queue, self.max_buffer // self.max_size))
 
     # -- handshake ------------------------------------------------------------------------
 
@@ -345,7 +358,7 @@ class WebSocketProxy:
             open_timeout=self.connect_timeout,
             close_timeout=self.close_timeout,
             max_size=self.max_size,
-            max_queue=self.max_queue,
+            max_queue=self.queue_frames,
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
             compression=self.compression,

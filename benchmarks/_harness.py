@@ -349,6 +349,9 @@ class Phase:
     cap_s: float = 60.0
     stall_s: float = 3.0
     groups: list[str] = field(default_factory=lambda: ["sub"])
+    op: str = "publish"  # the load worker's publish op ("publish_many": many publishers)
+    count: int = 0  # messages to send (0: the load worker's M)
+    pad: int = 0  # payload padding in bytes (0: ~100-byte payloads)
 
 
 async def run_phase(
@@ -364,9 +367,14 @@ async def run_phase(
     c0 = [cpu_s(p) for p in pids]
     r0 = cpu_s(redis_pid)
     t0 = time.monotonic()
+    extra: dict[str, Any] = {"pad": phase.pad} if phase.pad else {}
+    if phase.count:
+        extra["count"] = phase.count
+    rss_start = sum(rss_kib(p) for p in pids)
+    rss_peak = rss_start
     task = asyncio.create_task(
         pub.call(
-            "publish",
+            phase.op,
             timeout=phase.cap_s + 30,
             phase=phase.index,
             kind=phase.kind,
@@ -374,6 +382,7 @@ async def run_phase(
             rate=phase.rate,
             window=phase.window,
             deadline_s=phase.cap_s,
+            **extra,
         )
     )
     outcome = "complete"
@@ -386,6 +395,7 @@ async def run_phase(
                 for g in phase.groups:
                     total += (await w.call("status", group=g))["count"][phase.index]
             t = time.monotonic()
+            rss_peak = max(rss_peak, sum(rss_kib(p) for p in pids))
             if total != last_total:
                 last_total, last_change = total, t
             if task.done() and total >= phase.expected:
@@ -436,6 +446,8 @@ async def run_phase(
         "server_cpu_s": server_cpu,
         "server_cpu_per_server_s": [b - a for a, b in zip(c0, c1, strict=True)],
         "server_cpu_s_per_1k": server_cpu / (unique / 1000) if unique else None,
+        "server_rss_kib": [rss_kib(p) for p in pids],
+        "server_rss_peak_growth_kib": rss_peak - rss_start,
         "server_cpu_us_per_msg": server_cpu / pres["sent"] * 1e6 if pres["sent"] else None,
         "redis_cpu_s": r1 - r0,
         "wall_s": wall,

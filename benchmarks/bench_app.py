@@ -8,6 +8,7 @@
   connected: ``{"type":"direct","data":{"to":"<id>","by":"conn"|"user","msg":{...}}}``; the
   recipient gets the ``msg`` object (encoded once);
 * operation ``whoami`` answers the connection's server-assigned id;
+* operation ``echo`` replies with its validated payload (request/reply, benchmarks/reqreply.py);
 * ``GET /_bench/stats``: the manager's counters (``broker_messages`` ...), connections, pid.
 
 The user id comes from the ``user`` query parameter (benchmark only: no authentication).
@@ -60,9 +61,16 @@ ws = AsyncWS(
     authenticate=authenticate,
     user_id=lambda principal: principal["user"],
     # A benchmark publisher is one trusted connection sending thousands of frames per second,
-    # and the scenarios hold more than 10k connections: lift the per-connection rate limit
-    # and the connection cap (production defaults: 50 frames/s, 10,000 connections).
-    limits=Limits(rate=1e6, burst=1_000_000, max_connections=100_000),
+    # and the scenarios hold more than 10k connections: lift the per-connection rate limit,
+    # the connection cap and the publish budget (production defaults: 50 frames/s, 10,000
+    # connections, 4 MiB/s of published bytes per connection).
+    limits=Limits(
+        rate=1e6,
+        burst=1_000_000,
+        max_connections=100_000,
+        fanout_bytes_rate=float(1 << 40),  # the byte-bound scenario floods 20 KB messages
+        max_fanout_bytes=1 << 30,
+    ),
     asyncapi_url=None,
     asyncapi_yaml_url=None,
     docs_url=None,
@@ -77,6 +85,12 @@ async def direct(cmd: Direct) -> None:
         await ws.manager.publish_to_connection(cmd.to, text=text)
     else:
         await ws.manager.publish_to_user(cmd.to, text=text)
+
+
+@router.operation("echo")
+async def echo(msg: BenchMsg) -> BenchMsg:
+    """Request/reply (benchmarks/reqreply.py): the validated payload, as the reply."""
+    return msg
 
 
 @router.operation("whoami")

@@ -7,6 +7,10 @@ no queues, no validation, no slow-consumer protection. Same client frames as the
 bench app (``subscribe`` / ``publish``), so one load client drives both.
 
     ASYNCWS_BENCH_REDIS=redis://127.0.0.1:6379/0 uvicorn benchmarks.raw_app:app
+
+``/echo`` is the request/reply baseline (benchmarks/reqreply.py): each frame
+``{"type":"echo","id":N,"data":{...}}`` is parsed, its ``data`` validated by a pydantic model
+and answered with ``{"type":"reply","id":N,"data":{...}}``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -47,7 +52,11 @@ async def _fan_out(pubsub: Any) -> None:
 
 @asynccontextmanager
 async def lifespan(_app: Any) -> AsyncIterator[None]:
-    client = aioredis.Redis.from_url(REDIS_URL)
+    # redis-py 8's asyncio pool raises MaxConnectionsError past 100 connections in use instead
+    # of waiting; one awaited PUBLISH per frame holds one each, so 100 publishers (phase 3)
+    # can reach it on a busy machine. The ceiling must not fall over (peerbench's raw does
+    # the same).
+    client = aioredis.Redis.from_url(REDIS_URL, max_connections=2**31)
     pubsub = client.pubsub()
     await pubsub.subscribe(_HOLD)
     task = asyncio.create_task(_fan_out(pubsub))
@@ -76,6 +85,8 @@ async def endpoint(websocket: WebSocket) -> None:
                     await state["pubsub"].subscribe(channel)
                 subscribers[channel].add(websocket)
                 joined.append(channel)
+                if "id" in frame:  # acknowledged once the Redis subscription holds
+                    await websocket.send_text(f'{{"type":"ack","id":{int(frame["id"])}}}')
     except WebSocketDisconnect:
         pass
     finally:
@@ -83,4 +94,25 @@ async def endpoint(websocket: WebSocket) -> None:
             subscribers.get(channel, set()).discard(websocket)
 
 
-app = Starlette(routes=[WebSocketRoute("/ws", endpoint)], lifespan=lifespan)
+class EchoMsg(BaseModel):
+    seq: int
+    ts: float
+    pad: str = ""
+
+
+async def echo(websocket: WebSocket) -> None:
+    """Request/reply, the least a server can do: parse, validate with pydantic, reply."""
+    await websocket.accept()
+    try:
+        while True:
+            frame = json.loads(await websocket.receive_text())
+            msg = EchoMsg.model_validate(frame["data"])
+            reply = f'{{"type":"reply","id":{int(frame["id"])},"data":{msg.model_dump_json()}}}'
+            await websocket.send_text(reply)
+    except WebSocketDisconnect:
+        pass
+
+
+app = Starlette(
+    routes=[WebSocketRoute("/ws", endpoint), WebSocketRoute("/echo", echo)], lifespan=lifespan
+)

@@ -20,8 +20,10 @@ import contextlib
 import json
 import os
 import re
+import socket
 import sys
 import time
+import zlib
 from array import array
 from typing import Any
 
@@ -58,10 +60,17 @@ class Recorder:
 
 
 class WS(asyncio.Protocol):
-    """One client websocket."""
+    """One client websocket. With ``deflate`` it offers permessage-deflate as browsers do
+    (Chromium: ``permessage-deflate; client_max_window_bits``) and inflates what the server
+    compressed (frames with RSV1 set); the client's own frames stay uncompressed."""
 
-    def __init__(self, host: str, path: str, recorder: Recorder | None, m: int) -> None:
+    def __init__(
+        self, host: str, path: str, recorder: Recorder | None, m: int, deflate: bool = False
+    ) -> None:
         self.host, self.path, self.rec, self.m = host, path, recorder, m
+        self.deflate = deflate
+        self.inflater: Any = None  # set when the server accepted permessage-deflate
+        self.compressed = 0  # frames received compressed
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.open = False
@@ -76,10 +85,15 @@ class WS(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         key = base64.b64encode(os.urandom(16))
+        ext = (
+            b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            if self.deflate
+            else b""
+        )
         transport.write(
             b"GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            % (self.path.encode(), self.host.encode(), key)
+            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
+            % (self.path.encode(), self.host.encode(), key, ext)
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -116,6 +130,9 @@ class WS(asyncio.Protocol):
                 self.transport.close()  # type: ignore[union-attr]
                 return
             self.open = True
+            if self.deflate and b"permessage-deflate" in head.lower():
+                no_context = b"server_no_context_takeover" in head.lower()
+                self.inflater = (no_context, zlib.decompressobj(-15))
             if not self.opened.done():
                 self.opened.set_result(None)
             if not data:
@@ -138,8 +155,16 @@ class WS(asyncio.Protocol):
             if n - i < h + length:
                 break
             opcode = buf[i] & 0x0F
+            rsv1 = buf[i] & 0x40
             payload = buf[i + h : i + h + length]
             i += h + length
+            if rsv1 and self.inflater is not None and opcode in (1, 2):
+                no_context, inflater = self.inflater
+                if no_context:
+                    inflater = zlib.decompressobj(-15)
+                    self.inflater = (no_context, inflater)
+                payload = inflater.decompress(payload + b"\x00\x00\xff\xff")
+                self.compressed += 1
             if opcode == 1 or opcode == 2:
                 self.on_message(payload)
             elif opcode == 9:  # ping -> pong
@@ -153,13 +178,13 @@ class WS(asyncio.Protocol):
         rec = self.rec
         mo = PAYLOAD_RE.search(payload)
         if mo is None or rec is None:
+            r = REPLY_RE.match(payload)  # a reply may carry a payload too (request/reply)
+            if r is not None:
+                fut = self.replies.pop(int(r.group(1)), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(payload)
+                    return
             if mo is None:
-                r = REPLY_RE.match(payload)
-                if r is not None:
-                    fut = self.replies.pop(int(r.group(1)), None)
-                    if fut is not None and not fut.done():
-                        fut.set_result(payload)
-                        return
                 self.other += 1
             return
         seq = int(mo.group(1))
@@ -199,7 +224,14 @@ class Worker:
         self._ids = 0
 
     async def open_one(
-        self, port: int, path: str, record: bool, timeout: float, attempts: int = 3
+        self,
+        port: int,
+        path: str,
+        record: bool,
+        timeout: float,
+        attempts: int = 3,
+        rcvbuf: int = 0,
+        deflate: bool = False,
     ) -> WS:
         loop = asyncio.get_running_loop()
         err: Exception | None = None
@@ -207,9 +239,16 @@ class Worker:
             rec = Recorder(self.m * self.phases, self.phases) if record else None
             host = f"127.0.0.1:{port}"
             try:
+                where: dict[str, Any] = {"host": "127.0.0.1", "port": port}
+                if rcvbuf:  # a small fixed receive window (no autotuning): a slow link
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                    sock.setblocking(False)
+                    await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), timeout)
+                    where = {"sock": sock}
                 _, ws = await asyncio.wait_for(
                     loop.create_connection(
-                        lambda r=rec, h=host: WS(h, path, r, self.m), "127.0.0.1", port
+                        lambda r=rec, h=host: WS(h, path, r, self.m, deflate), **where
                     ),
                     timeout,
                 )
@@ -232,11 +271,15 @@ class Worker:
         concurrency: int = 64,
         timeout: float = 20.0,
         offset: int = 0,
+        rcvbuf: int = 0,
+        spread: int = 0,
+        deflate: bool = False,
     ) -> dict[str, Any]:
         """Open ``count`` websockets (connection i on ports[i % len]); ``path`` and ``topics``
         may contain ``{i}`` (global index) and ``{t}`` (i modulo the topic count, for topics).
         Each subscribes to its topic(s); with ``ack`` it waits for the server's acks. ``offset``
-        is added to i (so that several workers can share one numbering)."""
+        is added to i (so that several workers can share one numbering). With ``spread``,
+        ``{t}`` in a topic is i modulo ``spread``."""
         sem = asyncio.Semaphore(concurrency)
         errors: list[str] = []
         out: list[WS | None] = [None] * count
@@ -247,13 +290,18 @@ class Worker:
             async with sem:
                 try:
                     ws = await self.open_one(
-                        ports[i % len(ports)], path.format(i=i), record, timeout
+                        ports[i % len(ports)],
+                        path.format(i=i),
+                        record,
+                        timeout,
+                        rcvbuf=rcvbuf,
+                        deflate=deflate,
                     )
                 except Exception as exc:
                     errors.append(str(exc))
                     return
                 for topic in topics:
-                    name = topic.format(i=i)
+                    name = topic.format(i=i, t=i % spread if spread else i)
                     if ack:
                         fid = self._next_id()
                         frame = b'{"type":"subscribe","id":%d,"topic":"%s"}' % (fid, name.encode())
@@ -292,10 +340,66 @@ class Worker:
             "warm": sum(r.warm for r in recs),
             "closed": sum(c.closed for c in conns),
             "open": len(conns),
+            "compressed": sum(c.compressed for c in conns),
         }
 
-    def _frame(self, kind: str, seq: int, target: str) -> bytes:
-        msg = b'{"seq":%d,"ts":%.6f,"pad":"%s"}' % (seq, now(), PAD)
+    async def rpc(
+        self, group: str, kind: str, count: int, timeout: float = 10.0, deadline_s: float = 60.0
+    ) -> dict[str, Any]:
+        """Request/reply, closed loop: every connection of ``group`` sends ``count`` requests
+        ``{"type":kind,"id":N,"data":{payload}}`` one after the other, each once the previous
+        one was answered. Returns the round-trip times (ms) and how many failed."""
+        conns = self.groups.get(group, [])
+        rtts = array("d")
+        failed = 0
+        t_end = now() + deadline_s
+
+        async def one(ws: WS) -> None:
+            nonlocal failed
+            for _ in range(count):
+                if now() > t_end:
+                    return
+                fid = self._next_id()
+                msg = b'{"seq":%d,"ts":%.6f,"pad":"%s"}' % (fid, now(), PAD)
+                frame = b'{"type":"%s","id":%d,"data":%s}' % (kind.encode(), fid, msg)
+                t0 = now()
+                try:
+                    reply = await ws.request(fid, frame, timeout)
+                except Exception:
+                    failed += 1
+                    continue
+                if not reply.startswith(b'{"type":"reply"') or b'"seq":%d' % fid not in reply:
+                    failed += 1
+                    continue
+                rtts.append((now() - t0) * 1000)
+
+        t0 = now()
+        await asyncio.gather(*(one(ws) for ws in conns))
+        wall = now() - t0
+        ordered = sorted(rtts)
+
+        def pct(q: float) -> float | None:
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
+        return {
+            "answered": len(ordered),
+            "failed": failed,
+            "wall_s": wall,
+            "p50_ms": pct(0.5),
+            "p99_ms": pct(0.99),
+            "max_ms": ordered[-1] if ordered else None,
+        }
+
+    def stall(self, group: str) -> dict[str, Any]:
+        """Stop reading on every connection of ``group`` (a client that stopped reading)."""
+        conns = self.groups.get(group, [])
+        for c in conns:
+            if c.transport is not None:
+                c.transport.pause_reading()
+        return {"stalled": len(conns)}
+
+    def _frame(self, kind: str, seq: int, target: str, pad: bytes = PAD) -> bytes:
+        msg = b'{"seq":%d,"ts":%.6f,"pad":"%s"}' % (seq, now(), pad)
         if kind == "topic":
             return b'{"type":"publish","topic":"%s","data":%s}' % (target.encode(), msg)
         if kind == "send":  # seed-compatible
@@ -322,12 +426,16 @@ class Worker:
         window: int = 0,
         deadline_s: float = 60.0,
         stall_s: float = 1.0,
+        pad: int = 0,
+        count: int = 0,
     ) -> dict[str, Any]:
         """Send M messages round-robin over ``targets``: at ``rate`` msg/s (open loop), or as
-        fast as possible but at most ``window`` ahead of the ``probe`` group's deliveries."""
+        fast as possible but at most ``window`` ahead of the ``probe`` group's deliveries.
+        ``pad``: the payload's padding in bytes (default ~100-byte payloads)."""
+        padding = b"x" * pad if pad else PAD
         pub = self.groups["pub"][0]
         probe = self.groups.get("probe", [None])[0]
-        base, m = phase * self.m, self.m
+        base, m = phase * self.m, min(count or self.m, self.m)
         sent, stalls, max_lag = 0, 0, 0.0
         t0 = now()
         for i in range(m):
@@ -350,7 +458,7 @@ class Worker:
                     await asyncio.sleep(d)
                 else:
                     max_lag = max(max_lag, -d)
-            pub.send_text(self._frame(kind, base + i, targets[i % len(targets)]))
+            pub.send_text(self._frame(kind, base + i, targets[i % len(targets)], padding))
             sent += 1
             if i % 64 == 63:
                 await asyncio.sleep(0)
@@ -361,6 +469,44 @@ class Worker:
             "last_send": t1,
             "send_rate": sent / max(t1 - t0, 1e-9),
             "window_stalls": stalls,
+            "max_lag_s": max_lag,
+        }
+
+    async def publish_many(
+        self,
+        phase: int,
+        kind: str,
+        targets: list[str],
+        rate: float = 2000.0,
+        window: int = 0,
+        deadline_s: float = 60.0,
+        group: str = "pubs",
+        count: int = 0,
+    ) -> dict[str, Any]:
+        """Many publishers (the chat pattern): connection j of ``group`` publishes to
+        ``targets[j]``; message g (of M) goes out from connection g mod K at t0 + g/rate, on
+        one absolute schedule (late ones go at once, their lateness is recorded)."""
+        pubs = self.groups[group]
+        k, base, m = len(pubs), phase * self.m, min(count or self.m, self.m)
+        sent, max_lag = 0, 0.0
+        t0 = now()
+        for g in range(m):
+            if now() - t0 > deadline_s:
+                break
+            d = t0 + g / rate - now()
+            if d > 0.0005:
+                await asyncio.sleep(d)
+            elif d < 0:
+                max_lag = max(max_lag, -d)
+            pubs[g % k].send_text(self._frame(kind, base + g, targets[g % k]))
+            sent += 1
+        t1 = now()
+        return {
+            "sent": sent,
+            "first_send": t0,
+            "last_send": t1,
+            "send_rate": sent / max(t1 - t0, 1e-9),
+            "window_stalls": 0,
             "max_lag_s": max_lag,
         }
 

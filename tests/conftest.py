@@ -3,6 +3,8 @@
 - ``redis_server``: one server for the whole session.
 - ``redis_url``: that server's URL, emptied (FLUSHALL) before the test.
 - ``fresh_redis``: a server of the test's own, for tests that stop, restart or pause it.
+- ``redis_cluster``: a 6-node Redis Cluster (3 primaries + 3 replicas) for the session;
+  ``cluster_url`` is its ``redis+cluster://`` URL, every primary emptied before the test.
 
 Without a ``redis-server`` binary these fixtures (and tests marked ``redis``) skip the test, except under CI (env ``CI``
 set), where a missing binary is an install bug and fails loudly.
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clusters import RedisClusterServers
 from tests.servers import RedisServer
 
 
@@ -36,7 +39,7 @@ def _require_redis_server() -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Tests marked ``redis`` get the same skip-or-fail treatment as the fixtures."""
-    if item.get_closest_marker("redis") is not None:
+    if item.get_closest_marker("redis") or item.get_closest_marker("cluster"):
         _require_redis_server()
 
 
@@ -64,6 +67,22 @@ def fresh_redis() -> Iterator[RedisServer]:
     _require_redis_server()
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A private 6-node Redis Cluster shared by the session (tests that kill nodes start
+    their own `RedisClusterServers`)."""
+    _require_redis_server()
+    with RedisClusterServers() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisClusterServers) -> str:
+    """The session cluster's URL, with every key removed before the test."""
+    redis_cluster.flushall()
+    return redis_cluster.url
 
 
 @pytest.fixture(scope="session")

@@ -981,6 +981,10 @@ async def test_operation_and_topic_scopes() -> None:
             answer = await s.call("publish", topic="admin/inbox", data={"text": "x"})
             assert answer["type"] == "ack"
             assert (await s.receive_event())["data"] == {"text": "x"}
+        # the topic's publish route is cached now; scopes are still checked per connection
+        async with c.connect("/ws?s=read") as s:
+            answer = await s.call("publish", topic="admin/inbox", data={"text": "x"})
+            assert answer["code"] == "forbidden"
 
 
 # -- topics: subscriptions ----------------------------------------------------------------------
@@ -1089,6 +1093,36 @@ async def test_client_publish_where_allowed(ws: WebSocketSession, client: TestCl
             "topic": "notes/5",
             "data": {"text": "hi"},
         }
+
+
+async def test_client_publish_routes_are_cached_within_a_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncws.app
+
+    monkeypatch.setattr(asyncws.app, "PUBLISH_ROUTES_MAX", 3)
+    wsapp, app = build()
+    async with (
+        TestClient(app, timeout=3) as client,
+        client.connect("/ws?user=ann") as ws,
+        client.connect("/ws?user=bob") as bob,
+    ):
+        assert (await bob.subscribe("notes/+"))["type"] == "ack"
+        for n in [1, 2, 3, 4, 5, 1]:
+            answer = await ws.call("publish", topic=f"notes/{n}", data={"text": str(n)})
+            assert answer["type"] == "ack"
+            event = await bob.receive_event()
+            assert event["topic"] == f"notes/{n}" and event["data"] == {"text": str(n)}
+        routes = wsapp.compile().publish_routes
+        assert list(routes) == ["notes/4", "notes/5", "notes/1"]  # the oldest went first
+        for _ in range(2):  # refusals are not cached: the same answer every time
+            answer = await ws.call("publish", topic="notes/01", data={"text": "x"})
+            assert answer["code"] == "unknown_topic"
+            answer = await ws.call("publish", topic="notes/+", data={"text": "x"})
+            assert answer["code"] == "invalid_topic"
+            answer = await ws.call("publish", topic="notes/6", data={"txt": "x"})
+            assert answer["code"] == "validation_error"
+        assert "notes/01" not in routes and "notes/+" not in routes
 
 
 # -- topics: server publish validates everything before sending ----------------------------------

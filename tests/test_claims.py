@@ -34,11 +34,20 @@ def seed_app(manager: WebSocketManager) -> FastAPI:
 def broker_urls(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return f"memory://claims-{uuid.uuid4().hex}"
+    if request.param == "cluster":
+        cluster: str = request.getfixturevalue("cluster_url")
+        return cluster
     url: str = request.getfixturevalue("redis_url")
     return url
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.cluster),
+    ]
+)
 def url(request: pytest.FixtureRequest) -> str:
     return broker_urls(request)
 

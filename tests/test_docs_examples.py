@@ -220,7 +220,7 @@ sys.path.insert(0, ".")
 from chat import app
 from asyncws.testing import TestClient, WebSocketDenied
 
-ID = re.compile(r"^[A-Za-z0-9_-]{22}$")  # a server-assigned connection id
+ID = re.compile(r"^(?:[A-Za-z0-9_-]{8}[.])?[A-Za-z0-9_-]{22}$")  # a server-assigned id
 
 
 def norm(value, key=None):  # what differs from run to run: times and connection ids

@@ -555,6 +555,51 @@ async def test_drop_oldest_policy_counts_dropped() -> None:
         assert slow.dropped == 15
 
 
+async def test_queue_is_bounded_in_bytes_too() -> None:
+    """1 KB frames against a 4 KB byte bound: the frame bound (2048) is far away."""
+    manager = WebSocketManager(broker_url="memory://", max_queue_bytes=4096)
+    async with running(manager) as client, clients(client, "fast") as (fast,):
+        blocked = BlockedWebSocket()
+        slow = await manager.new_connection(blocked, "slow")  # type: ignore[arg-type]
+        await manager.subscribe(slow, "t/1")
+        await subscribe_ack(fast, "t/1")
+        pad = "x" * 1000
+        for i in range(3):  # one in the writer's send + 2 queued: 3 KB held
+            await manager.publish("t/1", {"i": i, "p": pad})
+        assert [(await fast.receive_json())["i"] for _ in range(3)] == list(range(3))
+        assert slow.state is ConnectionState.OPEN
+        assert 3000 < slow.queued_bytes <= 4096
+        for i in range(3, 6):
+            await manager.publish("t/1", {"i": i, "p": pad})
+        assert [(await fast.receive_json())["i"] for _ in range(3)] == list(range(3, 6))
+        assert slow.close_code == CloseCode.TRY_AGAIN_LATER  # closed at the 5th KB
+        assert slow.queued_bytes == 0
+        assert "slow" not in manager.connections
+        assert manager.stats["slow_consumer_closes"] == 1
+
+
+async def test_drop_oldest_keeps_the_byte_bound() -> None:
+    manager = WebSocketManager(
+        broker_url="memory://", max_queue_bytes=4096, slow_consumer="drop_oldest"
+    )
+    async with running(manager) as client, clients(client, "fast") as (fast,):
+        blocked = BlockedWebSocket()
+        slow = await manager.new_connection(blocked, "slow")  # type: ignore[arg-type]
+        await manager.subscribe(slow, "t/1")
+        await subscribe_ack(fast, "t/1")
+        for i in range(10):
+            await manager.publish("t/1", {"i": i, "p": "é" * 500})  # 1 KB of UTF-8 each
+            assert (await fast.receive_json())["i"] == i
+            assert slow.queued_bytes <= 4096
+        assert slow.state is ConnectionState.OPEN
+        # 1,020 bytes each: 1 in the writer's send + 3 queued fit in 4,096; 6 dropped
+        assert slow.dropped == 6
+        blocked.unblock()
+        await blocked.wait_sent(lambda sent: len(sent) >= 4)
+        assert [t["i"] for t in blocked.texts()] == [0, 7, 8, 9]  # the newest survive, in order
+        assert slow.queued_bytes == 0
+
+
 # -- lifecycle ---------------------------------------------------------------------------------
 
 
@@ -622,11 +667,41 @@ async def test_disconnect_cleans_every_table_and_broker_subscription() -> None:
         a = await client.websocket_connect("/ws/a/user/u")
         await subscribe_ack(a, "x/+")
         await subscribe_ack(a, "y")
-        assert broker._channels == {"ns/b", "ns/c/a", "ns/u/u", "ns/t/x/+", "ns/t/y"}
+        own = f"ns/i/{manager.instance_id}"  # server-assigned ids: subscribed at startup
+        assert broker._channels == {"ns/b", own, "ns/c/a", "ns/u/u", "ns/t/x/+", "ns/t/y"}
         await a.close()
         await wait_background(manager)
         assert manager.connections == {} and manager.users == {} and len(manager.index) == 0
-        assert broker._channels == {"ns/b"}
+        assert broker._channels == {"ns/b", own}
+
+
+async def test_server_assigned_ids_are_routed_by_their_instance_channel() -> None:
+    hub = f"memory://ids-{uuid.uuid4().hex}"
+    a, b = WebSocketManager("ns", broker_url=hub), WebSocketManager("ns", broker_url=hub)
+    async with running(a) as on_a, running(b) as on_b:
+        x = await on_a.websocket_connect("/ws/not%20valid")  # refused: the server assigns one
+        assigned = (await x.receive_json())["conn_id"]
+        assert assigned.startswith(a.instance_id + ".") and len(assigned) == 31
+        # no broker channel of its own: a connect costs no subscribe round trip
+        assert not any(assigned in c for c in a.broker._channels)  # type: ignore[attr-defined]
+        await b.publish_to_connection(assigned, {"to": "x"})  # from the other instance
+        assert await x.receive_json() == {"to": "x"}
+        # another instance's id format cannot be taken over (it would be routed there)...
+        y = await on_b.websocket_connect(f"/ws/{assigned}")
+        other = (await y.receive_json())["conn_id"]
+        assert other != assigned and other.startswith(b.instance_id + ".")
+        # ... while the instance that assigned an id gives it back once it is free
+        await x.close()
+        await wait_background(a)
+        again = await on_a.websocket_connect(f"/ws/{assigned}")
+        await subscribe_ack(again, "t")  # no set_conn_id frame first: the id was kept
+        assert assigned in a.connections
+        await b.publish_to_connection(assigned, {"to": "again"})
+        assert await again.receive_json() == {"to": "again"}
+        with pytest.raises(ValueError, match="another instance"):
+            a.set_conn_id(a.connections[assigned], other)
+        await again.close()
+        await y.close()
 
 
 class GatedBroker(InMemoryBroker):
@@ -669,7 +744,7 @@ async def test_late_unsubscribe_does_not_cut_off_a_returning_user_or_id() -> Non
         await again.close()
         await same_id.close()
         await wait_background(manager)
-        assert broker._channels == {"ns/b"}
+        assert broker._channels == {"ns/b", f"ns/i/{manager.instance_id}"}
 
 
 # -- the seed's helpers ------------------------------------------------------------------------

@@ -353,7 +353,9 @@ async def test_slow_client_back_pressures_the_upstream(
         # here); without back-pressure the flood runs at hundreds of MiB per second.
         assert plateau < 64 * 2**20, plateau
         growth = rss_bytes(gateway.pid) - rss_before
-        assert growth < 32 * 2**20, growth  # the gateway's queue: 64 frames of 64 KiB
+        print(f"\ngateway RSS growth under a stalled client: {growth / 2**20:.1f} MiB")
+        # the gateway's queue: max_buffer (1 MiB) of frames, + 2 MiB (transport buffers)
+        assert growth < 3 * 2**20, growth
 
         for _ in range(200):  # reading again lets the upstream send more
             assert len(await asyncio.wait_for(ws.recv(), 5)) == chunk
@@ -517,6 +519,13 @@ def test_from_template_and_constructor_validate() -> None:
     ws: Any = object()  # not used before __call__
     proxy = WebSocketProxy.from_template(ws, "ws://svc/ws/{conn_id}", conn_id="room1", max_queue=8)
     assert proxy.server_endpoint == "ws://svc/ws/room1" and proxy.max_queue == 8
+    # upstream -> client: max_buffer bytes of max_size frames, 1 to max_queue frames
+    assert proxy.queue_frames == 1  # 1 MiB of frames of up to 1 MiB
+    assert WebSocketProxy(ws, "ws://svc/ws", max_size=2**16).queue_frames == 16
+    assert WebSocketProxy(ws, "ws://svc/ws", max_size=2**10).queue_frames == 64  # max_queue
+    assert WebSocketProxy(ws, "ws://svc/ws", max_buffer=10).queue_frames == 1
+    with pytest.raises(ValueError):
+        WebSocketProxy(ws, "ws://svc/ws", max_buffer=0)
     with pytest.raises(ValueError):
         WebSocketProxy.from_template(ws, "ws://svc/ws/{conn_id}", conn_id="../x")
     for bad in ["http://svc/ws", "svc/ws", "ws:///ws", "ws://svc/ws#frag", "ws://svc/ a"]:

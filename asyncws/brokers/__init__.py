@@ -1,4 +1,6 @@
-"""Brokers, chosen by URL scheme: ``memory://[name]``, ``redis://``, ``rediss://``.
+"""Brokers, chosen by URL scheme: ``memory://[name]``, ``redis://``, ``rediss://``,
+``redis+cluster://host:port,host:port/`` (Redis Cluster, sharded pub/sub) and
+``redis+sentinel://host:port,host:port/mymaster`` (a primary found through Sentinel).
 
 Each backend is imported only when its scheme is used.
 """
@@ -17,6 +19,8 @@ __all__ = [
     "BrokerState",
     "InMemoryBroker",
     "RedisBroker",
+    "RedisClusterBroker",
+    "RedisSentinelBroker",
     "create_broker",
 ]
 
@@ -30,8 +34,17 @@ def create_broker(broker_url: str, **kwargs: Any) -> BrokerInterface:
         from .redis import RedisBroker
 
         return RedisBroker(broker_url, **kwargs)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from .redis_cluster import RedisClusterBroker
+
+        return RedisClusterBroker(broker_url, **kwargs)
+    if scheme in ("redis+sentinel", "rediss+sentinel"):
+        from .redis_sentinel import RedisSentinelBroker
+
+        return RedisSentinelBroker(broker_url, **kwargs)
     raise ValueError(
-        f"unsupported broker URL scheme {scheme!r} (use memory://, redis://, rediss://)"
+        f"unsupported broker URL scheme {scheme!r} (use memory://, redis://, rediss://, "
+        "redis+cluster://, redis+sentinel://)"
     )
 
 
@@ -40,4 +53,12 @@ def __getattr__(name: str) -> Any:
         from .redis import RedisBroker
 
         return RedisBroker
+    if name == "RedisClusterBroker":
+        from .redis_cluster import RedisClusterBroker
+
+        return RedisClusterBroker
+    if name == "RedisSentinelBroker":
+        from .redis_sentinel import RedisSentinelBroker
+
+        return RedisSentinelBroker
     raise AttributeError(name)

@@ -63,6 +63,11 @@ def pattern_to_glob(pattern: str) -> str:
     return "/".join(out)
 
 
+#: A publish in a batch: channel, message, the future its publisher awaits (None for the
+#: batch's leader, which writes the batch itself).
+_Publish = tuple[str, Any, "asyncio.Future[None] | None"]
+
+
 class _NoPong(TimeoutError):
     """The watchdog's PING went unanswered: the blocked read was interrupted."""
 
@@ -170,9 +175,15 @@ class RedisBroker(BrokerInterface):
         connect_timeout: float = 3.0,
         command_timeout: float = 5.0,
         history_concurrency: int = 32,
+        flush_delay: float | None = 0.0,
         **redis_kwargs: Any,
     ) -> None:
         self.url = redis_url
+        #: How long the first publish of a batch waits for more (see `publish`): 0 (the
+        #: default) until the loop ran the callbacks ready with it, None not at all.
+        self.flush_delay = flush_delay
+        self._collecting: list[_Publish] | None = None  # the batch whose leader waits
+        self._write_lock = asyncio.Lock()  # one batch in flight at a time, in order
         self.health_interval = health_interval
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -204,6 +215,8 @@ class RedisBroker(BrokerInterface):
         self.publish_errors = 0
         self._scripts: dict[str, Any] = {}  # the history scripts, run on any client
         self._history_slots = asyncio.Semaphore(history_concurrency)
+        #: Pipelined writes that carried publishes (a batch may hold one or many).
+        self.publish_batches = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -211,16 +224,14 @@ class RedisBroker(BrokerInterface):
         if self._redis is not None:
             return
         retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1)
-        self._redis = Redis.from_url(
-            self.url,
+        self._redis = self._new_client(
             socket_connect_timeout=self._connect_timeout,
             socket_timeout=self._command_timeout,
             retry=retry,
             **self._redis_kwargs,
         )
         # The subscriber blocks on reads for as long as nothing is published: no read timeout.
-        self._sub_redis = Redis.from_url(
-            self.url,
+        self._sub_redis = self._new_client(
             socket_connect_timeout=self._connect_timeout,
             socket_keepalive=True,
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=0),
@@ -234,6 +245,10 @@ class RedisBroker(BrokerInterface):
             # Start anyway: local traffic works, the listener keeps trying to reconnect.
             logger.warning("Redis unreachable at startup (%s); will keep retrying", exc)
             self.state = BrokerState.RECONNECTING
+
+    def _new_client(self, **options: Any) -> Redis:
+        """A client for the URL (a hook: the Sentinel broker asks Sentinel for the primary)."""
+        return Redis.from_url(self.url, **options)
 
     async def disconnect(self) -> None:
         if self.state is BrokerState.CLOSED and self._redis is None:
@@ -423,15 +438,87 @@ class RedisBroker(BrokerInterface):
     # -- publish ------------------------------------------------------------------------------
 
     async def publish(self, channel: str, message: Any) -> None:
-        payload = encode_payload(message)  # a dict too, as the seed published it
-        redis = self._redis
-        if redis is None:
+        """Publish; returns once Redis took it. Raises `BrokerError` if it did not.
+
+        Publishes are batched. The first publish of a batch leads it: it waits until the loop
+        has run the callbacks that were ready with it (``flush_delay=0``, the default; or
+        ``flush_delay`` seconds; or not at all with None) and until the batch before has been
+        written, collecting every publish issued meanwhile (e.g. the frames many connections
+        sent in one tick, or all that arrive while a batch is in flight), then writes them
+        all in one pipelined round trip. So a publish waits at most ``flush_delay`` (or one
+        loop tick) plus the round trip of the batch in flight before it is written, and this
+        broker's publishes reach Redis in the order they were made. A failed batch fails each
+        of its publishes with its own `BrokerError`.
+        """
+        message = encode_payload(message)  # a dict too, as the seed published it
+        if self._redis is None:
             raise BrokerError("the broker is not connected")
+        batch = self._collecting
+        if batch is not None:  # join the batch being collected; its leader writes it
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            batch.append((channel, message, future))
+            await future
+            return
+        batch = self._collecting = [(channel, message, None)]
         try:
-            await redis.publish(channel, payload)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.publish_errors += 1
-            raise BrokerError("the broker is unavailable; the message was not published") from exc
+            if self.flush_delay is not None:
+                await asyncio.sleep(self.flush_delay)  # 0: one loop tick
+            await self._write_lock.acquire()  # the batch before is written first
+        except BaseException:
+            if self._collecting is batch:
+                self._collecting = None
+            if len(batch) > 1:  # cancelled: whoever joined is still written
+                _spawn_write(self, batch[1:])
+            raise
+        if self._collecting is batch:
+            self._collecting = None
+        try:
+            await self._write(batch)
+        finally:
+            self._write_lock.release()
+
+    async def _write(self, batch: list[_Publish]) -> None:
+        """One pipelined write of ``batch``: resolve its futures; raise the leader's error
+        (the item without a future)."""
+        self.publish_batches += 1
+        redis = self._redis
+        failure: BaseException | None = None
+        results: list[Any] = []
+        if redis is None:
+            failure = BrokerError("the broker is not connected")
+        else:
+            try:
+                if len(batch) == 1:
+                    channel, message, _ = batch[0]
+                    results = [await redis.publish(channel, message)]
+                else:
+                    pipe = redis.pipeline(transaction=False)
+                    for channel, message, _ in batch:
+                        pipe.publish(channel, message)
+                    results = await pipe.execute(raise_on_error=False)
+            except (RedisError, OSError, TimeoutError) as exc:
+                failure = exc
+            except BaseException as exc:  # cancelled: nobody else waits in vain
+                _fail(batch, exc, self)
+                raise
+        if failure is not None:
+            _fail(batch, failure, self)
+            results = [failure] * len(batch)
+        own: BaseException | None = None
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if future is None:
+                if isinstance(result, Exception):
+                    self.publish_errors += 1
+                    own = result
+            elif isinstance(result, Exception):
+                if failure is None:
+                    _fail([(_, _, future)], result, self)
+            elif not future.done():
+                future.set_result(None)
+        if own is not None:
+            if isinstance(own, BrokerError):
+                raise own
+            raise BrokerError("the broker is unavailable; the message was not published") from own
 
     # -- history (asyncws.history) ------------------------------------------------------------
 
@@ -745,6 +832,34 @@ def _field(fields: Any) -> bytes:
     """The ``d`` field of a stream entry (its only one)."""
     value = fields[1] if isinstance(fields, list) else fields.get(b"d", fields.get("d"))
     return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _fail(batch: list[_Publish], cause: BaseException, broker: RedisBroker) -> None:
+    """Fail every publish of ``batch`` that still waits, each with its own BrokerError
+    (the leader, without a future, is answered by `RedisBroker._write` itself)."""
+    for _, _, future in batch:
+        if future is None or future.done():
+            continue
+        broker.publish_errors += 1
+        error = BrokerError("the broker is unavailable; the message was not published")
+        error.__cause__ = cause
+        future.set_exception(error)
+
+
+_writers: set[asyncio.Task[None]] = set()
+
+
+def _spawn_write(broker: RedisBroker, batch: list[_Publish]) -> None:
+    """Write a batch whose leader was cancelled before writing it (its followers wait)."""
+
+    async def write() -> None:
+        async with broker._write_lock:
+            with contextlib.suppress(BrokerError):
+                await broker._write(batch)
+
+    task = asyncio.get_running_loop().create_task(write())
+    _writers.add(task)
+    task.add_done_callback(_writers.discard)
 
 
 async def _quiet_close(client: Any, within: float = 1.0) -> None:

@@ -1,12 +1,15 @@
 """asyncws_declarative: asyncws through its declarative API (AsyncWS app, Router, a topic).
 
-A Router declares the topic ``bench/t`` with a pydantic model of the payload (seq, ts, pad)
-and ``client_publish=True``, so clients publish to it directly; the AsyncWS app validates
-each publish against the model, encodes the event frame once and sends it through the broker.
+A Router declares the topic template ``bench/{room}`` with a pydantic model of the payload
+(seq, ts, pad) and ``client_publish=True``, so clients publish to it directly: ``bench/t``
+(phases 1-2) and ``bench/i0`` ... ``bench/i{K-1}`` (phase 3, one topic per publisher) are
+all concrete topics of it. The AsyncWS app validates each publish against the model, encodes
+the event frame once and sends it through the broker.
 
 Wire (client -> server):  {"type":"subscribe","topic":"bench/t"}
                           {"type":"publish","topic":"bench/t","data":{...}}   (same as ``raw``)
 Wire (server -> client):  {"type":"BenchMsg","topic":"bench/t","data":{"seq":..,"ts":..,"pad":..}}
+                          (the topic is the concrete one: bench/i3 in phase 3)
                           (the validated model, ``model_dump_json`` once per publish)
 
 Loaded by peerbench as ``adapters.asyncws_declarative`` when ``PEERBENCH_ADAPTERS`` points at
@@ -21,13 +24,14 @@ from typing import Any
 from ._base import ClientProtocol
 
 SUMMARY = (
-    "asyncws, declarative API: AsyncWS + Router, topic bench/t (pydantic model, client_publish)"
+    "asyncws, declarative API: AsyncWS + Router, topic bench/{room} (pydantic model, "
+    "client_publish)"
 )
 APP = "adapters.asyncws_declarative:app"
 PACKAGES = ["asyncws", "fastapi", "pydantic", "redis"]
 REQUIRES = "asyncws"  # left out of the default run where asyncws is not installed
 
-TOPIC = "bench/t"
+TOPIC = "bench/{room}"  # bench/t in phases 1-2, bench/i{j} in phase 3
 
 
 class Client(ClientProtocol):
@@ -60,8 +64,11 @@ def _build_app() -> Any:
         broker=os.environ.get("PEERBENCH_REDIS_URL", "redis://127.0.0.1:6391"),
         broker_channel="peerbench:asyncws-decl",
         # The peerbench publisher is one connection sending up to ~1,000 frames/s: lift the
-        # per-connection rate limit (default 50 frames/s, then error frames and close 1008).
-        limits=Limits(rate=1e6, burst=1_000_000),
+        # per-connection rate limit (default 50 frames/s, then error frames and close 1008),
+        # and its publish budget (4 MiB/s of published bytes).
+        limits=Limits(
+            rate=1e6, burst=1_000_000, fanout_bytes_rate=float(1 << 40), max_fanout_bytes=1 << 30
+        ),
         asyncapi_url=None,
         asyncapi_yaml_url=None,
         docs_url=None,

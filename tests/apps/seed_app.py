@@ -10,8 +10,10 @@ The websocket endpoint is the README's (``new_connection`` / ``iter_json`` / ``r
 - ``POST /send_user/{user_id}``: publish the JSON body to every connection of a user.
 
 Configuration comes from the environment: ``ASYNCWS_BROKER_URL`` (default ``memory://``),
-``ASYNCWS_BROKER_CHANNEL`` (default ``asyncws``), ``ASYNCWS_MAX_QUEUE`` and
-``ASYNCWS_SLOW_CONSUMER`` (``close`` or ``drop_oldest``).
+``ASYNCWS_BROKER_CHANNEL`` (default ``asyncws``), ``ASYNCWS_MAX_QUEUE``,
+``ASYNCWS_MAX_QUEUE_BYTES``, ``ASYNCWS_FANOUT_BYTES_RATE`` (bytes a client's frames may
+make the server publish per second) and ``ASYNCWS_SLOW_CONSUMER`` (``close`` or
+``drop_oldest``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ manager = WebSocketManager(
     BROKER_CHANNEL,
     broker_url=BROKER_URL,
     max_queue=int(os.environ.get("ASYNCWS_MAX_QUEUE", "2048")),
+    max_queue_bytes=int(os.environ.get("ASYNCWS_MAX_QUEUE_BYTES", str(1 << 20))),
     slow_consumer="drop_oldest"
     if os.environ.get("ASYNCWS_SLOW_CONSUMER") == "drop_oldest"
     else "close",

@@ -1,0 +1,686 @@
+"""`redis+cluster://`: Redis Cluster with sharded pub/sub (``SPUBLISH``/``SSUBSCRIBE``).
+
+URL: ``redis+cluster://[user:password@]host:port[,host:port...]/[?partitions=128]``
+(``rediss+cluster://`` for TLS). The hosts are seeds: any live one is asked for the slot map
+(``CLUSTER SLOTS``); every instance of one application must use the same ``partitions``.
+
+Where channels and claims live, and how wildcard subscriptions work, is
+`asyncws.brokers.cluster_layout` (128 hash-tagged partitions; per-partition feeds).
+
+Failure and slot moves
+    When a node's connection drops (a primary killed) or Redis unsubscribes us from a slot that
+    moved (``sunsubscribe`` pushed after ``CLUSTER SETSLOT``), the affected channels are
+    re-homed: the broker re-reads the slot map from any live node, with backoff, until a
+    reachable primary serves the slot (a promoted replica), then subscribes there. Publishes
+    follow ``MOVED``/``ASK`` redirections. Messages published while a slot has no reachable
+    primary fail with `BrokerError` (counted in ``publish_errors``); messages in flight when a
+    node dies are lost (at-most-once, as on one Redis). ``reconnects`` counts the recoveries,
+    ``node_losses`` the node connections lost. A watchdog PINGs idle node connections every
+    ``health_interval`` seconds and drops one that does not answer within another interval.
+
+Why not redis-py's ``RedisCluster.pubsub()``: its sharded reads poll the node connections in
+turn with a timeout (``get_sharded_message``), so a listener either busy-waits or waits on one
+node while another has messages; and it re-homes channels only when a command run through it
+gets a ``MOVED``, so a subscriber that publishes nothing never learns that its slot moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+import uuid
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import AskError, MovedError, NoScriptError, RedisError, TryAgainError
+
+from ..exceptions import BrokerError
+from ..topics import TopicIndex, is_pattern
+from .base import BrokerInterface, BrokerMessage, BrokerState
+from .cluster_layout import (
+    CLAIM_SCRIPT,
+    FEED,
+    PUBLISH_SCRIPT,
+    RELEASE_SCRIPT,
+    Address,
+    decode_feed,
+    key_slot,
+    parse_cluster_url,
+    partition_tags,
+    slot_owners,
+)
+from .cluster_node import NodeLink, quiet_close
+
+__all__ = ["RedisClusterBroker"]
+
+logger = logging.getLogger("asyncws.broker")
+
+
+class RedisClusterBroker(BrokerInterface):
+    """Redis Cluster broker over sharded pub/sub (see the module docstring).
+
+    `subscribe` returns once the owning primary confirmed the subscription (or at once while
+    that slot has no reachable primary: the subscription is made when it has one).
+    ``max_pending`` bounds the messages read from Redis but not yet taken by `listen`; past it
+    the node readers stop reading (TCP backpressure), as the single-node broker does.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        partitions: int | None = None,
+        health_interval: float = 15.0,
+        reconnect_min: float = 0.05,
+        reconnect_max: float = 2.0,
+        failover_poll: float = 0.1,
+        connect_timeout: float = 3.0,
+        command_timeout: float = 5.0,
+        max_pending: int = 65536,
+        **redis_kwargs: Any,
+    ) -> None:
+        seeds, options, url_partitions = parse_cluster_url(url)
+        self.url = url
+        self.seeds = seeds
+        self.partitions = partitions if partitions is not None else url_partitions
+        self.tags = partition_tags(self.partitions)
+        self.slots = tuple(key_slot(tag) for tag in self.tags)
+        self._feeds = tuple(f"{{{tag}}}{FEED}" for tag in self.tags)
+        self._feed_bytes = {feed.encode() for feed in self._feeds}
+        self.health_interval = health_interval
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.failover_poll = failover_poll
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._max_pending = max_pending
+        self._options = {**options, **redis_kwargs}
+        self._owners: list[Address | None] = [None] * self.partitions
+        self._known: list[Address] = list(seeds)
+        self._clients: dict[Address, Redis] = {}  # command connections (publish, claims)
+        self._links: dict[Address, NodeLink] = {}
+        self._opening: dict[Address, asyncio.Future[NodeLink | None]] = {}
+        # What we want subscribed: Redis channel name -> partition; and where it is now.
+        self._wanted: dict[str, int] = {}
+        self._where: dict[str, NodeLink] = {}
+        self._names: dict[bytes, str] = {}  # Redis channel (bytes) -> broker channel
+        self._channels: set[str] = set()
+        self._active: set[str] = set()  # exact channels confirmed on a live link
+        self._patterns = TopicIndex[str]()
+        self._keepalive = f"asyncws:keepalive:{uuid.uuid4().hex}"
+        self._queue: deque[BrokerMessage] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.space = asyncio.Event()  # cleared while max_pending messages wait (LinkOwner)
+        self.space.set()
+        self._dirty = asyncio.Event()
+        self._recovery: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._sha: str | None = None
+        self._feeds_pending: asyncio.Future[None] | None = None
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._closing: set[asyncio.Task[None]] = set()  # lost links being closed
+        self._started = False
+        #: Recoveries after a lost node or a moved slot (subscriptions re-homed).
+        self.reconnects = 0
+        #: Node connections lost (a node died, was frozen, or dropped us).
+        self.node_losses = 0
+        #: Subscriptions Redis dropped because their slot moved.
+        self.slot_moves = 0
+        self.publish_errors = 0
+        #: Feed messages dropped because no local pattern matched (the cost of wildcards).
+        self.feed_dropped = 0
+
+    # -- names --------------------------------------------------------------------------------
+
+    def partition_of(self, channel: str) -> int:
+        return zlib.crc32(channel.encode()) % self.partitions
+
+    def redis_channel(self, channel: str) -> str:
+        """The sharded channel name Redis sees for ``channel``."""
+        return f"{{{self.tags[self.partition_of(channel)]}}}{channel}"
+
+    def _key(self, key: str) -> tuple[int, str]:
+        part = self.partition_of(key)
+        return part, f"{{{self.tags[part]}}}{key}"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.state = BrokerState.DISCONNECTED
+        self._sha = None
+        loop = asyncio.get_running_loop()
+        if await self._refresh():
+            self.state = BrokerState.CONNECTED
+        else:
+            logger.warning("no Redis Cluster node reachable at startup; will keep retrying")
+            self.state = BrokerState.RECONNECTING
+            self._dirty.set()
+        self._recovery = loop.create_task(self._recover(), name="asyncws-cluster-recovery")
+        self._watchdog = loop.create_task(self._watch(), name="asyncws-cluster-watchdog")
+
+    async def disconnect(self) -> None:
+        if self.state is BrokerState.CLOSED and not self._started:
+            return
+        self.state = BrokerState.CLOSED
+        self._started = False
+        tasks = [t for t in (self._recovery, self._watchdog) if t is not None]
+        self._recovery = self._watchdog = None
+        for task in tasks:
+            task.cancel()
+        links = list(self._links.values())
+        self._links.clear()
+        tasks += [asyncio.ensure_future(link.close()) for link in links]
+        tasks += self._closing
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await quiet_close(client)
+        self._where.clear()
+        self._active.clear()
+        self._queue.clear()
+        self._wake()
+        self.space.set()
+
+    # -- topology -----------------------------------------------------------------------------
+
+    def _client(self, addr: Address) -> Redis:
+        client = self._clients.get(addr)
+        if client is None:
+            client = Redis(
+                host=addr[0],
+                port=addr[1],
+                socket_connect_timeout=self._connect_timeout,
+                socket_timeout=self._command_timeout,
+                retry=Retry(NoBackoff(), retries=0),
+                **self._options,
+            )
+            self._clients[addr] = client
+        return client
+
+    async def _refresh(self) -> bool:
+        """Re-read the slot map from the first live node; False when none answered."""
+        candidates = list(dict.fromkeys([*self._known, *self.seeds]))
+        random.shuffle(candidates)
+        for addr in candidates:
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    reply = await self._client(addr).execute_command(  # type: ignore[no-untyped-call]
+                        "CLUSTER", "SLOTS"
+                    )
+            except (RedisError, OSError, TimeoutError):
+                continue
+            self._apply_slots(reply, addr)
+            return True
+        return False
+
+    def _apply_slots(self, reply: Any, via: Address) -> None:
+        self._owners, known = slot_owners(reply, via, self.slots)
+        self._known = list(dict.fromkeys([*known, *self.seeds]))
+
+    def _kick(self) -> None:
+        self._dirty.set()
+
+    async def _recover(self) -> None:
+        """Keep every wanted channel subscribed on the primary that owns its slot."""
+        backoff = self.reconnect_min
+        while not self.is_closed():
+            await self._dirty.wait()
+            self._dirty.clear()
+            ok = await self._refresh()
+            if ok:
+                await self._assign()
+            if ok and self._settled():
+                if self.state is BrokerState.RECONNECTING:
+                    self.reconnects += 1
+                    logger.warning("Redis Cluster subscriptions restored")
+                self.state = BrokerState.CONNECTED
+                backoff = self.reconnect_min
+                self._close_idle_links()
+                continue
+            if self.state is not BrokerState.CLOSED:
+                self.state = BrokerState.RECONNECTING
+            self._dirty.set()
+            # A live node answered, but a slot's primary is unreachable: a failover is under
+            # way, and asking again is cheap; poll often, so the promoted replica is found
+            # within ``failover_poll``. Nothing answered at all: back off.
+            delay = min(backoff, self.failover_poll) if ok else backoff
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            backoff = min(backoff * 2, self.reconnect_max)
+
+    def _settled(self) -> bool:
+        for name, part in self._wanted.items():
+            link = self._where.get(name)
+            if link is None or not link.up or link.addr != self._owners[part]:
+                return False
+        return True
+
+    async def _assign(self) -> None:
+        """Subscribe what is not where it should be (one SSUBSCRIBE per slot)."""
+        groups: dict[tuple[Address, int], list[str]] = {}
+        for name, part in list(self._wanted.items()):
+            owner = self._owners[part]
+            link = self._where.get(name)
+            if owner is None or (link is not None and link.up and link.addr == owner):
+                continue
+            if link is not None and link.up:  # the slot moved while our link lives: leave it
+                self._where.pop(name, None)
+                self._drop_active(name)
+                await link.unsubscribe([name], self._command_timeout)
+            groups.setdefault((owner, part), []).append(name)
+        futures: list[asyncio.Future[None]] = []
+        for (owner, _part), names in groups.items():
+            link = await self._link(owner)
+            if link is None:
+                continue
+            futures += await self._send_subscribe(link, names)
+        if futures:
+            await asyncio.wait(futures, timeout=self._command_timeout)
+
+    def _close_idle_links(self) -> None:
+        for addr, link in list(self._links.items()):
+            if not link.channels and addr not in self._owners:
+                self._links.pop(addr, None)
+                self._spawn_close(link)
+
+    # -- node links ---------------------------------------------------------------------------
+
+    async def _link(self, addr: Address) -> NodeLink | None:
+        """The live subscribing connection to ``addr``, opened if needed (None: unreachable)."""
+        link = self._links.get(addr)
+        if link is not None and link.up:
+            return link
+        pending = self._opening.get(addr)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[NodeLink | None] = asyncio.get_running_loop().create_future()
+        self._opening[addr] = future
+        try:
+            link = await NodeLink.open(
+                addr,
+                self,
+                keepalive=self._keepalive,
+                connect_timeout=self._connect_timeout,
+                command_timeout=self._command_timeout,
+                options=self._options,
+            )
+            if link is not None and self.is_closed():
+                await link.close()
+                link = None
+            if link is not None:
+                old = self._links.get(addr)
+                self._links[addr] = link
+                if old is not None:
+                    self._spawn_close(old)
+            future.set_result(link)
+            return link
+        except BaseException:
+            future.set_result(None)
+            raise
+        finally:
+            self._opening.pop(addr, None)
+
+    async def _send_subscribe(self, link: NodeLink, names: list[str]) -> list[asyncio.Future[None]]:
+        for name in names:
+            self._where[name] = link
+        return await link.subscribe(names, self._command_timeout)
+
+    def _spawn_close(self, link: NodeLink) -> None:
+        with contextlib.suppress(RuntimeError):
+            task = asyncio.get_running_loop().create_task(link.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    # -- what the node links report (`LinkOwner`) ---------------------------------------------
+
+    def link_lost(self, link: NodeLink, exc: BaseException) -> None:
+        if self._links.get(link.addr) is link:
+            del self._links[link.addr]
+        if self.is_closed():
+            return
+        self.node_losses += 1
+        logger.warning(
+            "Redis Cluster node %s lost (%s); re-homing %d channel(s)",
+            link.name,
+            exc,
+            len(link.channels),
+        )
+        for name in link.channels:
+            if self._where.get(name) is link:
+                del self._where[name]
+                self._drop_active(name)
+        self.state = BrokerState.RECONNECTING
+        self._kick()
+        self._spawn_close(link)
+
+    def link_message(self, link: NodeLink, channel: bytes, data: bytes) -> bool:
+        if channel in self._feed_bytes:
+            item = self._from_feed(data)
+            if item is None:
+                return False
+        else:
+            name = self._names.get(channel)
+            if name is None:  # unsubscribed meanwhile
+                return False
+            item = BrokerMessage(name, data)
+        queue = self._queue
+        queue.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if len(queue) >= self._max_pending:
+            self.space.clear()
+            return True
+        return False
+
+    def link_confirmed(self, link: NodeLink, channel: bytes) -> None:
+        name = self._names.get(channel)
+        if (
+            name is not None
+            and name in self._channels
+            and self._where.get(channel.decode()) is link
+        ):
+            self._active.add(name)
+
+    def link_dropped(self, link: NodeLink, channel: str) -> None:
+        if self._where.get(channel) is link:
+            del self._where[channel]
+        self._drop_active(channel)
+        self.slot_moves += 1
+        self._kick()
+
+    def link_moved(self, link: NodeLink, slot: int) -> None:
+        """An SSUBSCRIBE on ``link`` was refused for ``slot``: re-home that slot's channels."""
+        for name, part in self._wanted.items():
+            if self.slots[part] == slot and self._where.get(name) is link:
+                del self._where[name]
+                link.channels.discard(name)
+                self._drop_active(name)
+        link.release_waiters(self._slot_of_name, slot)
+        self._kick()
+
+    def _slot_of_name(self, name: bytes) -> int | None:
+        part = self._wanted.get(name.decode())
+        return None if part is None else self.slots[part]
+
+    def _drop_active(self, name: str) -> None:
+        channel = self._names.get(name.encode())
+        if channel is not None:
+            self._active.discard(channel)
+
+    def _from_feed(self, data: bytes) -> BrokerMessage | None:
+        decoded = decode_feed(data)
+        if decoded is None:
+            return None
+        channel, payload = decoded
+        if channel in self._active:  # the exact copy arrives as well
+            return None
+        if not self._patterns.match(channel):
+            self.feed_dropped += 1
+            return None
+        return BrokerMessage(channel, payload)
+
+    async def _watch(self) -> None:
+        """PING node links idle for ``health_interval``; drop one that stays silent after."""
+        interval = self.health_interval
+        while not self.is_closed():
+            await asyncio.sleep(interval if interval < 1.0 else interval / 4)
+            now = time.monotonic()
+            for link in list(self._links.values()):
+                if not link.up:
+                    continue
+                if link.pinged_at > link.last_seen and now - link.pinged_at > interval:
+                    link.give_up()
+                elif now - link.last_seen > interval and link.pinged_at <= link.last_seen:
+                    await link.ping(self._command_timeout)
+
+    # -- subscribe ----------------------------------------------------------------------------
+
+    def _want(self, names: Iterable[tuple[str, int, str | None]]) -> list[str]:
+        added = []
+        for name, part, channel in names:
+            if name not in self._wanted:
+                self._wanted[name] = part
+                if channel is not None:
+                    self._names[name.encode()] = channel
+                added.append(name)
+        return added
+
+    async def subscribe(self, channel: str) -> None:
+        if is_pattern(channel):
+            first = len(self._patterns) == 0
+            self._patterns.add(channel, channel)
+            if first:
+                done = self._feeds_pending = asyncio.get_running_loop().create_future()
+                try:
+                    await self._subscribe_names(
+                        self._want((feed, part, None) for part, feed in enumerate(self._feeds))
+                    )
+                finally:
+                    done.set_result(None)
+            elif self._feeds_pending is not None and not self._feeds_pending.done():
+                # The feeds are being subscribed for another pattern: wait for the same.
+                await asyncio.wait([self._feeds_pending], timeout=self._command_timeout * 2)
+            return
+        if channel in self._channels:
+            pending = self._subscribing.get(channel)
+            if pending is not None:  # in flight: return once the first one has
+                await asyncio.wait([pending], timeout=self._command_timeout * 2)
+            return
+        self._channels.add(channel)
+        part = self.partition_of(channel)
+        done = self._subscribing[channel] = asyncio.get_running_loop().create_future()
+        try:
+            await self._subscribe_names(self._want([(self.redis_channel(channel), part, channel)]))
+        finally:
+            del self._subscribing[channel]
+            done.set_result(None)
+
+    async def _subscribe_names(self, names: list[str]) -> None:
+        if not names or self.is_closed():
+            return
+        by_owner: dict[tuple[Address, int], list[str]] = {}
+        for name in names:
+            part = self._wanted[name]
+            owner = self._owners[part]
+            if owner is None:
+                self._kick()
+                continue
+            by_owner.setdefault((owner, part), []).append(name)
+        futures: list[asyncio.Future[None]] = []
+        for (owner, _part), group in by_owner.items():
+            link = await self._link(owner)
+            if link is None:
+                self.state = BrokerState.RECONNECTING
+                self._kick()
+                continue
+            futures += await self._send_subscribe(link, group)
+        if futures:
+            await asyncio.wait(futures, timeout=self._command_timeout)
+
+    async def unsubscribe(self, channel: str) -> None:
+        if is_pattern(channel):
+            if not self._patterns.remove(channel, channel):
+                return
+            if len(self._patterns) == 0:
+                await self._unsubscribe_names(list(self._feeds))
+            return
+        if channel not in self._channels:
+            return
+        self._channels.discard(channel)
+        self._active.discard(channel)
+        await self._unsubscribe_names([self.redis_channel(channel)])
+
+    async def _unsubscribe_names(self, names: list[str]) -> None:
+        by_link: dict[NodeLink, list[str]] = {}
+        for name in names:
+            self._wanted.pop(name, None)
+            link = self._where.pop(name, None)
+            if link is not None:
+                by_link.setdefault(link, []).append(name)
+        for link, group in by_link.items():
+            by_slot: dict[int, list[str]] = {}
+            for name in group:
+                by_slot.setdefault(key_slot(name[1 : name.index("}")]), []).append(name)
+            for same_slot in by_slot.values():
+                await link.unsubscribe(same_slot, self._command_timeout)
+        for name in names:
+            if name not in self._wanted:
+                self._names.pop(name.encode(), None)
+
+    # -- commands (publish, claims) -----------------------------------------------------------
+
+    async def _execute(self, part: int, *args: Any) -> Any:
+        """Run a one-slot command on the primary of ``part``, following MOVED/ASK once or twice."""
+        addr = self._owners[part]
+        asking = False
+        for attempt in range(5):
+            if addr is None:
+                self._kick()
+                raise BrokerError("no Redis Cluster node serves this channel right now")
+            client = self._client(addr)
+            try:
+                if asking:
+                    async with client.pipeline(transaction=False) as pipe:
+                        pipe.execute_command("ASKING")
+                        pipe.execute_command(*args)
+                        return (await pipe.execute(raise_on_error=True))[1]
+                return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+            except MovedError as exc:
+                if exc.node_addr == addr:  # a node redirecting to itself: its config is settling
+                    await asyncio.sleep(0.01)
+                elif attempt:  # nodes disagree for a moment during a slot move
+                    await asyncio.sleep(0.005 * attempt)
+                addr = exc.node_addr
+                self._owners[part] = addr
+                asking = False
+                self._kick()  # other slots may have moved too
+            except AskError as exc:
+                addr, asking = exc.node_addr, True
+            except TryAgainError:  # a multi-key op during migration; ours are single-key
+                await asyncio.sleep(0.01)
+            except NoScriptError:
+                await client.script_load(PUBLISH_SCRIPT)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._kick()
+                raise BrokerError("the broker is unavailable") from exc
+        raise BrokerError("the Redis Cluster kept redirecting the command")
+
+    async def publish(self, channel: str, message: Any) -> None:
+        if not self._started:
+            raise BrokerError("the broker is not connected")
+        data = message.encode() if isinstance(message, str) else message
+        part = zlib.crc32(channel.encode()) % self.partitions
+        tag = self.tags[part]
+        sha = self._sha
+        if sha is None:
+            sha = self._sha = hashlib.sha1(PUBLISH_SCRIPT.encode()).hexdigest()
+        try:
+            await self._execute(
+                part, "EVALSHA", sha, 2, f"{{{tag}}}{channel}", self._feeds[part], channel, data
+            )
+        except BrokerError:
+            self.publish_errors += 1
+            raise
+
+    async def claim(self, key: str, owner: str, ttl: float) -> bool:
+        if not self._started:
+            raise BrokerError("the broker is not connected")
+        part, name = self._key(key)
+        granted = await self._execute(
+            part, "EVAL", CLAIM_SCRIPT, 1, name, owner, max(1, int(ttl * 1000))
+        )
+        return bool(granted)
+
+    async def release(self, key: str, owner: str) -> None:
+        if not self._started:
+            return
+        part, name = self._key(key)
+        with contextlib.suppress(BrokerError):  # it expires anyway
+            await self._execute(part, "EVAL", RELEASE_SCRIPT, 1, name, owner)
+
+    # -- receive ------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _took(self) -> None:
+        if not self.space.is_set() and len(self._queue) <= self._max_pending // 2:
+            self.space.set()
+
+    async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
+        timeout: float | None = kwargs.get("timeout", 0.0)
+        if not self._queue and not self.is_closed() and (timeout is None or timeout > 0):
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait([waiter], timeout=timeout)
+            finally:
+                self._waiter = None
+        if self._queue:
+            item = self._queue.popleft()
+            self._took()
+            return item
+        return None
+
+    async def listen(self) -> AsyncIterator[BrokerMessage]:
+        """Yield messages until `disconnect`; node failures are handled by the broker."""
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while not self.is_closed():
+            while queue:
+                yield queue.popleft()
+                if not self.space.is_set():
+                    self._took()
+            if self.is_closed():
+                return
+            waiter = self._waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+            queue = self._queue
+
+    # -- state --------------------------------------------------------------------------------
+
+    def topology(self) -> dict[str, Any]:
+        """Per node and per partition state, for ``/health`` and the metrics."""
+        nodes: dict[str, dict[str, Any]] = {}
+        owners = self._owners
+        needed = {owners[part] for name, part in self._wanted.items()}
+        for addr in dict.fromkeys(a for a in owners if a is not None):
+            link = self._links.get(addr)
+            live = link is not None and link.up
+            # "idle": nothing of ours lives on that primary, so no connection is kept to it.
+            state = "connected" if live else ("down" if addr in needed else "idle")
+            nodes[f"{addr[0]}:{addr[1]}"] = {
+                "state": state,
+                "up": state != "down",
+                "partitions": sum(1 for a in owners if a == addr),
+                "channels": len(link.channels) if link is not None else 0,
+                "messages": link.messages if link is not None else 0,
+            }
+        pending = sorted({part for name, part in self._wanted.items() if name not in self._where})
+        return {
+            "partitions": self.partitions,
+            "unserved_partitions": sum(1 for a in owners if a is None),
+            "pending_partitions": pending,
+            "nodes": nodes,
+            "node_losses": self.node_losses,
+            "slot_moves": self.slot_moves,
+            "publish_errors": self.publish_errors,
+        }
