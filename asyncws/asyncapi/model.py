@@ -208,6 +208,10 @@ class TopicDescription:
     publish_scopes: tuple[str, ...] = ()
     subscribe_scopes: tuple[str, ...] = ()
     authorized: bool = False  # has an authorization rule for subscriptions
+    #: Kept history (asyncws.history): events per concrete topic, seconds, cache mode.
+    history_size: int | None = None
+    history_ttl: float | None = None
+    cache: bool = False
 
     def levels(self) -> Iterator[str | ParamDescription]:
         """The address levels: literal strings and parameters."""
@@ -360,6 +364,9 @@ def _topic(topic: Topic[Any]) -> TopicDescription:
         publish_scopes=tuple(topic.publish_scopes),
         subscribe_scopes=tuple(topic.subscribe_scopes),
         authorized=topic.authorize is not None,
+        history_size=topic.history.size if topic.history is not None else None,
+        history_ttl=topic.history.ttl if topic.history is not None else None,
+        cache=topic.history is not None and topic.history.cache,
     )
 
 
