@@ -32,6 +32,7 @@ from .exceptions import (
     WebSocketException,
 )
 from .framing import AsyncWSFraming, DocumentFraming, Framing
+from .history import HistoryItem, HistoryPolicy, Position
 from .manager import WebSocketManager
 from .message import (
     Message,
@@ -73,6 +74,8 @@ __all__ = [
     "ErrorCode",
     "ForbiddenError",
     "Framing",
+    "HistoryItem",
+    "HistoryPolicy",
     "InMemoryBroker",
     "InvalidSubscription",
     "InvalidSubscriptionMessage",
@@ -82,6 +85,7 @@ __all__ = [
     "Operation",
     "Param",
     "PayloadValidationError",
+    "Position",
     "PresencePolicy",
     "ProtocolError",
     "RateLimitedError",

@@ -49,6 +49,7 @@ from .forwarded import PublicAddress
 from .frames import PublishFrame, SubscribeFrame, field_errors, safe_id
 from .framing import AsyncWSFraming, Framing
 from .handshake import refuse_unavailable
+from .history import Position, parse_since
 from .limits import Limits, TokenBucket
 from .manager import WebSocketManager
 from .presence import PresenceError, PresenceTracker
@@ -123,6 +124,7 @@ class AsyncWS(Router):
         asyncapi_version: str = "3.0.0",
     ) -> None:
         super().__init__(tags=tags)
+        self._has_history = False
         self.framing: Framing = framing if framing is not None else AsyncWSFraming()
         if asyncapi_version not in ("3.0.0", "3.1.0"):
             raise ValueError(
@@ -163,6 +165,7 @@ class AsyncWS(Router):
                 limits=self.limits,
             )
         )
+        self.manager.history.framing = self.framing  # positions go into this app's frames
         if manager is not None and limits is not None:  # the app's limits, a given manager
             self.manager.max_wildcards = self.limits.max_wildcards
             self.manager.max_wildcards_per_user = self.limits.max_wildcards_per_user
@@ -208,6 +211,8 @@ class AsyncWS(Router):
         super().add_topic(topic)
         topic.bind(self)
         self._compiled = None
+        if topic.history is not None:
+            self._has_history = True  # subscribes look for history topics from now on
 
     def add_operation(self, type: str, func: Callable[..., Any], **options: Any) -> Operation:
         options.setdefault("path_params", self.path_params)
@@ -536,8 +541,15 @@ class AsyncWS(Router):
         covering, _ = self._find_topic(pattern)  # a declared topic must cover it
         if not await self._may_subscribe(conn, pattern, frame.id):
             return
-        await self.manager.subscribe(conn, pattern)
         policy = covering.presence_policy
+        if frame.since is not None or (
+            self._has_history and self._history_topic(pattern) is not None
+        ):
+            await self._subscribe_history(conn, frame, pattern)  # it answers the frame
+            if policy is not None and not is_pattern(pattern) and pattern in conn.topics:
+                await self.presence.join(conn, pattern, policy)
+            return
+        await self.manager.subscribe(conn, pattern)
         if policy is not None and not is_pattern(pattern):
             await self.presence.join(conn, pattern, policy)
         _send(conn, self.framing.ack(frame))
@@ -602,6 +614,36 @@ class AsyncWS(Router):
                 await resolver.aclose()
         return True
 
+    def _history_topic(self, pattern: str) -> Topic[Any] | None:
+        """The history topic of a concrete address (None for a pattern or a plain topic)."""
+        if is_pattern(pattern):
+            return None
+        for topic in self.topics:
+            if topic.history is not None and topic.template.covers(pattern) is not None:
+                return topic
+        return None
+
+    async def _subscribe_history(self, conn: Connection, frame: Any, pattern: str) -> None:
+        """Subscribe with the topic's position in the ack and, with ``since``, recovery
+        (`asyncws.history`): bad ``since`` or none to honour it with is an error frame."""
+        since = parse_since(frame.since)
+        topic = self._history_topic(pattern)
+        if topic is None or topic.history is None:
+            if is_pattern(pattern):
+                raise ProtocolError(
+                    "'since' needs a concrete topic, not a wildcard", code=ErrorCode.BAD_REQUEST
+                )
+            raise ProtocolError(
+                "'since' on a topic that keeps no history", code=ErrorCode.BAD_REQUEST
+            )
+        framing = self.framing
+        self.manager.history.framing = framing
+
+        def ack(recovered: bool | None, position: Position) -> None:
+            _send(conn, framing.subscribed(frame, recovered, position.offset, position.epoch))
+
+        await self.manager.history.subscribe(conn, pattern, topic.history, since, ack)
+
     def _find_topic(self, pattern: str) -> tuple[Topic[Any], dict[str, str | None]]:
         for topic in self.topics:
             values = topic.template.covers(pattern)
@@ -627,7 +669,11 @@ class AsyncWS(Router):
         # the topic was validated when its route was built
         text = route.frame(model)
         self.manager.charge(conn, 1, text)
-        await self.manager.publish_valid(route.concrete, text)
+        history = route.topic.history
+        if history is not None:
+            await self.manager.history.publish(route.concrete, text, history)
+        else:
+            await self.manager.publish_valid(route.concrete, text)
         _send(conn, self.framing.ack(frame))
 
     def _publish_route(self, address: str) -> _PublishRoute:

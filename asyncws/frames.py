@@ -60,6 +60,8 @@ class SubscribeFrame(_Base):
     type: Literal["subscribe"]
     id: FrameIdT | None = None
     topic: str
+    #: The last position the client saw on a history topic (checked by asyncws.history).
+    since: Any = None
 
 
 class UnsubscribeFrame(_Base):

@@ -275,6 +275,16 @@ class Framing(ABC):
     def event(self, kind: str, topic: str, data_json: str) -> str:
         """The frame of a topic event (``kind`` is the message name)."""
 
+    def positioned(self, frame: str, offset: int, epoch: str) -> str:
+        """An event frame of a history topic with its position (`asyncws.history`). A
+        framing without room for it sends the frame as it is."""
+        return frame
+
+    def subscribed(self, frame: Any, recovered: bool | None, offset: int, epoch: str) -> str | None:
+        """The ack of a subscribe to a history topic: the current position and, when the
+        client asked with ``since``, whether everything it missed follows."""
+        return self.ack(frame)
+
 
 class AsyncWSFraming(Framing):
     """asyncws's envelope (``docs/protocol.md``); the default of `AsyncWS` apps."""
@@ -303,6 +313,19 @@ class AsyncWSFraming(Framing):
 
     def event(self, kind: str, topic: str, data_json: str) -> str:
         return event_frame(kind, topic, data_json)
+
+    def positioned(self, frame: str, offset: int, epoch: str) -> str:
+        # the envelope ends with its "data": one splice, no re-encoding of the event
+        return f'{frame[:-1]},"offset":{offset},"epoch":{dumps(epoch)}}}'
+
+    def subscribed(self, frame: Any, recovered: bool | None, offset: int, epoch: str) -> str | None:
+        if frame.id is None:
+            return None
+        body: dict[str, Any] = {"type": "ack", "id": frame.id}
+        if recovered is not None:
+            body["recovered"] = recovered
+        body["position"] = {"offset": offset, "epoch": epoch}
+        return dumps(body)
 
 
 class DocumentFraming(Framing):

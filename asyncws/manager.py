@@ -50,6 +50,7 @@ from .codes import CloseCode, ErrorCode
 from .connection import Connection, ConnectionState, SlowConsumerPolicy, new_connection_id
 from .exceptions import AsyncWSError, ProtocolError, TooManySubscriptionsError, UnknownTypeError
 from .handshake import refuse_unavailable
+from .history import POSITION_PREFIX, Recovery, split_position
 from .limits import FanoutBudget, Limits
 from .message import CLIENT_TYPES, Message
 from .protocol import ack_frame, dumps, error_frame_for, frame_id
@@ -236,6 +237,9 @@ class WebSocketManager:
         self.latency_sum = 0.0
         self._lost_unlogged = 0  # failed publishes not reported in a warning yet
         self._lost_logged_at = -_PUBLISH_WARN_EVERY
+        #: Topic history: positions delivered, recoveries in progress (`asyncws.history`).
+        self.history = Recovery(self)
+        broker.on_restored(self.history.on_broker_restored)
 
     # -- context manager / lifecycle ----------------------------------------------------------
 
@@ -487,6 +491,7 @@ class WebSocketManager:
             return []
         del self.connections[conn.id]
         self._budgets.pop(conn, None)
+        self.history.forget(conn)
         if conn.state is not ConnectionState.CLOSED:
             conn._mark_closed()
         self._claims.discard(conn.id)  # released by the caller (_cleanup)
@@ -650,9 +655,13 @@ class WebSocketManager:
 
     # -- distributed sends (every instance) ---------------------------------------------------
 
-    async def _publish(self, channel: str, text: str, route: str | None = None) -> None:
+    def broker_header(self) -> bytes:
+        """The first line of a broker message from this instance (dedup and latency)."""
         self._seq += 1
-        head = b"%s%d:%d\n" % (self._head, self._seq, time.time_ns() // 1000)
+        return b"%s%d:%d\n" % (self._head, self._seq, time.time_ns() // 1000)
+
+    async def _publish(self, channel: str, text: str, route: str | None = None) -> None:
+        head = self.broker_header()
         if route is not None:  # an instance channel: the connection id on its own line
             head += route.encode() + b"\n"
         try:
@@ -897,6 +906,9 @@ class WebSocketManager:
         """Deliver one broker message to its local recipients (see the module docstring)."""
         stats = self.stats
         stats["broker_messages"] += 1
+        position = None
+        if data.startswith(POSITION_PREFIX):  # an event of a history topic
+            position, data = split_position(data)
         nl = data.find(b"\n", 0, 64)
         if nl < 0 or not data.startswith(_MAGIC):
             stats["broker_malformed"] += 1
@@ -934,6 +946,9 @@ class WebSocketManager:
         targets: Iterable[Connection]
         if channel.startswith(self._tp):
             targets = self.index.match(channel[len(self._tp) :])
+            if position is not None:
+                self.history.deliver(channel[len(self._tp) :], targets, text, position)
+                return
         elif channel.startswith(self._cp):
             conn = self.connections.get(unquote(channel[len(self._cp) :]))
             targets = (conn,) if conn is not None else ()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import re
 import types
 import typing
@@ -22,6 +23,7 @@ from pydantic.fields import FieldInfo
 
 from .dependencies import Dependant, analyze
 from .exceptions import ForbiddenError, InvalidTopicError
+from .history import HistoryItem, HistoryPolicy, Position
 from .protocol import event_frame
 from .topics import DEFAULT_LIMITS, TopicLimits, validate_topic
 
@@ -263,6 +265,7 @@ class Topic(Generic[M]):
         publish_scopes: Sequence[str] = (),
         subscribe_scopes: Sequence[str] = (),
         presence: Any = None,
+        history: HistoryPolicy | None = None,
     ) -> None:
         from .presence import policy_of
 
@@ -302,6 +305,8 @@ class Topic(Generic[M]):
         self.client_publish = client_publish
         self.publish_scopes = list(publish_scopes)
         self.subscribe_scopes = list(subscribe_scopes)
+        #: Kept history and cache mode (`asyncws.history`); None: at-most-once, no positions.
+        self.history = history
         self.authorize_dependant: Dependant | None = None
         self.app: AsyncWS | None = None
         self._origin: Topic[M] | None = None  # the topic this one was copied from (prefixed)
@@ -329,6 +334,7 @@ class Topic(Generic[M]):
             publish_scopes=self.publish_scopes,
             subscribe_scopes=self.subscribe_scopes,
             presence=self.presence_policy,
+            history=self.history,
         )
         clone._origin = self
         return clone
@@ -371,23 +377,60 @@ class Topic(Generic[M]):
         text: str = framing.event(message_name(type(model)), topic, data)
         return text
 
-    async def publish(self, message: M | dict[str, Any], /, **params: Any) -> None:
+    async def publish(
+        self,
+        message: M | dict[str, Any],
+        /,
+        *,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> Position | None:
         """Send ``message`` to every subscriber of the topic these parameters name.
 
         Raises TypeError (wrong model, missing or unknown parameters), pydantic's
         ValidationError (an invalid message) or `InvalidTopicError` (an invalid parameter
         value) before anything is sent.
+
+        A topic with ``history`` stores the event and returns its `Position`; a publish
+        retried with the same ``idempotency_key`` (within the history's ``ttl``) is stored
+        and delivered once, and returns the first position. Without history: None.
         """
         bound = self._bound
         if bound is not None and bound is not self:
             # a router's topic: publish under the address the app declared (with its prefix)
-            await bound.publish(message, **params)
-            return
+            return await bound.publish(message, idempotency_key=idempotency_key, **params)
         app = self.app
         if app is None:
             raise RuntimeError(f"topic {self.address!r} is not part of an AsyncWS app yet")
         topic = self.topic_for(**params)
-        await app.manager.publish(topic, text=self.encode(message, topic))
+        text = self.encode(message, topic)
+        if self.history is not None:
+            return await app.manager.history.publish(topic, text, self.history, idempotency_key)
+        if idempotency_key is not None:
+            raise TypeError(f"topic {self.address!r} keeps no history: no idempotency_key")
+        await app.manager.publish(topic, text=text)
+        return None
+
+    async def history_of(self, *, limit: int = 100, **params: Any) -> list[HistoryItem]:
+        """The last ``limit`` events of the concrete topic these parameters name, oldest
+        first, with their positions (e.g. for an HTTP endpoint serving recent messages).
+
+        Raises TypeError for a topic without history, `BrokerError` when it cannot be read."""
+        bound = self._bound
+        if bound is not None and bound is not self:
+            return await bound.history_of(limit=limit, **params)
+        app = self.app
+        if app is None:
+            raise RuntimeError(f"topic {self.address!r} is not part of an AsyncWS app yet")
+        if self.history is None:
+            raise TypeError(f"topic {self.address!r} keeps no history")
+        topic = self.topic_for(**params)
+        items = []
+        for position, frame in await app.manager.history.events(topic, limit=limit):
+            obj = json.loads(frame)
+            model = self.adapter.validate_python(obj["data"] if app.framing.controls else obj)
+            items.append(HistoryItem(position, model))
+        return items
 
     async def presence(self, *, limit: int | None = None, **params: Any) -> list[Member]:
         """The members of the topic these parameters name, on every instance (O(members);

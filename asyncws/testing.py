@@ -225,8 +225,16 @@ class WebSocketSession:
         await self.send_json(frame)
         return await self.receive_until(lambda f: f.get("id") == frame_id, timeout)
 
-    async def subscribe(self, topic: str, **fields: Any) -> dict[str, Any]:
-        """Subscribe and return the ``ack`` (or ``error``) frame."""
+    async def subscribe(self, topic: str, *, since: Any = None, **fields: Any) -> dict[str, Any]:
+        """Subscribe and return the ``ack`` (or ``error``) frame.
+
+        ``since`` (a history topic): the last position seen, ``{"offset", "epoch"}`` or an
+        event frame that carries one; the ack then says ``recovered`` and the missed events
+        follow it (see ``docs/delivery.md``)."""
+        if isinstance(since, dict) and "offset" in since and "epoch" in since:
+            fields["since"] = {"offset": since["offset"], "epoch": since["epoch"]}
+        elif since is not None:
+            fields["since"] = since
         return await self.call("subscribe", topic=topic, **fields)
 
     async def unsubscribe(self, topic: str) -> dict[str, Any]:

@@ -261,7 +261,12 @@ def test_chat_document_shape() -> None:
     assert ops["join"]["reply"]["messages"][0] == {"$ref": "#/channels/endpoint/messages/ack"}
     # the frame envelope, with the model under data
     post = document["components"]["messages"]["post"]["payload"]
-    assert post["properties"]["type"] == {"type": "string", "const": "post"}
+    assert post["title"] == "PostFrame"
+    assert post["properties"]["type"] == {
+        "type": "string",
+        "const": "post",
+        "x-parser-schema-id": "PostFrameType",
+    }
     assert post["properties"]["data"] == {"$ref": "#/components/schemas/Post"}
     assert post["required"] == ["type", "data"]
     posted = document["components"]["messages"]["roomsRoomPosted"]["payload"]
@@ -285,6 +290,7 @@ def test_unions_enums_nested_and_constraints() -> None:
     ]
     assert schemas["Color"]["enum"] == ["red", "green"]
     assert schemas["Item"]["properties"]["quantity"] == {
+        "x-parser-schema-id": "ItemQuantity",
         "maximum": 99,
         "minimum": 1,
         "title": "Quantity",
@@ -292,7 +298,11 @@ def test_unions_enums_nested_and_constraints() -> None:
     }
     assert schemas["PlaceOrder"]["properties"]["shipTo"] == {"$ref": "#/components/schemas/Address"}
     dims = schemas["PlaceOrder"]["properties"]["dimensions"]["anyOf"][0]
-    assert dims["items"] == [{"type": "integer"}] * 3  # draft-07 tuple form
+    # draft-07 tuple form
+    assert dims["items"] == [
+        {"type": "integer", "x-parser-schema-id": f"PlaceOrderDimensionsOption1Item{i}"}
+        for i in (1, 2, 3)
+    ]
     assert schemas["Category"]["properties"]["children"]["items"] == {
         "$ref": "#/components/schemas/Category"
     }
@@ -352,7 +362,11 @@ def test_no_reply_and_non_model_reply() -> None:
     hello = document["components"]["messages"]["hello"]["payload"]
     assert "data" not in hello["properties"]
     reply = document["components"]["messages"]["timeReply"]["payload"]
-    assert reply["properties"]["data"] == {"format": "date-time", "type": "string"}
+    assert reply["properties"]["data"] == {
+        "format": "date-time",
+        "type": "string",
+        "x-parser-schema-id": "TimeReplyFrameData",
+    }
 
 
 def test_topic_patterns_follow_the_subscription_rules() -> None:

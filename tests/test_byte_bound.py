@@ -34,7 +34,7 @@ SLACK_KIB = 2 * 1024  # + 2 MiB: transport buffers, the message in flight, alloc
 #: so the per-process constant (the publisher's and the healthy reader's buffers, the
 #: allocator keeping freed 500 KB blocks) is spread over several. One for 100 B frames: the
 #: kernel's socket buffers take ~2.5 MB of them before the server sees any backpressure.
-STALLED = {100: 1, 20_000: 3, 500_000: 3}
+STALLED = {100: 1, 20_000: 3, 500_000: 6}
 
 
 async def flood_until_dropped(

@@ -24,7 +24,7 @@ import typing
 from typing import Any
 
 from .model import AppDescription, PayloadSchema, TypeSchema
-from .schemas import generate_schemas
+from .schemas import generate_schemas, name_document_schemas
 from .v3 import DEFAULT_SERVER_URL, server_from_url
 
 __all__ = ["build_framed"]
@@ -182,4 +182,5 @@ def build_framed(desc: AppDescription, *, server_url: str | None = None) -> dict
         }
     if not components:
         del document["components"]["schemas"]
+    name_document_schemas(document)
     return document

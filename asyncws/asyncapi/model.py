@@ -210,6 +210,10 @@ class TopicDescription:
     authorized: bool = False  # has an authorization rule for subscriptions
     presence: bool = False  # declared with presence (asyncws.presence)
     presence_events: bool = False  # ... and join/leave events
+    #: Kept history (asyncws.history): events per concrete topic, seconds, cache mode.
+    history_size: int | None = None
+    history_ttl: float | None = None
+    cache: bool = False
 
     def levels(self) -> Iterator[str | ParamDescription]:
         """The address levels: literal strings and parameters."""
@@ -364,6 +368,9 @@ def _topic(topic: Topic[Any]) -> TopicDescription:
         authorized=topic.authorize is not None,
         presence=topic.presence_policy is not None,
         presence_events=topic.presence_policy is not None and topic.presence_policy.events,
+        history_size=topic.history.size if topic.history is not None else None,
+        history_ttl=topic.history.ttl if topic.history is not None else None,
+        cache=topic.history is not None and topic.history.cache,
     )
 
 

@@ -32,10 +32,14 @@ from .model import PayloadSchema, RawSchema, TypeSchema
 __all__ = [
     "COMPONENT_KEY",
     "REF_PREFIX",
+    "SCHEMA_ID",
     "deref",
     "generate_schemas",
     "iter_refs",
     "make_validator",
+    "name_document_schemas",
+    "name_schema",
+    "pascal_id",
     "pointer_parts",
     "to_asyncapi_schema",
 ]
@@ -192,3 +196,84 @@ def deref(document: Mapping[str, Any], obj: Any) -> Any:
             target = target[part]
         obj = target
     return obj
+
+
+# -- schema ids -----------------------------------------------------------------------------
+
+#: The extension the official parser (and the tools built on it: Modelina, the html and
+#: react renderers, ``asyncapi diff``) reads as a schema's id; it invents
+#: ``<anonymous-schema-N>``, numbered in document order, for a schema without one.
+SCHEMA_ID = "x-parser-schema-id"
+
+_SUBSCHEMA_LISTS = {"allOf": "Part", "anyOf": "Option", "oneOf": "Option"}
+_SUBSCHEMA = {
+    "additionalProperties": "Value",
+    "additionalItems": "ExtraItem",
+    "contains": "Contains",
+    "propertyNames": "Key",
+    "not": "Not",
+    "if": "If",
+    "then": "Then",
+    "else": "Else",
+}
+
+
+def pascal_id(text: str) -> str:
+    """``rooms.room`` / ``post_reply`` / ``roomsRoom`` -> ``RoomsRoom`` / ``PostReply``."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", text) if w]
+    return "".join(w[:1].upper() + w[1:] for w in words) or "Schema"
+
+
+def name_schema(schema: Any, name: str) -> None:
+    """Give ``schema`` and every schema inside it a stable id derived from its place
+    (``x-parser-schema-id``: ``name``, ``name`` + the property name in PascalCase, ``Item``
+    for array items, ``Option<n>`` for union members...), and an object schema without a
+    ``title`` the title ``name``. A ``$ref`` is left alone (its target is named where it is
+    declared); so are ids and titles already there. Edits ``schema`` in place."""
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return
+    schema.setdefault(SCHEMA_ID, name)
+    name = str(schema[SCHEMA_ID])
+    types = schema.get("type")
+    is_object = types == "object" or (isinstance(types, list) and "object" in types)
+    if (is_object or "properties" in schema) and not schema.get("title"):
+        schema["title"] = name
+    for prop, sub in dict(schema.get("properties") or {}).items():
+        name_schema(sub, name + pascal_id(str(prop)))
+    for i, sub in enumerate(dict(schema.get("patternProperties") or {}).values()):
+        name_schema(sub, f"{name}Pattern{i + 1}")
+    for key in ("definitions", "$defs"):
+        for sub_name, sub in dict(schema.get(key) or {}).items():
+            name_schema(sub, pascal_id(str(sub_name)))
+    for sub_name, sub in dict(schema.get("dependencies") or {}).items():
+        name_schema(sub, name + "If" + pascal_id(str(sub_name)))
+    items = schema.get("items")
+    if isinstance(items, list):
+        for i, sub in enumerate(items):
+            name_schema(sub, f"{name}Item{i + 1}")
+    else:
+        name_schema(items, name + "Item")
+    for key, suffix in _SUBSCHEMA_LISTS.items():
+        members = schema.get(key)
+        if isinstance(members, list):
+            for i, sub in enumerate(members):
+                name_schema(sub, f"{name}{suffix}{i + 1}")
+    for key, suffix in _SUBSCHEMA.items():
+        name_schema(schema.get(key), name + suffix)
+
+
+def name_document_schemas(document: dict[str, Any]) -> None:
+    """Name every schema of an AsyncAPI 3 document in place (see `name_schema`): each entry
+    of ``components/schemas`` after its key, each message payload ``<Message>Frame`` and its
+    headers ``<Message>Headers`` (the message key in PascalCase), whether the message is a
+    component or inline in a channel."""
+    components = document.get("components") or {}
+    for key, schema in dict(components.get("schemas") or {}).items():
+        name_schema(schema, key)
+    places = [components.get("messages") or {}]
+    places += [dict(c).get("messages") or {} for c in dict(document.get("channels") or {}).values()]
+    for messages in places:
+        for key, message in dict(messages).items():
+            if isinstance(message, dict) and "$ref" not in message:
+                name_schema(message.get("payload"), pascal_id(str(key)) + "Frame")
+                name_schema(message.get("headers"), pascal_id(str(key)) + "Headers")

@@ -45,7 +45,13 @@ from .model import (
     SecuritySchemeDescription,
     TopicDescription,
 )
-from .schemas import COMPONENT_KEY, REF_PREFIX, generate_schemas, make_validator
+from .schemas import (
+    COMPONENT_KEY,
+    REF_PREFIX,
+    generate_schemas,
+    make_validator,
+    name_document_schemas,
+)
 
 __all__ = [
     "ASYNCAPI_VERSION",
@@ -353,6 +359,62 @@ def _const(value: str) -> dict[str, Any]:
     return {"type": "string", "const": value}
 
 
+_POSITION_EXAMPLE = {"offset": 42, "epoch": "3f9c2a7d41b0"}
+
+
+def _position_props() -> dict[str, Any]:
+    """The position fields of an event of a history topic (docs/delivery.md)."""
+    return {
+        "offset": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 2**53,
+            "description": "Grows by one per event of this concrete topic.",
+        },
+        "epoch": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "description": "Changes when the topic's history was lost (offsets restart).",
+        },
+    }
+
+
+def _position_schema(description: str) -> dict[str, Any]:
+    props = _position_props()
+    props["offset"] = dict(props["offset"], minimum=0)
+    return {
+        "type": "object",
+        "description": description,
+        "properties": props,
+        "required": ["offset", "epoch"],
+    }
+
+
+def _since_prop() -> dict[str, Any]:
+    return {
+        "since": _position_schema(
+            "The last position this client saw (an event's `offset` and `epoch`, or the "
+            "`position` of an `ack`): the events after it are sent before live ones."
+        )
+    }
+
+
+def _ack_history_props() -> dict[str, Any]:
+    return {
+        "recovered": {
+            "type": "boolean",
+            "description": (
+                "The answer to a subscribe with `since`: true, every missed event follows; "
+                "false, the position could not be honoured (another epoch, trimmed, too far)."
+            ),
+        },
+        "position": _position_schema(
+            "A history topic's current position: the next event has `offset` + 1."
+        ),
+    }
+
+
 def _frame(properties: dict[str, Any], required: Sequence[str]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(required)}
 
@@ -413,6 +475,7 @@ def _id_prop() -> dict[str, Any]:
 class _Builder:
     def __init__(self, desc: AppDescription, server_url: str | None) -> None:
         self.desc = desc
+        self._history = any(t.history_size is not None for t in desc.topics)
         self.server_url = server_url
         self.channel_keys = _Keys("channel")
         self.operation_keys = _Keys("operation")
@@ -542,6 +605,7 @@ class _Builder:
                 }
             ),
         }
+        name_document_schemas(document)
         return document
 
     def _info(self) -> dict[str, Any]:
@@ -595,7 +659,11 @@ class _Builder:
         self._message(
             "ack",
             "the protocol",
-            _frame({"type": _const("ack"), "id": _id_prop()}, ["type", "id"]),
+            _frame(
+                {"type": _const("ack"), "id": _id_prop()}
+                | (_ack_history_props() if self._history else {}),
+                ["type", "id"],
+            ),
             title="ack",
             registered=True,
             summary="The frame with this `id` was handled and had nothing to return.",
@@ -726,22 +794,27 @@ class _Builder:
         for event in topic.events:
             data = self._schema()
             data_example = self._example(data)
+            props = {"type": _const(event.name), "topic": dict(topic_schema), "data": data}
+            required = ["type", "topic", "data"]
+            example: Any = (
+                MISSING
+                if data_example is MISSING
+                else {"type": event.name, "topic": concrete, "data": data_example}
+            )
+            if topic.history_size is not None:  # positions (docs/delivery.md)
+                props |= _position_props()
+                required += ["offset", "epoch"]
+                if example is not MISSING:
+                    example |= _POSITION_EXAMPLE
             key = self._message(
                 _join(channel_key, _key(event.name)),
                 f"event {event.name!r} of {owner}",
-                _frame(
-                    {"type": _const(event.name), "topic": dict(topic_schema), "data": data},
-                    ["type", "topic", "data"],
-                ),
+                _frame(props, required),
                 title=event.title or event.name,
                 summary=event.summary,
                 description=event.description,
                 correlated=False,
-                example=(
-                    MISSING
-                    if data_example is MISSING
-                    else {"type": event.name, "topic": concrete, "data": data_example}
-                ),
+                example=example,
                 endpoint=False,
             )
             channel_messages[_key(event.name)] = _ref("components", "messages", key)
@@ -805,6 +878,19 @@ class _Builder:
             parts.append(
                 f"Clients may publish to it (operation `{_join('publish', _key(topic.id))}`)."
             )
+        if topic.history_size is not None:
+            parts.append(
+                f"**History:** the last {topic.history_size} events of each concrete topic are "
+                f"kept for {topic.history_ttl:g} s after the last publish. Every event carries "
+                "its position (`offset`, `epoch`); subscribe with `since` (the last position "
+                "seen) to receive what was missed, in order, before live events: the `ack` "
+                "says `recovered`."
+                + (
+                    " **Cache mode:** every subscribe first gets the latest event."
+                    if topic.cache
+                    else ""
+                )
+            )
         return "\n\n".join(parts)
 
     def _parameter(self, param: ParamDescription) -> dict[str, Any]:
@@ -866,17 +952,26 @@ class _Builder:
                             "parameter)."
                         ),
                     },
+                    **(_since_prop() if topic.history_size is not None else {}),
                 },
                 ["type", "topic"],
             ),
             title=f"subscribe to {topic.address}",
-            example={"type": "subscribe", "id": 1, "topic": concrete},
+            example={"type": "subscribe", "id": 1, "topic": concrete}
+            | ({"since": _POSITION_EXAMPLE} if topic.history_size is not None else {}),
         )
         text = (
             f"Subscribe to `{topic.address}`: its events then arrive on this connection. "
             "Answered with `ack` (when the frame has an `id`) or `error` (`invalid_topic`, "
             "`unknown_topic`, `forbidden`, `too_many_subscriptions`)."
         )
+        if topic.history_size is not None:
+            text += (
+                " The topic keeps history: the `ack` of a concrete subscribe carries the "
+                "current `position`; with `since` it also says `recovered` (true: the missed "
+                "events follow, in order, then live ones; false: the position could not be "
+                "honoured, refetch). `since` on a wildcard is refused (`bad_request`)."
+            )
         if topic.authorized:
             text += " An authorization rule of the application decides who may subscribe."
         operation: dict[str, Any] = {

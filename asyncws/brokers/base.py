@@ -21,9 +21,12 @@ import inspect
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from ..history import HistoryRead, Position
 
 from ..message import Message
 from ..protocol import dumps
@@ -154,6 +157,47 @@ class BrokerInterface(ABC):
 
     async def release(self, key: str, owner: str) -> None:  # noqa: B027 - optional hook
         """Give up ``key`` if ``owner`` holds it."""
+
+    async def publish_history(
+        self,
+        channel: str,
+        key: str,
+        message: bytes,
+        *,
+        size: int,
+        ttl: float,
+        idempotency_key: str | None = None,
+    ) -> Position:
+        """Append ``message`` to the history stream ``key`` and publish it on ``channel``,
+        as one atomic step; returns the position given to it (`asyncws.history`).
+
+        The live message is ``awh:{offset}:{epoch}\\n`` followed by ``message``. The stream
+        keeps its last ``size`` entries and lives ``ttl`` seconds after the last append;
+        its epoch (created when missing) changes whenever the history was lost. With an
+        ``idempotency_key`` already used on this stream (within ``ttl``), nothing is
+        appended nor published and the first position is returned.
+        Raises `BrokerError` (also for a broker that keeps no history: the default).
+        """
+        from ..exceptions import BrokerError
+
+        raise BrokerError(f"{type(self).__name__} keeps no topic history")
+
+    async def read_history(self, key: str, *, since: int | None, limit: int) -> HistoryRead:
+        """The stream's position (its epoch created when missing) and its entries after
+        offset ``since``, at most ``limit``, oldest first; ``since=None``: the last
+        ``limit`` entries. Raises `BrokerError`."""
+        from ..exceptions import BrokerError
+
+        raise BrokerError(f"{type(self).__name__} keeps no topic history")
+
+    def on_restored(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever the broker got its connection back after losing it
+        (a broker that cannot lose it never calls it)."""
+        self._restored_callbacks = [*getattr(self, "_restored_callbacks", ()), callback]
+
+    def _notify_restored(self) -> None:
+        for callback in getattr(self, "_restored_callbacks", ()):
+            callback()
 
     async def listen(self) -> AsyncIterator[BrokerMessage]:
         """Yield messages until the broker is disconnected. Never busy-waits.

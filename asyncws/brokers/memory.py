@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -24,10 +25,12 @@ import re
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..history import HistoryEntry, HistoryRead, Position, new_epoch, position_line
 from ..message import Message
 from ..topics import TopicIndex, is_pattern
 from .base import BrokerInterface, BrokerMessage, BrokerState, encode_payload, seed_view
@@ -135,12 +138,39 @@ def _warn_if_several_workers() -> None:
     )
 
 
+class _Stream:
+    """The history of one concrete topic in a hub (see `asyncws.history`)."""
+
+    __slots__ = ("entries", "epoch", "expires", "keys", "offset")
+
+    def __init__(self, size: int) -> None:
+        self.epoch = new_epoch()
+        self.offset = 0
+        self.entries: deque[HistoryEntry] = deque(maxlen=size)
+        self.expires = 0.0
+        self.keys: dict[str, tuple[int, float]] = {}  # idempotency key -> (offset, expiry)
+
+
 class MemoryHub:
     """Routes published messages to the in-memory brokers subscribed to them."""
 
     def __init__(self) -> None:
         self.index: TopicIndex[InMemoryBroker] = TopicIndex()
         self.claims: dict[str, tuple[str, float]] = {}  # key -> (owner, expiry)
+        self.streams: dict[str, _Stream] = {}
+
+    def stream(self, key: str, size: int | None) -> _Stream:
+        """The live stream at ``key``: a new one (a new epoch) when it expired or never was."""
+        now = time.monotonic()
+        stream = self.streams.get(key)
+        if stream is not None and stream.expires <= now:
+            stream = None
+        if stream is None:
+            stream = self.streams[key] = _Stream(size or 1)
+            stream.expires = now + 3600.0  # an epoch read before any publish: kept a while
+        elif size is not None and stream.entries.maxlen != size:
+            stream.entries = deque(stream.entries, maxlen=size)
+        return stream
 
     def route(self, channel: str) -> set[InMemoryBroker]:
         return self.index.match(channel)
@@ -189,6 +219,45 @@ class InMemoryBroker(BrokerInterface):
         item = BrokerMessage(channel, encode_payload(message))
         for broker in self.hub.route(channel):
             await broker._queue.put(item)
+
+    async def publish_history(
+        self,
+        channel: str,
+        key: str,
+        message: bytes,
+        *,
+        size: int,
+        ttl: float,
+        idempotency_key: str | None = None,
+    ) -> Position:
+        stream = self.hub.stream(key, size)
+        now = time.monotonic()
+        if idempotency_key is not None:
+            seen = stream.keys.get(idempotency_key)
+            if seen is not None and seen[1] > now:
+                return Position(seen[0], stream.epoch)
+        stream.offset += 1
+        stream.entries.append(HistoryEntry(stream.offset, bytes(message)))
+        stream.expires = now + ttl
+        if idempotency_key is not None:
+            if len(stream.keys) > 4 * size:  # bounded: forget the expired ones
+                stream.keys = {k: v for k, v in stream.keys.items() if v[1] > now}
+            stream.keys[idempotency_key] = (stream.offset, now + ttl)
+        await self.publish(channel, position_line(stream.offset, stream.epoch) + message)
+        return Position(stream.offset, stream.epoch)
+
+    async def read_history(self, key: str, *, since: int | None, limit: int) -> HistoryRead:
+        stream = self.hub.stream(key, None)
+        entries = stream.entries
+        first = entries[0].offset if entries else 0
+        if limit <= 0:
+            chosen: list[HistoryEntry] = []
+        elif since is None:
+            chosen = list(entries)[-limit:]
+        else:
+            skip = max(0, since + 1 - first) if entries else 0
+            chosen = list(itertools.islice(entries, skip, skip + limit))
+        return HistoryRead(Position(stream.offset, stream.epoch), first, chosen)
 
     async def claim(self, key: str, owner: str, ttl: float) -> bool:
         now = time.monotonic()

@@ -36,6 +36,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from ..exceptions import BrokerError
+from ..history import POSITION_PREFIX, HistoryEntry, HistoryRead, Position, new_epoch
 from ..message import Message
 from ..topics import is_pattern
 from .base import BrokerInterface, BrokerMessage, BrokerState, encode_payload, seed_view
@@ -93,6 +94,63 @@ return 0
 """
 
 
+# History (asyncws.history): KEYS[1] the stream, KEYS[2] its meta hash (e: epoch, o: last
+# offset), KEYS[3] the idempotency key or ''. A missing meta hash means the history was lost:
+# a new epoch (ARGV[5]), and the stream (if any survived) is dropped, offsets restart at 1.
+_ENSURE_EPOCH = """
+local function epoch_of(stream, meta, fresh)
+  local e = redis.call('HGET', meta, 'e')
+  if not e then
+    e = fresh
+    redis.call('DEL', stream)
+    redis.call('HSET', meta, 'e', e, 'o', 0)
+  end
+  return e
+end
+"""
+# ARGV: 1 channel, 2 message, 3 maxlen, 4 ttl ms, 5 fresh epoch, 6 position prefix
+_APPEND = (
+    _ENSURE_EPOCH
+    + """
+local e = epoch_of(KEYS[1], KEYS[2], ARGV[5])
+if KEYS[3] ~= '' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then return {tonumber(seen), e} end
+end
+local o = redis.call('HINCRBY', KEYS[2], 'o', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], '0-' .. o, 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], o, 'PX', ARGV[4]) end
+redis.call('PUBLISH', ARGV[1], ARGV[6] .. o .. ':' .. e .. '\\n' .. ARGV[2])
+return {o, e}
+"""
+)
+# ARGV: 1 since ('' for the latest), 2 limit, 3 fresh epoch, 4 ttl ms for a new meta hash
+_READ = (
+    _ENSURE_EPOCH
+    + """
+local fresh = redis.call('EXISTS', KEYS[2]) == 0
+local e = epoch_of(KEYS[1], KEYS[2], ARGV[3])
+if fresh then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+local o = tonumber(redis.call('HGET', KEYS[2], 'o'))
+local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local first = 0
+if #head > 0 then first = tonumber(string.sub(head[1][1], 3)) end
+local limit = tonumber(ARGV[2])
+local entries = {}
+if limit > 0 then
+  if ARGV[1] == '' then
+    entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', limit)
+  else
+    entries = redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', limit)
+  end
+end
+return {e, o, first, entries}
+"""
+)
+
+
 class RedisBroker(BrokerInterface):
     """Redis pub/sub broker with reconnect, resubscribe and a health check.
 
@@ -102,6 +160,9 @@ class RedisBroker(BrokerInterface):
     time (``_read_lock``): the listener, a `get_message` caller, or a `subscribe` that waits
     for its confirmation while nobody else reads; messages read by the latter are buffered
     and handed out first.
+
+    Topic history (`publish_history`, `read_history`): Lua scripts on the command
+    connection, at most ``history_concurrency`` at once (the others wait their turn).
     """
 
     def __init__(
@@ -113,6 +174,7 @@ class RedisBroker(BrokerInterface):
         reconnect_max: float = 5.0,
         connect_timeout: float = 3.0,
         command_timeout: float = 5.0,
+        history_concurrency: int = 32,
         flush_delay: float | None = 0.0,
         **redis_kwargs: Any,
     ) -> None:
@@ -151,6 +213,8 @@ class RedisBroker(BrokerInterface):
         #: Times the listener lost Redis and got it back; exposed for metrics.
         self.reconnects = 0
         self.publish_errors = 0
+        self._scripts: dict[str, Any] = {}  # the history scripts, run on any client
+        self._history_slots = asyncio.Semaphore(history_concurrency)
         #: Pipelined writes that carried publishes (a batch may hold one or many).
         self.publish_batches = 0
 
@@ -456,6 +520,59 @@ class RedisBroker(BrokerInterface):
                 raise own
             raise BrokerError("the broker is unavailable; the message was not published") from own
 
+    # -- history (asyncws.history) ------------------------------------------------------------
+
+    async def publish_history(
+        self,
+        channel: str,
+        key: str,
+        message: bytes,
+        *,
+        size: int,
+        ttl: float,
+        idempotency_key: str | None = None,
+    ) -> Position:
+        """One Lua script: XADD (trimmed to ``size``) + PUBLISH with the offset; the keys
+        share ``key``'s hash tag, so a cluster broker can run it on the topic's slot."""
+        keys = self.history_keys(key, idempotency_key)
+        ttl_ms = max(1, int(ttl * 1000))
+        args = (channel, message, size, ttl_ms, new_epoch(), POSITION_PREFIX)
+        reply = await self._history_eval(self._redis, _APPEND, keys, args)
+        return Position(int(reply[0]), _text(reply[1]))
+
+    async def read_history(self, key: str, *, since: int | None, limit: int) -> HistoryRead:
+        keys = self.history_keys(key, None)
+        args = ("" if since is None else since, max(0, limit), new_epoch(), 3_600_000)
+        reply = await self._history_eval(self._redis, _READ, keys, args)
+        entries = [HistoryEntry(int(_text(eid)[2:]), _field(fields)) for eid, fields in reply[3]]
+        if since is None:
+            entries.reverse()  # XREVRANGE: newest first
+        return HistoryRead(Position(int(reply[1]), _text(reply[0])), int(reply[2]), entries)
+
+    @staticmethod
+    def history_keys(key: str, idempotency_key: str | None) -> list[str]:
+        """The stream, its meta hash and the idempotency key (or '') of a history ``key``."""
+        idem = f"{key}:i:{idempotency_key}" if idempotency_key is not None else ""
+        return [f"{key}:s", f"{key}:m", idem]
+
+    async def _history_eval(
+        self, redis: Redis | None, script: str, keys: list[str], args: tuple[Any, ...]
+    ) -> Any:
+        """Run a history script on ``redis`` (cached by SHA: EVALSHA, EVAL when unknown)."""
+        if redis is None:
+            raise BrokerError("the broker is not connected")
+        runner = self._scripts.get(script)
+        if runner is None:  # EVALSHA, and EVAL once when Redis does not know the script
+            runner = self._scripts[script] = redis.register_script(script)
+        try:
+            # at most `history_concurrency` scripts in flight: the pool's connections are
+            # bounded (redis-py refuses more at once), and a storm of recoveries queues here
+            async with self._history_slots:
+                return await runner(keys=keys, args=args, client=redis)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.publish_errors += 1
+            raise BrokerError("the broker is unavailable (history)") from exc
+
     # -- claims -------------------------------------------------------------------------------
 
     async def claim(self, key: str, owner: str, ttl: float) -> bool:
@@ -565,6 +682,8 @@ class RedisBroker(BrokerInterface):
         if self.state is BrokerState.RECONNECTING:
             self.reconnects += 1
             logger.warning("Redis connection restored; subscriptions replayed")
+            self.state = BrokerState.CONNECTED
+            self._notify_restored()
         self.state = BrokerState.CONNECTED
 
     async def listen(self) -> AsyncIterator[BrokerMessage]:
@@ -703,6 +822,16 @@ class RedisBroker(BrokerInterface):
             if pubsub is not None and self._pubsub is pubsub:
                 self._pubsub = None
         await _quiet_close(pubsub)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _field(fields: Any) -> bytes:
+    """The ``d`` field of a stream entry (its only one)."""
+    value = fields[1] if isinstance(fields, list) else fields.get(b"d", fields.get("d"))
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 def _fail(batch: list[_Publish], cause: BaseException, broker: RedisBroker) -> None:

@@ -524,7 +524,10 @@ class _Page:
                 f"{_urlencode(h.name)}={_urlencode(h.example or '')}" for h in needed if h.required
             )
         servers = [s.url for s in self.servers]
+        ack = _as_dict(_as_dict(self.document.get("components")).get("messages")).get("ack")
+        ack_props = _as_dict(_as_dict(_as_dict(ack).get("payload")).get("properties"))
         return {
+            "history": "recovered" in ack_props,  # topics with history: subscribe with since
             "title": self.title,
             "path": self.ws_path or "",
             "query": security_query,

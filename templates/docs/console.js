@@ -197,6 +197,7 @@
       shown.corr.textContent = "error " + (frame.code || "");
     } else if (typeof frame.topic === "string") {
       shown.corr.textContent = "event on " + frame.topic;
+      notePosition(frame.topic, frame.offset, frame.epoch);
     }
   }
 
@@ -264,6 +265,16 @@
     showTopic();
   }
 
+  // The last position seen per concrete topic of a history topic (events carry offset and
+  // epoch; a subscribe's ack carries the current position): "since" on the next subscribe.
+  var positions = new Map();
+
+  function notePosition(topic, offset, epoch) {
+    if (typeof topic === "string" && typeof offset === "number" && typeof epoch === "string") {
+      positions.set(topic, { offset: offset, epoch: epoch });
+    }
+  }
+
   function subscribe(kind) {
     var topic = currentTopic();
     if (topic.error) { note(topic.error, true); return; }
@@ -281,7 +292,12 @@
       $("c-subs").appendChild(chip);
       subs.set(topic.text, chip);
     }
-    send({ type: kind, topic: topic.text, id: nextId }, kind + " " + topic.text);
+    var frame = { type: kind, topic: topic.text, id: nextId };
+    var since = $("c-since");
+    if (kind === "subscribe" && since && since.checked && positions.has(topic.text)) {
+      frame.since = positions.get(topic.text);
+    }
+    send(frame, kind + " " + topic.text);
   }
 
   function settleSubscription(request, frame) {
@@ -291,6 +307,10 @@
     if (!chip) return;
     if (match[1] === "subscribe" && frame.type !== "error") {
       chip.className = "c-sub active";
+      var at = frame.position;
+      if (at && typeof at === "object" && frame.recovered !== true) {
+        notePosition(match[2], at.offset, at.epoch);
+      }
     } else if (match[1] === "unsubscribe" && frame.type !== "error") {
       chip.remove();
       subs.delete(match[2]);

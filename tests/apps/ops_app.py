@@ -3,6 +3,7 @@
 Environment:
 
 - ``ASYNCWS_BROKER_URL``: the broker (default ``memory://``).
+- ``ASYNCWS_OPS_HISTORY``: set, ``chat/{room}`` keeps history (positions, gap filling).
 - ``ASYNCWS_HEALTH_INTERVAL``, ``ASYNCWS_COMMAND_TIMEOUT``, ``ASYNCWS_CONNECT_TIMEOUT``,
   ``ASYNCWS_RECONNECT_MAX``: seconds, passed to `RedisBroker` (short ones make the outage
   tests quick).
@@ -30,7 +31,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from asyncws import AsyncWS, Connection, Router, WebSocketManager
+from asyncws import AsyncWS, Connection, HistoryPolicy, Router, WebSocketManager
 from asyncws.ops import ops_router
 
 logging.basicConfig(
@@ -89,6 +90,8 @@ chat = router.topic(
     params={"room": Room},
     client_publish=True,
     description="Chat lines; clients publish and subscribe.",
+    # ASYNCWS_OPS_HISTORY=1: the outage tests with history (instances fill their gaps)
+    history=HistoryPolicy(size=20000, ttl=600) if os.environ.get("ASYNCWS_OPS_HISTORY") else None,
 )
 
 

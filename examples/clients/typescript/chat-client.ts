@@ -394,6 +394,11 @@ export interface ClientOptions {
   maxQueue?: number;
   /** Called with error frames that answer no request. */
   onError?: (error: ChatError) => void;
+  /**
+   * Topics with history: called after a resubscription with `since` (on reconnect);
+   * `recovered` false means missed events could not all be replayed (refetch your state).
+   */
+  onRecovery?: (topic: string, recovered: boolean) => void;
   /** The WebSocket class (default: the platform's). */
   WebSocket?: typeof WebSocket;
 }
@@ -404,6 +409,14 @@ export interface RequestOptions {
   timeout?: number;
   /** The topic of the frame (subscribe, unsubscribe, publish). */
   topic?: string;
+  /** The last position seen on a history topic (subscribe). */
+  since?: Position;
+}
+
+/** Where an event of a history topic sits: `offset` grows per event, `epoch` changes when the history was lost. */
+export interface Position {
+  offset: number;
+  epoch: string;
 }
 
 /** Options of a subscription. */
@@ -454,6 +467,8 @@ export class Subscription<T> implements AsyncIterable<T> {
   readonly topic: string;
   /** Events pushed out of a full queue. */
   dropped = 0;
+  /** After a reconnection, on a history topic: whether every missed event was replayed. */
+  recovered: boolean | null = null;
   private readonly client: Connection;
   private readonly types: ReadonlySet<string>;
   private readonly onEvent: ((event: T) => void | Promise<void>) | undefined;
@@ -559,6 +574,8 @@ class Connection {
   private readonly pending = new Map<number, Pending>();
   private readonly subscriptions: Subscription<any>[] = [];
   private readonly serverTopics = new Set<string>();
+  /** The last position per concrete topic of a history topic: `since` on resubscribe. */
+  readonly positions = new Map<string, Position>();
   private closing = false;
   private started = false;
   private waiters: (() => void)[] = [];
@@ -713,7 +730,10 @@ class Connection {
       const topics = [...new Set(this.subscriptions.map((s) => s.topic))];
       for (const topic of topics) {
         try {
-          await this.request("subscribe", undefined, { topic });
+          const since = this.positions.get(topic);
+          const options: RequestOptions = since ? { topic, since } : { topic };
+          const answer = await this.request("subscribe", undefined, options);
+          this.subscribed(topic, answer);
         } catch (error) {
           if (error instanceof ChatError) {
             for (const subscription of this.subscriptions.filter((s) => s.topic === topic)) {
@@ -769,6 +789,11 @@ class Connection {
       return;
     }
     if (typeof type === "string" && typeof topic === "string") {
+      const offset = message["offset"];
+      const epoch = message["epoch"];
+      if (typeof offset === "number" && typeof epoch === "string") {
+        this.positions.set(topic, { offset, epoch });
+      }
       for (const subscription of this.subscriptions) {
         if (subscription.accepts(type, topic)) subscription.deliver(message);
       }
@@ -808,6 +833,7 @@ class Connection {
           id = ++this.lastId;
           const frame: Frame = { type, id };
           if (options.topic !== undefined) frame.topic = options.topic;
+          if (options.since !== undefined) frame["since"] = options.since;
           if (data !== undefined) frame.data = data;
           this.pending.set(id, {
             resolve: (answer) => settle(null, answer),
@@ -848,12 +874,32 @@ class Connection {
     );
     return this.locked(async () => {
       if (!this.serverTopics.has(topic)) {
-        await this.request("subscribe", undefined, { topic });
+        this.subscribed(topic, await this.request("subscribe", undefined, { topic }));
         this.serverTopics.add(topic);
       }
       this.subscriptions.push(subscription);
       return subscription;
     });
+  }
+
+  /** Note the position and `recovered` of a subscribe's ack (history topics). */
+  private subscribed(topic: string, answer: Frame): void {
+    const position = answer["position"] as Position | undefined;
+    const recovered = answer["recovered"];
+    if (position && typeof position === "object" && recovered !== true) {
+      // a new start (or recovery refused): from where the topic is now
+      this.positions.set(topic, { offset: position.offset, epoch: position.epoch });
+    }
+    if (typeof recovered === "boolean") {
+      for (const subscription of this.subscriptions) {
+        if (subscription.topic === topic) subscription.recovered = recovered;
+      }
+      try {
+        this.options.onRecovery?.(topic, recovered);
+      } catch (failure) {
+        console.warn("onRecovery failed", failure);
+      }
+    }
   }
 
   removeSubscription(subscription: Subscription<any>): Promise<void> {

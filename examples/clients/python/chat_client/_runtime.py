@@ -196,6 +196,10 @@ class Subscription(Generic[T]):
     ) -> None:
         self.topic = topic
         self.dropped = 0
+        #: After a reconnection, on a history topic: True when every missed event was
+        #: delivered again, False when the server could not (refetch your state). None
+        #: before any reconnection.
+        self.recovered: bool | None = None
         self._client = client
         self._parse = parse
         self._types = types
@@ -343,6 +347,11 @@ class BaseClient:
     `ConnectionLost`, new ones wait for the connection (within their timeout).
     ``max_queue`` is the default number of events a subscription keeps for its
     iterator. ``on_error`` is called with error frames that answer no request.
+
+    Topics with history: the client keeps the last position of each concrete topic
+    (`positions`) and subscribes again with ``since`` after a reconnection, so missed
+    events arrive first; ``on_recovery(topic, recovered)`` (and each subscription's
+    ``recovered``) says whether the server could replay them all (False: refetch).
     """
 
     #: The websocket path the document gives (None: it has parameters).
@@ -363,6 +372,7 @@ class BaseClient:
         max_backoff: float = 30.0,
         max_queue: int = 1000,
         on_error: Callable[[ChatError], object] | None = None,
+        on_recovery: Callable[[str, bool], object] | None = None,
     ) -> None:
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("ws", "wss", "http", "https"):
@@ -377,6 +387,7 @@ class BaseClient:
         self.max_backoff = max_backoff
         self.max_queue = max_queue
         self.on_error = on_error
+        self.on_recovery = on_recovery
         self._path = self.endpoint
         self._token = token
         self._params = dict(params or {})
@@ -390,6 +401,9 @@ class BaseClient:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._subscriptions: list[Subscription[Any]] = []
         self._server_topics: set[str] = set()
+        #: The last position seen per concrete topic of a history topic ({offset, epoch}):
+        #: sent as ``since`` when the client subscribes again after a reconnection.
+        self.positions: dict[str, dict[str, Any]] = {}
         self._topics_lock = asyncio.Lock()
         self._resubscribing: asyncio.Task[None] | None = None
 
@@ -527,7 +541,10 @@ class BaseClient:
         async with self._topics_lock:
             for topic in list(dict.fromkeys(s.topic for s in self._subscriptions)):
                 try:
-                    await self.request("subscribe", topic=topic)
+                    # a history topic: what was missed comes first (docs/delivery.md)
+                    since = self.positions.get(topic)
+                    answer = await self.request("subscribe", topic=topic, since=since)
+                    self._subscribed(topic, answer)
                 except ChatError as exc:
                     refused = [s for s in self._subscriptions if s.topic == topic]
                     for subscription in refused:
@@ -571,6 +588,9 @@ class BaseClient:
             return
         topic = frame.get("topic")
         if isinstance(kind, str) and isinstance(topic, str):
+            offset, epoch = frame.get("offset"), frame.get("epoch")
+            if isinstance(offset, int) and isinstance(epoch, str):
+                self.positions[topic] = {"offset": offset, "epoch": epoch}
             for subscription in self._subscriptions:
                 if subscription._accepts(kind, topic):
                     subscription._deliver(frame)
@@ -593,13 +613,16 @@ class BaseClient:
         *,
         topic: str | None = None,
         timeout: float | None = None,
+        since: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Send a frame (``{"type", "id", "data"?, "topic"?}``) and return its answer
-        (``ack`` or ``reply``); an ``error`` answer raises its exception."""
+        """Send a frame (``{"type", "id", "data"?, "topic"?, "since"?}``) and return its
+        answer (``ack`` or ``reply``); an ``error`` answer raises its exception."""
         limit = self.timeout if timeout is None else timeout
         frame: dict[str, Any] = {"type": frame_type}
         if topic is not None:
             frame["topic"] = topic
+        if since is not None:
+            frame["since"] = dict(since)
         if data is not UNSET:
             frame["data"] = data
         try:
@@ -641,9 +664,27 @@ class BaseClient:
     async def _add_subscription(self, subscription: Subscription[Any]) -> None:
         async with self._topics_lock:
             if subscription.topic not in self._server_topics:
-                await self.request("subscribe", topic=subscription.topic)
+                answer = await self.request("subscribe", topic=subscription.topic)
+                self._subscribed(subscription.topic, answer)
                 self._server_topics.add(subscription.topic)
             self._subscriptions.append(subscription)
+
+    def _subscribed(self, topic: str, answer: Mapping[str, Any]) -> None:
+        """Note the position and ``recovered`` of a subscribe's ack (history topics)."""
+        position, recovered = answer.get("position"), answer.get("recovered")
+        if isinstance(position, dict) and recovered is not True:
+            # a new start (or recovery refused): from where the topic is now; when
+            # recovered, the replayed events move the position as they arrive
+            self.positions[topic] = dict(position)
+        if isinstance(recovered, bool):
+            for subscription in self._subscriptions:
+                if subscription.topic == topic:
+                    subscription.recovered = recovered
+            if self.on_recovery is not None:
+                try:
+                    self.on_recovery(topic, recovered)
+                except Exception:
+                    logger.exception("on_recovery failed")
 
     async def _remove_subscription(self, subscription: Subscription[Any]) -> None:
         async with self._topics_lock:
