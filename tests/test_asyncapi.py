@@ -230,7 +230,7 @@ def test_chat_document_shape() -> None:
         "endpoint",
         "roomsRoom",
         "roomsRoomTyping",
-        "roomsRoomMembers",
+        "members",
         "usersUserInbox",
     ]
     assert document["channels"]["endpoint"]["address"] == "/ws"
@@ -248,10 +248,10 @@ def test_chat_document_shape() -> None:
         "subscribeRoomsRoom": "receive",
         "roomsRoomTyping": "send",
         "subscribeRoomsRoomTyping": "receive",
-        "roomsRoomMembers": "send",  # its events: join and leave (presence)
-        "subscribeRoomsRoomMembers": "receive",
-        "presenceRoomsRoomMembers": "receive",
-        "presenceStatsRoomsRoomMembers": "receive",
+        "members": "send",  # its events: join and leave (presence)
+        "subscribeMembers": "receive",
+        "presenceMembers": "receive",
+        "presenceStatsMembers": "receive",
         "usersUserInbox": "send",
         "subscribeUsersUserInbox": "receive",
         "unsubscribe": "receive",

@@ -125,6 +125,7 @@ members = router.topic(
     "rooms/{room}/members",
     Member,
     params={"room": RoomName},
+    name="members",
     description=(
         "Who is in a room: subscribe to be a member; ask `presence` for the members (on every "
         "instance) and receive `join`/`leave` as they change."
