@@ -402,11 +402,13 @@ def store_for(broker: BrokerInterface, namespace: str) -> PresenceStore:
         hub: Any = broker.hub
         stores: dict[str, MemoryPresenceStore] = hub.__dict__.setdefault("presence_stores", {})
         return stores.setdefault(namespace, MemoryPresenceStore())
-    logger.warning(
-        "presence: %s has no presence store; members are kept in this process only",
-        type(broker).__name__,
+    # Members kept in one process would be wrong as soon as a second instance runs: refuse
+    # at startup rather than answer half the room (redis+cluster:// has no store yet).
+    raise TypeError(
+        f"presence topics need a broker that keeps members for every instance: "
+        f"{type(broker).__name__} has no presence store (memory://, redis:// and "
+        f"redis+sentinel:// have one; a custom broker can define presence_store(namespace))"
     )
-    return MemoryPresenceStore()
 
 
 # -- the tracker -------------------------------------------------------------------------------

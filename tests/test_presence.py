@@ -357,3 +357,13 @@ async def test_generated_python_client_presence(tmp_path: Path) -> None:
             m for m in sys.modules if m == "rooms_client" or m.startswith("rooms_client.")
         ]:
             del sys.modules[name]
+
+
+def test_a_broker_without_a_presence_store_is_refused_not_kept_per_process() -> None:
+    """Members kept in one process would be wrong with a second instance: refused loudly."""
+    from asyncws.brokers.redis_cluster import RedisClusterBroker
+    from asyncws.presence import store_for
+
+    broker = RedisClusterBroker("redis+cluster://127.0.0.1:1")  # never connected
+    with pytest.raises(TypeError, match="RedisClusterBroker has no presence store"):
+        store_for(broker, "chat")
