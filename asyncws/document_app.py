@@ -111,20 +111,15 @@ class DocumentApp(AsyncWS):
 
     def check_handlers(self) -> list[str]:
         """Every mismatch between the handlers and the document's receive operations."""
-        problems = [
-            f"no handler for operation {op_id!r} (receives "
-            f"{', '.join(m.name for m in op.messages)} on {ep.address})"
-            for op_id, (ep, op) in self._receive.items()
-            if op_id not in self._handlers
-        ]
-        known = ", ".join(sorted(self._receive)) or "none"
-        problems += [
-            f"a handler is bound to {op_id!r}, which is not a receive operation of the "
-            f"document (those are: {known})"
-            for op_id in self._handlers
-            if op_id not in self._receive
-        ]
-        return problems
+        from .spec_first import handler_problems
+
+        return handler_problems(
+            self._handlers,
+            {
+                op_id: f"receives {', '.join(m.name for m in op.messages)} on {ep.address}"
+                for op_id, (ep, op) in self._receive.items()
+            },
+        )
 
     def compile(self) -> Any:
         from .spec_first import SpecError

@@ -79,6 +79,24 @@ def load_document(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         raise SpecError(exc.problems) from None
 
 
+def handler_problems(handlers: Mapping[str, Any], receives: Mapping[str, str]) -> list[str]:
+    """Every mismatch between bound handlers and the document's receive operations
+    (``receives``: operation id -> what its frames are, for the message)."""
+    problems = [
+        f"no handler for operation {op_id!r} ({what})"
+        for op_id, what in receives.items()
+        if op_id not in handlers
+    ]
+    known = ", ".join(sorted(receives)) or "none"
+    problems += [
+        f"a handler is bound to {op_id!r}, which is not a receive operation of the "
+        f"document (those are: {known})"
+        for op_id in handlers
+        if op_id not in receives
+    ]
+    return problems
+
+
 @dataclass(frozen=True)
 class Frame:
     """A message read as a frame: its ``type`` and the schema of its ``data`` (None when the
@@ -495,19 +513,10 @@ class SpecApp(AsyncWS):
 
     def check_handlers(self) -> list[str]:
         """Every mismatch between the handlers and the document's receive operations."""
-        problems = [
-            f"no handler for operation {op_id!r} (frames of type {op.type!r})"
-            for op_id, op in self.spec_operations.items()
-            if op_id not in self._handlers
-        ]
-        known = ", ".join(sorted(self.spec_operations)) or "none"
-        problems += [
-            f"a handler is bound to {op_id!r}, which is not a receive operation of the "
-            f"document (those are: {known})"
-            for op_id in self._handlers
-            if op_id not in self.spec_operations
-        ]
-        return problems
+        return handler_problems(
+            self._handlers,
+            {op_id: f"frames of type {op.type!r}" for op_id, op in self.spec_operations.items()},
+        )
 
     def compile(self) -> Any:
         problems = self.check_handlers()
