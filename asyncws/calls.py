@@ -4,7 +4,7 @@
 payload, the connection or the websocket; the `Resolver` for dependencies), runs it, and
 answers with the reply frames (validated against the operation's reply model) or an ack.
 An exception goes through `handle_exception`: a router's exception handlers, then the app's,
-then the built-in mapping.
+then the error policy (`asyncws.error_policy`).
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.exceptions import WebSocketException as StarletteWebSocketException
-
 from .connection import Connection
 from .dependencies import Resolver
-from .exceptions import AsyncWSError, ForbiddenError, from_http_exception, from_websocket_exception
+from .error_policy import INTERNAL, Where, apply, decide
+from .exceptions import AsyncWSError, ForbiddenError
 from .routing import Operation
 
 if TYPE_CHECKING:
@@ -97,7 +95,7 @@ def answer(app: AsyncWS, conn: Connection, op: Operation, result: Any, frame: An
         data = adapter.dump_json(adapter.validate_python(result), by_alias=True).decode()
     except Exception as exc:  # the handler broke its own contract: a server bug
         logger.error("operation %r returned an invalid reply", op.type, exc_info=exc)
-        send_frame(conn, framing.error(AsyncWSError("internal error"), frame.id))
+        send_frame(conn, framing.error(INTERNAL, frame.id))
         return
     # asyncws framing: like acks, only a frame with an id is answered
     for text in framing.replies(frame, data):
@@ -107,7 +105,10 @@ def answer(app: AsyncWS, conn: Connection, op: Operation, result: Any, frame: An
 async def handle_exception(
     app: AsyncWS, conn: Connection, op: Operation | None, exc: Exception, id: Any
 ) -> None:
-    framing = app.framing_of(conn)
+    """Answer ``exc``, raised by an operation's handler or a hook: the exception handlers of
+    the operation's routers, then the app's, may turn it into an `AsyncWSError` (or None: no
+    answer); otherwise the error policy answers it (`asyncws.error_policy`)."""
+    what = f"operation {op.type!r}" if op is not None else "a hook"
     handler = None
     for router in op.routers if op is not None else ():
         handler = _lookup(router.exception_handlers, exc)
@@ -120,50 +121,21 @@ async def handle_exception(
             answer = handler(conn, exc)
             if inspect.isawaitable(answer):
                 answer = await answer
-        except AsyncWSError as raised:
-            answer = raised
-        except Exception:
-            logger.exception("exception handler for %s failed", type(exc).__name__)
-            answer = AsyncWSError("internal error")
-        if answer is not None and not isinstance(answer, AsyncWSError):
-            logger.error(
-                "exception handler for %s returned %r; expected an AsyncWSError or None",
-                type(exc).__name__,
-                type(answer).__name__,
-            )
-            answer = AsyncWSError("internal error")
-        if isinstance(answer, AsyncWSError):
-            send_frame(conn, framing.error(answer, id))
-        return
-    if isinstance(exc, AsyncWSError):
-        send_frame(conn, framing.error(exc, id))
-        return
-    if isinstance(exc, StarletteHTTPException):  # FastAPI code raises them everywhere
-        logger.info(
-            "%s %d in operation %r: %s",
-            type(exc).__name__,
-            exc.status_code,
-            op.type if op else "?",
-            exc.detail,
-        )
-        send_frame(conn, framing.error(from_http_exception(exc.status_code, exc.detail), id))
-        return
-    if isinstance(exc, StarletteWebSocketException):  # FastAPI's way to say "close it"
-        logger.info(
-            "connection %s closed with %d by %s: %s",
-            conn.id,
-            exc.code,
-            type(exc).__name__,
-            exc.reason,
-        )
-        # the client learns why (an error frame answering its frame), then the close
-        send_frame(conn, framing.error(from_websocket_exception(exc.code, exc.reason), id))
-        await conn.close(exc.code, exc.reason or "")
-        return
-    logger.error(
-        "unhandled %s in operation %r", type(exc).__name__, op.type if op else "?", exc_info=exc
-    )
-    send_frame(conn, framing.error(AsyncWSError("internal error"), id))
+        except Exception as raised:
+            exc, what = raised, f"the exception handler for {type(exc).__name__}"
+        else:
+            if answer is None:
+                return
+            if not isinstance(answer, AsyncWSError):
+                logger.error(
+                    "exception handler for %s returned %r; expected an AsyncWSError or None",
+                    type(exc).__name__,
+                    type(answer).__name__,
+                )
+                answer = INTERNAL
+            exc = answer
+    framing = app.framing_of(conn)
+    await apply(conn, decide(exc, Where.OPERATION, what), framing.error, id)
 
 
 def require_scopes(app: AsyncWS, conn: Connection, required: Sequence[str]) -> None:

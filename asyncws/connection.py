@@ -37,9 +37,10 @@ from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .codes import CloseCode, ErrorCode
+from .error_policy import FRAME_TOO_BIG, SLOW_CONSUMER, Where, apply, decide
 from .exceptions import AsyncWSError, ProtocolError, UnknownTypeError
 from .message import CLIENT_TYPES, NEEDS_TOPIC, Message
-from .protocol import decode_json, dumps, error_frame_for, frame_id, parse_frame
+from .protocol import close_reason, decode_json, dumps, error_frame_for, frame_id, parse_frame
 
 if TYPE_CHECKING:
     from .manager import WebSocketManager
@@ -173,7 +174,7 @@ class Connection:
         ):
             # Wait for the close frame at most 2 s, but do not cancel it: a peer that is not
             # reading now (full TCP window) still gets it if it reads again.
-            closing = _spawn(ws.close(code, reason[:120]))
+            closing = _spawn(ws.close(code, close_reason(reason)))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(closing), 2.0)
         self._mark_closed()
@@ -315,10 +316,10 @@ class Connection:
         if self.manager is not None:
             self.manager.stats["slow_consumer_closes"] += 1
         self.state = ConnectionState.CLOSING
-        self.close_code = CloseCode.TRY_AGAIN_LATER
+        self.close_code = SLOW_CONSUMER.code
         self._clear_queue()
         self._stop_writer()
-        _spawn(self._close_socket(CloseCode.TRY_AGAIN_LATER, "slow consumer"))
+        _spawn(self._close_socket(SLOW_CONSUMER.code, SLOW_CONSUMER.reason))
         # Forget it now: the peer may never read again (nor answer the close), and its
         # handler may stay blocked in receive() until the TCP connection dies.
         if self.manager is not None:
@@ -365,8 +366,8 @@ class Connection:
         text = message.get("text")
         size = len(text) if text is not None else len(message.get("bytes") or b"")
         if size > self.max_frame_size:
-            await self._close_socket(CloseCode.MESSAGE_TOO_BIG, "frame too big")
-            raise WebSocketDisconnect(CloseCode.MESSAGE_TOO_BIG)
+            await self._close_socket(FRAME_TOO_BIG.code, FRAME_TOO_BIG.reason)
+            raise WebSocketDisconnect(FRAME_TOO_BIG.code)
         return text
 
     async def receive_json(self, mode: str = "text") -> Any:
@@ -420,25 +421,21 @@ class Connection:
     async def reject(self, exc: AsyncWSError, frame: Any, *, text: str | None = None) -> bool:
         """Answer a bad frame with an error frame; False if the connection was closed for abuse.
 
-        Each rejected frame adds a strike; each good frame removes one (see `good_frame`).
-        Past 20 strikes the connection is closed with 1008. Errors that are the server's, not
-        the client's (``broker_unavailable`` during a broker outage, ``internal_error``), add
-        no strike: a client must not be closed for retrying while Redis is down. ``text``
-        is the error frame to send when the app's framing is not asyncws's envelope (an
-        empty string sends nothing).
+        The error policy decides (`asyncws.error_policy`): a frame that was the client's
+        fault costs it strikes, and too many close the connection with 1008; errors that are
+        the server's (``broker_unavailable``, ``internal_error``) cost nothing. ``text`` is
+        the error frame to send when the app's framing is not asyncws's envelope (an empty
+        string sends nothing).
         """
+        answer = decide(exc, Where.FRAME)
         if text is None:
-            text = error_frame_for(exc, frame_id(frame))
-        if text:
-            self.send_text_nowait(text)
-        if exc.code in _SERVER_SIDE:
-            return True
-        self.strikes += 2
-        if self.strikes > 40:
-            logger.warning("connection %s: too many bad frames; closing with 1008", self.id)
-            await self.close(CloseCode.POLICY_VIOLATION, "too many invalid frames")
-            return False
-        return True
+            return await apply(self, answer, error_frame_for, frame_id(frame))
+        return await apply(self, answer, lambda _error, _id: text)
+
+    def strike(self, cost: int) -> int:
+        """Count a bad frame against the connection; its strikes now (`asyncws.error_policy`)."""
+        self.strikes += cost
+        return self.strikes
 
     def good_frame(self) -> None:
         if self.strikes:
@@ -497,7 +494,6 @@ def parse_json_text(text: str | None) -> Any:
 
 
 _CHECKPOINTS = 4  # bare yields stepped past inline by `Connection._send_now`
-_SERVER_SIDE = frozenset({ErrorCode.BROKER_UNAVAILABLE, ErrorCode.INTERNAL_ERROR})
 _KNOWN_KINDS = frozenset({"ack", "reply", "error", "set_conn_id"})
 
 

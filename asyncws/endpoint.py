@@ -14,19 +14,27 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError as PydanticValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.exceptions import WebSocketException as StarletteWebSocketException
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .auth import origin_allowed
 from .calls import send_frame
-from .codes import CloseCode
 from .connection import Connection, ConnectionState
 from .dependencies import Resolver
-from .exceptions import AsyncWSError, ForbiddenError, RateLimitedError
-from .frames import safe_id
-from .handshake import refuse_unavailable
+from .error_policy import (
+    FLOOD,
+    HANDSHAKE_TIMEOUT,
+    IDLE,
+    OPEN_FAILED,
+    ORIGIN_REFUSED,
+    OVER_CAPACITY,
+    TOKEN_EXPIRED,
+    USER_OVER_CAPACITY,
+    Where,
+    apply,
+    decide,
+    deny,
+)
+from .exceptions import ForbiddenError, RateLimitedError
 from .limits import TokenBucket
 
 if TYPE_CHECKING:
@@ -50,7 +58,7 @@ async def serve(app: AsyncWS, websocket: WebSocket) -> None:
             await app.attached(conn)
         except Exception:
             logger.exception("connection %s: opening it failed; closing with 1011", conn.id)
-            await conn.close(CloseCode.INTERNAL_ERROR, "internal error")
+            await conn.close(OPEN_FAILED.code, OPEN_FAILED.reason)
             return
         await _frame_loop(app, conn)
     finally:
@@ -76,14 +84,14 @@ async def _open(app: AsyncWS, websocket: WebSocket, compiled: Compiled) -> Conne
         websocket, app.allowed_origins, server_origin=app.public_address.origin(websocket)
     ):
         logger.info("websocket %s: origin not allowed", websocket.url.path)
-        await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
+        await deny(websocket, ORIGIN_REFUSED)
         return None
     limits = app.limits
     # A handshake holds its slot from here (authenticate may await): otherwise every
     # handshake in flight would see the same free slot.
     if len(manager.connections) + app._handshaking >= limits.max_connections:
         logger.warning("connection refused: %d connections (the limit)", limits.max_connections)
-        await refuse_unavailable(websocket, "too many connections")  # HTTP 503
+        await deny(websocket, OVER_CAPACITY)
         return None
     app._handshaking += 1
     held = True
@@ -102,8 +110,7 @@ async def _open(app: AsyncWS, websocket: WebSocket, compiled: Compiled) -> Conne
                 accepted = await _handshake(app, conn, websocket, compiled)
         except TimeoutError:
             logger.warning("handshake timed out after %.1fs", limits.handshake_timeout)
-            if websocket.application_state is WebSocketState.CONNECTING:
-                await websocket.close(CloseCode.TRY_AGAIN_LATER)
+            await deny(websocket, HANDSHAKE_TIMEOUT)
             return None
         if not accepted:
             return None
@@ -114,7 +121,7 @@ async def _open(app: AsyncWS, websocket: WebSocket, compiled: Compiled) -> Conne
                 "connection refused: user over %d connections",
                 limits.max_connections_per_user,
             )
-            await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
+            await deny(websocket, USER_OVER_CAPACITY)
             return None
         subprotocol = getattr(websocket.state, "asyncws_subprotocol", None)
         # The slot passes to the connection: attach registers it before its first await.
@@ -144,13 +151,13 @@ async def _frame_loop(app: AsyncWS, conn: Connection) -> None:
         except WebSocketDisconnect:
             break
         except TimeoutError:
-            await conn.close(CloseCode.NORMAL_CLOSURE, "idle timeout")
+            await conn.close(IDLE.code, IDLE.reason)
             break
         if not bucket.take():
             over_rate += 1
             if over_rate > limits.rate_strikes:
                 logger.warning("connection %s: sustained flood; closing with 1008", conn.id)
-                await conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+                await conn.close(FLOOD.code, FLOOD.reason)
                 break
             send_frame(
                 conn,
@@ -163,16 +170,10 @@ async def _frame_loop(app: AsyncWS, conn: Connection) -> None:
         over_rate = 0
         try:
             await app.handle_frame(conn, text)
-        except AsyncWSError as exc:
-            answer = framing.error(exc, framing.correlation_in(text))
-            if not await conn.reject(exc, safe_id(text), text=answer or ""):
+        except Exception as exc:
+            answer = decide(exc, Where.FRAME, "a frame")
+            if not await apply(conn, answer, framing.error, framing.correlation_in(text)):
                 break
-        except Exception as exc:  # a bug: tell the client nothing, keep the connection
-            logger.error("unhandled %s while handling a frame", type(exc).__name__, exc_info=exc)
-            send_frame(
-                conn,
-                framing.error(AsyncWSError("internal error"), framing.correlation_in(text)),
-            )
         else:
             conn.good_frame()
         if not _is_open(conn):  # closed while handling the frame
@@ -195,7 +196,7 @@ def _expire(app: AsyncWS, conn: Connection) -> None:
         return
     logger.info("connection %s: credentials expired; closing with 4001", conn.id)
     task = asyncio.get_running_loop().create_task(
-        conn.close(CloseCode.TOKEN_EXPIRED, "token expired")
+        conn.close(TOKEN_EXPIRED.code, TOKEN_EXPIRED.reason)
     )
     app._closing.add(task)
     task.add_done_callback(app._closing.discard)
@@ -204,7 +205,8 @@ def _expire(app: AsyncWS, conn: Connection) -> None:
 async def _handshake(
     app: AsyncWS, conn: Connection, websocket: WebSocket, compiled: Compiled
 ) -> bool:
-    """Authenticate and run on_connect hooks; refuse with 403 (before accept) on failure."""
+    """Authenticate and run on_connect hooks; refuse (before accept) as the error policy
+    says on failure."""
     resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
     try:
         if compiled.authenticate is not None:
@@ -217,20 +219,8 @@ async def _handshake(
         for hook in compiled.connect_hooks:
             if await resolver.run(hook) is False:
                 raise ForbiddenError("connection refused")
-    except (
-        AsyncWSError,
-        StarletteWebSocketException,
-        StarletteHTTPException,
-        PydanticValidationError,
-    ) as exc:
-        if websocket.application_state is WebSocketState.CONNECTING:
-            await websocket.close(CloseCode.POLICY_VIOLATION)  # -> HTTP 403
-        logger.info("handshake refused: %s", getattr(exc, "message", exc))
-        return False
-    except Exception:
-        logger.exception("handshake failed")
-        if websocket.application_state is WebSocketState.CONNECTING:
-            await websocket.close(CloseCode.INTERNAL_ERROR)
+    except Exception as exc:
+        await deny(websocket, decide(exc, Where.HANDSHAKE))
         return False
     finally:
         await resolver.aclose()

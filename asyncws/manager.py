@@ -46,8 +46,8 @@ from .channels import CONN_ID_RE, Channels, channel_key, instance_of
 from .claims import IdClaims
 from .codes import CloseCode
 from .connection import Connection, ConnectionState, SlowConsumerPolicy, new_connection_id
+from .error_policy import GOING_AWAY, SHUTTING_DOWN, deny
 from .exceptions import AsyncWSError
-from .handshake import refuse_unavailable
 from .history import Recovery
 from .limits import Limits
 from .message import Message
@@ -274,7 +274,7 @@ class WebSocketManager:
         if conns:
             await asyncio.gather(*(c._flush(self.drain_timeout) for c in conns))
             await asyncio.gather(
-                *(c._close_socket(CloseCode.GOING_AWAY, "server shutting down") for c in conns)
+                *(c._close_socket(GOING_AWAY.code, GOING_AWAY.reason) for c in conns)
             )
         for conn in conns:
             self._forget(conn)
@@ -366,7 +366,7 @@ class WebSocketManager:
         if taken or (claim and not await self.claims.claim(requested)):
             conn.id = self.new_connection_id()
         if not self.accepting:
-            await refuse_unavailable(conn.websocket, "shutting down")  # before accept: 503
+            await deny(conn.websocket, SHUTTING_DOWN)  # before accept: HTTP 503
             conn.state = ConnectionState.CLOSED
             return
         # Register and subscribe the broker first, accept last: once the client sees the

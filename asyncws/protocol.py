@@ -22,11 +22,13 @@ from .codes import CloseCode, ErrorCode
 from .exceptions import AsyncWSError, ProtocolError
 
 __all__ = [
+    "MAX_CLOSE_REASON",
     "MAX_ID_LENGTH",
     "CloseCode",
     "ErrorCode",
     "FrameId",
     "ack_frame",
+    "close_reason",
     "decode_json",
     "dumps",
     "error_frame",
@@ -39,6 +41,9 @@ __all__ = [
 
 FrameId = int | str | None
 MAX_ID_LENGTH: Final = 64
+#: Bytes of a close frame's reason: 125 bytes of control-frame payload minus the 2-byte code
+#: (RFC 6455 section 5.5).
+MAX_CLOSE_REASON: Final = 123
 _MAX_ID_INT: Final = 2**53  # JavaScript's safe integers: a browser must be able to echo it
 
 _dumps_str = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -190,5 +195,10 @@ def error_frame_for(exc: AsyncWSError, id: FrameId = None) -> str:
     return error_frame(exc.code, exc.message or str(exc.code), id, exc.errors)
 
 
-# Close codes live in codes.py; re-exported here because they are part of the protocol.
-_ = CloseCode
+def close_reason(reason: str) -> str:
+    """``reason`` cut to the `MAX_CLOSE_REASON` bytes of UTF-8 a close frame can carry,
+    never splitting a character (a lone surrogate, which UTF-8 cannot carry, becomes ``?``)."""
+    if reason.isascii():
+        return reason[:MAX_CLOSE_REASON]
+    data = reason.encode("utf-8", "replace")
+    return data[:MAX_CLOSE_REASON].decode("utf-8", "ignore")

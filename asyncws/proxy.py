@@ -54,6 +54,7 @@ from websockets.uri import parse_uri
 
 from .auth import origin_allowed
 from .codes import CloseCode
+from .protocol import close_reason as _reason
 
 __all__ = [
     "UPSTREAM_UNAVAILABLE",
@@ -75,7 +76,6 @@ _TEMPLATE_PREFIX = re.compile(r"wss?://[^/?#{}\s]+/", re.IGNORECASE)
 _SENDABLE_CODES = frozenset(
     {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
 )
-_MAX_REASON_BYTES = 123
 
 # Headers that describe the client's own connection or handshake: never forwarded.
 _NOT_FORWARDABLE = frozenset(
@@ -111,14 +111,6 @@ def wire_close_code(code: int | None) -> int:
     if code in _SENDABLE_CODES or 3000 <= code <= 4999:
         return code
     return int(CloseCode.INTERNAL_ERROR)
-
-
-def _reason(reason: str) -> str:
-    """A close reason cut to the 123 bytes a close frame can carry (on a character boundary)."""
-    data = reason.encode("utf-8")
-    if len(data) <= _MAX_REASON_BYTES:
-        return reason
-    return data[:_MAX_REASON_BYTES].decode("utf-8", errors="ignore")
 
 
 def _check_endpoint(url: str) -> str:

@@ -11,23 +11,21 @@ the connection's publish budget (`asyncws.limits.FanoutBudget`). Recipients get 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any
 
 from .codes import ErrorCode
 from .connection import Connection, ConnectionState
-from .exceptions import AsyncWSError, ProtocolError, UnknownTypeError
+from .error_policy import Where, apply, decide
+from .exceptions import ProtocolError, UnknownTypeError
 from .message import CLIENT_TYPES, Message
-from .protocol import ack_frame, dumps, frame_id
+from .protocol import ack_frame, dumps, error_frame_for, frame_id
 from .topics import validate_pattern, validate_topic
 
 if TYPE_CHECKING:
     from .manager import WebSocketManager
 
 __all__ = ["DONE", "broadcast", "receive", "send", "send_by_conn_id", "send_msg"]
-
-logger = logging.getLogger("asyncws.manager")
 
 
 class _Done:
@@ -97,12 +95,10 @@ async def receive(manager: WebSocketManager, connection: Connection, message: An
     raw = message.__serialize__() if isinstance(message, Message) else message
     try:
         await handle(manager, connection, raw)
-    except AsyncWSError as exc:
-        await connection.reject(exc, raw)
-        return
-    except Exception:  # a bug: log it, tell the client nothing, keep the connection
-        logger.exception("unhandled error while handling a client frame")
-        await connection.reject(AsyncWSError("internal error"), raw)
+    except Exception as exc:  # answered as the error policy says (a bug: internal_error)
+        await apply(
+            connection, decide(exc, Where.FRAME, "a seed frame"), error_frame_for, frame_id(raw)
+        )
         return
     connection.good_frame()
 
