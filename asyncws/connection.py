@@ -16,6 +16,12 @@ oldest queued messages until it fits and counts them in `dropped`. Messages are 
 between recipients (never copied), so a stalled connection holds at most ``max_queue_bytes``
 of frames beyond what every healthy one needs anyway, plus what the server's transport buffers.
 
+The connection owns its state (`ConnectionState`): ``CONNECTING → OPEN → CLOSING → CLOSED``
+(or straight to CLOSED when the peer goes away or the handshake is refused); any other
+change raises RuntimeError, as Starlette's ``WebSocket`` does for messages out of order.
+Whoever registers it (the manager) learns what it needs through `ConnectionEvents`: the
+frames queued, the messages dropped and an overflow that closed it.
+
 A `Connection` can also be built by hand around a websocket (the seed's way): its state follows
 the websocket's (OPEN if it is accepted already), ``async for message in connection`` yields the
 client's frames as seed `Message` objects, and ``connection.topics`` is a `TopicSet` whose changes
@@ -32,7 +38,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from collections.abc import Set as AbstractSet
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -45,7 +51,14 @@ from .protocol import close_reason, decode_json, dumps, error_frame_for, frame_i
 if TYPE_CHECKING:
     from .manager import WebSocketManager
 
-__all__ = ["Connection", "ConnectionState", "SlowConsumerPolicy", "TopicSet", "new_connection_id"]
+__all__ = [
+    "Connection",
+    "ConnectionEvents",
+    "ConnectionState",
+    "SlowConsumerPolicy",
+    "TopicSet",
+    "new_connection_id",
+]
 
 logger = logging.getLogger("asyncws.connection")
 
@@ -66,6 +79,31 @@ class ConnectionState(Enum):
     CLOSED = "closed"  # the socket is gone
 
 
+#: The state changes a connection allows (`Connection._enter`); any other one is a bug.
+_NEXT: dict[ConnectionState, frozenset[ConnectionState]] = {
+    ConnectionState.CONNECTING: frozenset(
+        {ConnectionState.OPEN, ConnectionState.CLOSING, ConnectionState.CLOSED}
+    ),
+    ConnectionState.OPEN: frozenset({ConnectionState.CLOSING, ConnectionState.CLOSED}),
+    ConnectionState.CLOSING: frozenset({ConnectionState.CLOSED}),
+    ConnectionState.CLOSED: frozenset(),
+}
+
+
+class ConnectionEvents(Protocol):
+    """What a connection reports to whoever registered it (`WebSocketManager`: counters)."""
+
+    def frame_queued(self, kind: str) -> None:
+        """A frame the server built was queued (``kind``: ack, reply, error, ...)."""
+
+    def message_dropped(self, conn: Connection) -> None:
+        """``drop_oldest``: a queued message was dropped to make room."""
+
+    def overflowed(self, conn: Connection) -> None:
+        """``close``: the queue overflowed and the connection is closing with 1013; forget it
+        now (the peer may never read again, nor answer the close)."""
+
+
 class Connection:
     """A websocket with an id, an optional user id, subscriptions and a bounded outgoing queue.
 
@@ -80,10 +118,12 @@ class Connection:
         "_drained",
         "_queue",
         "_queued_bytes",
+        "_state",
         "_topics",
         "_writer",
         "close_code",
         "dropped",
+        "events",
         "id",
         "manager",
         "max_frame_size",
@@ -91,7 +131,6 @@ class Connection:
         "max_queue_bytes",
         "principal",
         "slow_consumer",
-        "state",
         "strikes",
         "user_id",
         "websocket",
@@ -114,12 +153,14 @@ class Connection:
         self.user_id = user_id
         self._topics = TopicSet(self, (topic,) if topic else ())
         # Built around a websocket accepted already (the seed's way): open at once.
-        self.state = ConnectionState.OPEN if _accepted(websocket) else ConnectionState.CONNECTING
+        self._state = ConnectionState.OPEN if _accepted(websocket) else ConnectionState.CONNECTING
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self.slow_consumer: SlowConsumerPolicy = slow_consumer
         self.max_frame_size = max_frame_size
         self.manager: WebSocketManager | None = None
+        #: Told what the manager counts (`ConnectionEvents`); set when it is registered.
+        self.events: ConnectionEvents | None = None
         #: Whatever authentication produced for this connection (a user, claims, ...).
         self.principal: Any = None
         self.dropped = 0
@@ -133,6 +174,18 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} user={self.user_id!r} {self.state.value}>"
+
+    @property
+    def state(self) -> ConnectionState:
+        """Where the connection is in its life (changed only by the connection itself)."""
+        return self._state
+
+    def _enter(self, state: ConnectionState) -> None:
+        if state not in _NEXT[self._state]:
+            raise RuntimeError(
+                f"connection {self.id}: {self._state.value} -> {state.value} is not allowed"
+            )
+        self._state = state
 
     @property
     def topics(self) -> TopicSet:
@@ -152,17 +205,30 @@ class Connection:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
-        """Accept the websocket (if not done yet): frames can be sent from now on."""
+        """Accept the websocket (if not done yet): frames can be sent from now on.
+
+        RuntimeError once the connection is closing or closed.
+        """
         if self.websocket.application_state is WebSocketState.CONNECTING:
             await self.websocket.accept(subprotocol=subprotocol, headers=headers)
-        self.state = ConnectionState.OPEN
+        self.mark_open()
 
-    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close the websocket with ``code``, after sending what is already queued (<= 1 s)."""
-        if self.state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
+    def mark_open(self) -> None:
+        """Open without accepting here (the websocket was accepted by its owner)."""
+        if self._state is not ConnectionState.OPEN:
+            self._enter(ConnectionState.OPEN)
+
+    async def close(
+        self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "", *, drain: float = 1.0
+    ) -> None:
+        """Close the websocket with ``code`` and ``reason`` (cut to the 123 bytes a close frame
+        holds), after sending what is already queued (for at most ``drain`` seconds). Does
+        nothing when the connection is closing or closed already."""
+        if self._state is ConnectionState.CLOSING or self._state is ConnectionState.CLOSED:
             return
-        self.state = ConnectionState.CLOSING
-        await self._flush(1.0)
+        self._enter(ConnectionState.CLOSING)
+        if drain > 0:
+            await self.drain(drain)
         await self._close_socket(code, reason)
 
     async def _close_socket(self, code: int, reason: str = "") -> None:
@@ -177,10 +243,13 @@ class Connection:
             closing = _spawn(ws.close(code, close_reason(reason)))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(closing), 2.0)
-        self._mark_closed()
+        self.mark_closed()
 
-    def _mark_closed(self) -> None:
-        self.state = ConnectionState.CLOSED
+    def mark_closed(self) -> None:
+        """The socket is gone (or was never accepted): CLOSED, queue dropped, writer stopped.
+        Idempotent."""
+        if self._state is not ConnectionState.CLOSED:
+            self._enter(ConnectionState.CLOSED)
         self._clear_queue()
         self._stop_writer()
         if self._closed is not None:
@@ -191,7 +260,7 @@ class Connection:
         if writer is not None and writer is not asyncio.current_task():
             writer.cancel()
 
-    async def _flush(self, within: float) -> None:
+    async def drain(self, within: float) -> None:
         """Wait until the writer has sent everything queued, for at most ``within`` seconds."""
         if self._writer is None:
             return
@@ -204,7 +273,7 @@ class Connection:
 
     def push(self, message: Outgoing) -> bool:
         """Queue an ASGI send message (shared, never mutated). False if it was not queued."""
-        if self.state is not ConnectionState.OPEN and not self._opened_meanwhile():
+        if self._state is not ConnectionState.OPEN and not self._opened_meanwhile():
             return False
         if self._writer is None:  # nothing pending: write now
             return self._send_now(message)
@@ -219,8 +288,8 @@ class Connection:
                 return False
             self._queued_bytes -= _size(queue.popleft())
             self.dropped += 1
-            if self.manager is not None:
-                self.manager.stats["slow_consumer_drops"] += 1
+            if self.events is not None:
+                self.events.message_dropped(self)
         queue.append(message)
         self._queued_bytes += size
         return True
@@ -233,8 +302,8 @@ class Connection:
     def _opened_meanwhile(self) -> bool:
         """A hand-built connection whose websocket was accepted directly (``websocket.accept()``,
         not `accept`) after it was built: it is open now."""
-        if self.state is ConnectionState.CONNECTING and _accepted(self.websocket):
-            self.state = ConnectionState.OPEN
+        if self._state is ConnectionState.CONNECTING and _accepted(self.websocket):
+            self._enter(ConnectionState.OPEN)
             return True
         return False
 
@@ -253,8 +322,8 @@ class Connection:
         except StopIteration:
             return True
         except Exception:  # the socket went away: the reader ends the connection
-            if self.state is ConnectionState.OPEN:
-                self.state = ConnectionState.CLOSING
+            if self._state is ConnectionState.OPEN:
+                self._enter(ConnectionState.CLOSING)
             return False
         if self._queue is None:
             self._queue = deque()
@@ -276,13 +345,11 @@ class Connection:
         return self._queued_bytes
 
     def send_text_nowait(self, text: str) -> bool:
-        """Queue one text frame (counted by type in the manager's ``frames_out``)."""
+        """Queue one text frame (reported by type to `events`, the manager's ``frames_out``)."""
         if not self.push({"type": "websocket.send", "text": text}):
             return False
-        if self.manager is not None:
-            counts = self.manager.frames_out
-            kind = _frame_kind(text)
-            counts[kind] = counts.get(kind, 0) + 1
+        if self.events is not None:
+            self.events.frame_queued(_frame_kind(text))
         return True
 
     async def send_text(self, text: str) -> None:
@@ -313,17 +380,15 @@ class Connection:
             self.max_queue,
             self.max_queue_bytes,
         )
-        if self.manager is not None:
-            self.manager.stats["slow_consumer_closes"] += 1
-        self.state = ConnectionState.CLOSING
+        self._enter(ConnectionState.CLOSING)
         self.close_code = SLOW_CONSUMER.code
         self._clear_queue()
         self._stop_writer()
         _spawn(self._close_socket(SLOW_CONSUMER.code, SLOW_CONSUMER.reason))
-        # Forget it now: the peer may never read again (nor answer the close), and its
-        # handler may stay blocked in receive() until the TCP connection dies.
-        if self.manager is not None:
-            self.manager.remove_connection(self)
+        # The manager forgets it now: the peer may never read again (nor answer the close),
+        # and its handler may stay blocked in receive() until the TCP connection dies.
+        if self.events is not None:
+            self.events.overflowed(self)
 
     async def _write_loop(self, first: Any, size: int) -> None:
         """Finish the send the transport pushed back on, send the backlog, then end.
@@ -346,8 +411,8 @@ class Connection:
             raise
         except Exception:  # the socket went away: stop sending, the reader ends the connection
             self._clear_queue()
-            if self.state is ConnectionState.OPEN:
-                self.state = ConnectionState.CLOSING
+            if self._state is ConnectionState.OPEN:
+                self._enter(ConnectionState.CLOSING)
         finally:
             if self._writer is asyncio.current_task():
                 self._writer = None
@@ -361,7 +426,7 @@ class Connection:
         """
         message = await self.websocket.receive()
         if message["type"] == "websocket.disconnect":
-            self._mark_closed()
+            self.mark_closed()
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
         text = message.get("text")
         size = len(text) if text is not None else len(message.get("bytes") or b"")
@@ -404,7 +469,7 @@ class Connection:
     async def _iter_decoded(self, decode: Callable[[str | None], T]) -> AsyncIterator[T]:
         """Receive and ``decode`` frames until the end; answer the ones it refuses."""
         while (
-            self.state is not ConnectionState.CLOSING and self.state is not ConnectionState.CLOSED
+            self._state is not ConnectionState.CLOSING and self._state is not ConnectionState.CLOSED
         ):
             try:
                 text = await self.receive_text()
@@ -444,7 +509,7 @@ class Connection:
     async def wait_closed(self) -> None:
         if self._closed is None:
             self._closed = asyncio.Event()
-        if self.state is ConnectionState.CLOSED:
+        if self._state is ConnectionState.CLOSED:
             return
         await self._closed.wait()
 

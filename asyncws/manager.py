@@ -165,6 +165,7 @@ class WebSocketManager:
         #: Frames queued for one connection by `Connection.send_text_nowait`, by ``type`` (ack,
         #: reply, error, set_conn_id, other); broker deliveries are ``stats["deliveries"]``.
         self.frames_out: dict[str, int] = {}
+        self._events = _ConnectionEvents(self)  # what its connections report (counters)
         #: Publish-to-delivery latency (`asyncws.bridge`): counts per `LATENCY_BUCKETS` bucket.
         self.latency_counts: list[int] = self.bridge.latency_counts
         #: Topic history: positions delivered, recoveries in progress (`asyncws.history`).
@@ -272,9 +273,9 @@ class WebSocketManager:
         self.accepting = False
         conns = list(self.connections.values())
         if conns:
-            await asyncio.gather(*(c._flush(self.drain_timeout) for c in conns))
+            await asyncio.gather(*(c.drain(self.drain_timeout) for c in conns))
             await asyncio.gather(
-                *(c._close_socket(GOING_AWAY.code, GOING_AWAY.reason) for c in conns)
+                *(c.close(GOING_AWAY.code, GOING_AWAY.reason, drain=0) for c in conns)
             )
         for conn in conns:
             self._forget(conn)
@@ -367,7 +368,7 @@ class WebSocketManager:
             conn.id = self.new_connection_id()
         if not self.accepting:
             await deny(conn.websocket, SHUTTING_DOWN)  # before accept: HTTP 503
-            conn.state = ConnectionState.CLOSED
+            conn.mark_closed()
             return
         # Register and subscribe the broker first, accept last: once the client sees the
         # handshake complete, a message to its id (or user, or topic) from any instance
@@ -385,10 +386,12 @@ class WebSocketManager:
                 await self.subscribe(conn, pattern)
             if topic:
                 await self.subscribe(conn, topic)
-            if accept:
+            if conn.state is ConnectionState.CLOSING or conn.state is ConnectionState.CLOSED:
+                pass  # closed while it was being registered (shutdown): never opened
+            elif accept:
                 await conn.accept(subprotocol=subprotocol)
             else:
-                conn.state = ConnectionState.OPEN
+                conn.mark_open()
         except BaseException:
             self.remove_connection(conn)
             raise
@@ -402,6 +405,7 @@ class WebSocketManager:
 
     def _register(self, conn: Connection) -> None:
         conn.manager = self
+        conn.events = self._events
         self.registry.add(conn)
 
     def remove_connection(self, connection: Connection) -> Awaitable[None]:
@@ -442,8 +446,7 @@ class WebSocketManager:
         if channels is None:
             return []
         self.history.forget(conn)
-        if conn.state is not ConnectionState.CLOSED:
-            conn._mark_closed()
+        conn.mark_closed()
         self.claims.discard(conn.id)  # released by the caller (_cleanup)
         return channels
 
@@ -610,3 +613,26 @@ class WebSocketManager:
         if callable(topology):
             body["broker_topology"] = topology()
         return body
+
+
+class _ConnectionEvents:
+    """`ConnectionEvents` of the manager's connections: its counters, and forgetting a
+    connection closed for overflowing its queue."""
+
+    __slots__ = ("frames_out", "manager", "stats")
+
+    def __init__(self, manager: WebSocketManager) -> None:
+        self.manager = manager
+        self.stats = manager.stats
+        self.frames_out = manager.frames_out
+
+    def frame_queued(self, kind: str) -> None:
+        counts = self.frames_out
+        counts[kind] = counts.get(kind, 0) + 1
+
+    def message_dropped(self, conn: Connection) -> None:
+        self.stats["slow_consumer_drops"] += 1
+
+    def overflowed(self, conn: Connection) -> None:
+        self.stats["slow_consumer_closes"] += 1
+        self.manager.remove_connection(conn)

@@ -122,7 +122,7 @@ class Registry:
     def subscribe(self, connection: Connection, pattern: str) -> str | None:
         """Validate ``pattern`` and update the index; the broker channel to subscribe, if new."""
         pattern = validate_pattern(pattern, self.topic_limits)
-        topics = connection._topics  # the set itself (the property costs a call)
+        topics = connection.topics
         if pattern in topics:
             return None
         if len(topics) >= self.max_subscriptions:
@@ -143,7 +143,7 @@ class Registry:
 
     def unsubscribe(self, connection: Connection, pattern: str) -> str | None:
         """Update the index; the broker channel nobody needs now, if any."""
-        topics = connection._topics  # the set itself (the property costs a call)
+        topics = connection.topics
         if pattern not in topics:
             return None
         _set_discard(topics, pattern)

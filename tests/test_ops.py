@@ -226,9 +226,9 @@ class _SilentSocket:
 
 
 def _connection(manager: Manager, policy: Any) -> Connection:
-    conn = Connection(_SilentSocket(), "c1", max_queue=2, slow_consumer=policy)  # type: ignore[arg-type]
-    conn.manager = manager
-    conn.state = conn.state.__class__.OPEN
+    conn = Connection(_SilentSocket(), f"c-{policy}", max_queue=2, slow_consumer=policy)  # type: ignore[arg-type]
+    conn.mark_open()
+    manager._register(conn)
     return conn
 
 
@@ -239,7 +239,7 @@ async def test_slow_consumer_drops_and_closes_are_counted() -> None:
         assert dropper.push({"type": "websocket.send", "text": str(i)})
     assert dropper.queued == 2
     assert manager.stats["slow_consumer_drops"] == 3
-    dropper._mark_closed()  # stops its writer
+    dropper.mark_closed()  # stops its writer
     closer = _connection(manager, "close")
     for i in range(3):  # one in the writer, two queued
         assert closer.push({"type": "websocket.send", "text": str(i)})
@@ -265,4 +265,4 @@ async def test_latency_histogram_and_header_versions() -> None:
     manager.bridge.dispatch("ns/t/t/1", b"aws1:new:2:notatime\n{}")  # malformed: skipped
     assert manager.stats["deliveries"] == 2
     assert manager.stats["broker_malformed"] == 1
-    conn._mark_closed()
+    conn.mark_closed()
