@@ -164,10 +164,10 @@ class Connection:
         #: Whatever authentication produced for this connection (a user, claims, ...).
         self.principal: Any = None
         self.dropped = 0
-        self.strikes = 0  # protocol errors, decayed by good frames
+        self.strikes = 0  # for rejected frames (`asyncws.error_policy`); good ones take one back
         self.close_code: int | None = None
         self._queue: deque[Outgoing] | None = None  # created at the first backpressure
-        self._queued_bytes = 0  # frame payload held by the queue (see `_size`)
+        self._queued_bytes = 0  # frame payload of the queue and of the send in progress
         self._writer: asyncio.Task[None] | None = None
         self._closed: asyncio.Event | None = None
         self._drained: asyncio.Event | None = None
@@ -272,7 +272,8 @@ class Connection:
     # -- sending ------------------------------------------------------------------------------
 
     def push(self, message: Outgoing) -> bool:
-        """Queue an ASGI send message (shared, never mutated). False if it was not queued."""
+        """Send or queue an ASGI send message (shared, never mutated). False if it was not
+        taken: the connection is not open, or the ``"close"`` policy just closed it."""
         if self._state is not ConnectionState.OPEN and not self._opened_meanwhile():
             return False
         if self._writer is None:  # nothing pending: write now
@@ -422,7 +423,9 @@ class Connection:
     async def receive_text(self) -> str | None:
         """The next text frame; None for a binary frame. Raises WebSocketDisconnect at the end.
 
-        A frame over ``max_frame_size`` closes the connection with 1009.
+        A frame over ``max_frame_size`` (counted in characters for text, bytes for binary;
+        the server's ``--ws-max-size`` bounds the bytes, see `asyncws.serve`) closes the
+        connection with 1009.
         """
         message = await self.websocket.receive()
         if message["type"] == "websocket.disconnect":

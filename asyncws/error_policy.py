@@ -122,9 +122,9 @@ class Deny:
 
 Answer = ErrorFrame | Close | Deny
 
-#: Strikes a rejected client frame costs; each good frame takes one back (so a client that
-#: alternates good and bad frames still ends up closed). Past `STRIKE_LIMIT`, i.e. about 20
-#: bad frames in a row, the connection is closed with `ABUSE`.
+#: Strikes a rejected client frame costs; each good frame takes one back, so a client that
+#: sends more bad frames than good ones ends up closed. Past `STRIKE_LIMIT` (the 21st bad
+#: frame in a row) the connection is closed with `ABUSE` (1008).
 STRIKE_COST = 2
 STRIKE_LIMIT = 40
 

@@ -1,6 +1,7 @@
 """The wire protocol v1, as pure functions: frames in, envelopes out; envelopes in, text out.
 
-Nothing here does I/O, so every rule is tested without an event loop (see `docs/protocol.md`).
+Nothing here does I/O, so every rule can be tested without an event loop (see
+`docs/protocol.md`).
 
 Client -> server frames are JSON objects with a string ``type``, an optional ``id`` (a string
 of at most 64 characters or an integer, echoed by whatever answers the frame), and, by type,
