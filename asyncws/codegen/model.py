@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 from ..asyncapi.model import ERROR_CODES
 from ..asyncapi.schemas import deref, pointer_parts
+from ..exceptions import UsageError
 
 __all__ = [
     "AnyNode",
@@ -184,7 +185,7 @@ RESERVED_NAMES = frozenset(
 )
 
 
-class CodegenError(ValueError):
+class CodegenError(UsageError, ValueError):
     """The document cannot give a client (lists every blocking problem, one per line)."""
 
     def __init__(self, problems: Iterable[str]) -> None:
