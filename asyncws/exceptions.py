@@ -37,7 +37,8 @@ before accept), and asyncws answers it like every ``WebSocketException`` from Fa
 (whose ``code`` is an `ErrorCode` and which leaves the connection open).
 
 An `AsyncWSError` raised while a frame is handled becomes an error frame (``code``, ``message``,
-``errors``, the frame's ``id``); the connection stays open. Any other exception becomes an
+``errors``, the frame's ``id``); the connection stays open (though a client that keeps sending
+frames the framework rejects is closed with 1008, see docs/protocol.md). Any other exception becomes an
 ``internal_error`` frame without details, and its traceback goes to the log, except for the
 exceptions FastAPI code raises: `from_http_exception` and `from_websocket_exception` turn
 ``HTTPException`` and ``WebSocketException`` into error frames (docs/reference/errors.md).
