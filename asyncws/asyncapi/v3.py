@@ -406,7 +406,7 @@ class _Builder:
             ),
             title=f"subscribe to {topic.address}",
             example={"type": "subscribe", "id": 1, "topic": concrete}
-            | ({"since": POSITION_EXAMPLE} if history else {}),
+            | ({"since": dict(POSITION_EXAMPLE)} if history else {}),
         )
         text = (
             f"Subscribe to `{topic.address}`: its events then arrive on this connection. "
