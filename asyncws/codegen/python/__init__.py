@@ -45,10 +45,11 @@ def render(client: ClientDescription, env: Any) -> dict[str, str]:
     """The files of the package (paths relative to the output directory)."""
     models = Models(client)
     package = package_name(client)
-    context: dict[str, Any] = {"client": client, "package": package, "logger": py_str(package)}
+    context: dict[str, Any] = {"client": client, "package": package}
     context |= _models(client, models)
     context |= _client(client, ClientMethods(client, models))
     context |= _errors(client)
+    context |= _header(client, package)
     context |= _package(client, context["model_names"])
     files = {}
     for name in ("__init__.py", "models.py", "errors.py", "_header.py", "client.py"):
@@ -144,7 +145,7 @@ def _client(client: ClientDescription, methods: ClientMethods) -> dict[str, Any]
 
 
 def _errors(client: ClientDescription) -> dict[str, Any]:
-    """The ``errors`` module and the ``_header`` the runtime imports its names from."""
+    """The ``errors`` module: a class per error code."""
     base, error = client.base_error_class, client.error_class
     codes = Sub("Literal", tuple(Atom(py_str(e.code)) for e in client.error_codes))
     classes = [
@@ -155,7 +156,6 @@ def _errors(client: ClientDescription) -> dict[str, Any]:
         )
         for e in client.error_codes
     ]
-    answers = (FrameType.ACK, FrameType.REPLY, FrameType.ERROR)
     return {
         "errors_doc": py_docstring(
             f"Exceptions of the {client.client_class}.\n\nAn error frame raises `{error}`, or "
@@ -180,6 +180,14 @@ def _errors(client: ClientDescription) -> dict[str, Any]:
         ),
         "error_code_alias": laid(0, "ErrorCode: TypeAlias = ", codes),
         "error_classes": classes,
+    }
+
+
+def _header(client: ClientDescription, package: str) -> dict[str, Any]:
+    """``_header``: what the static ``_runtime`` takes from this client and from asyncws."""
+    base, error = client.base_error_class, client.error_class
+    answers = (FrameType.ACK, FrameType.REPLY, FrameType.ERROR)
+    return {
         "header_doc": py_docstring(
             f"What `_runtime` (the same file in every generated client) takes from the "
             f"{client.client_class} and from asyncws's protocol: the names of the client's "
@@ -190,6 +198,7 @@ def _errors(client: ClientDescription) -> dict[str, Any]:
             from_import(".errors", [f"{name} as {alias}"])
             for name, alias in ((base, "ClientError"), (error, "ServerError"))
         ],
+        "logger": py_str(package),
         "frame_types": {
             "ERROR": py_str(FrameType.ERROR),
             "SUBSCRIBE": py_str(FrameType.SUBSCRIBE),

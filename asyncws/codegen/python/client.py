@@ -152,8 +152,8 @@ class ClientMethods:
     def _operation(self, op: OperationDescription) -> Method:
         imports = self.imports
         name = method_name(op.id, self._taken)
-        payload = self.models.type_expr(op.payload, imports).flat() if op.payload else None
-        reply = self.models.type_expr(op.reply, imports).flat() if op.reply else None
+        payload = None if op.payload is None else self.models.type_expr(op.payload, imports).flat()
+        reply = None if op.reply is None else self.models.type_expr(op.reply, imports).flat()
         cls = self._payload_class(op)
         if cls is not None:
             imports.add("typing", "overload", "Any")
@@ -168,32 +168,7 @@ class ClientMethods:
         body: list[str] = []
         data: list[str] = []
         if cls is not None:
-            kwargs = [(f.attr, self._kwarg_type(f), f.defaulted) for f in cls.fields]
-            overloads = [
-                signature(
-                    4,
-                    "async def",
-                    name,
-                    ["self", f"data: {cls.name}", "/", "*", _TIMEOUT],
-                    returns,
-                    True,
-                ),
-                signature(
-                    4,
-                    "async def",
-                    name,
-                    [
-                        "self",
-                        "*",
-                        *[f"{a}: {t}" + (" = ..." if d else "") for a, t, d in kwargs],
-                        _TIMEOUT,
-                    ],
-                    returns,
-                    True,
-                ),
-            ]
-            params = ["self", f"data: {cls.name} | None = None", "*"]
-            params += [f"{a}: Any = UNSET" for a, _, _ in kwargs]
+            overloads, params = self._model_form(name, cls, returns)
             fields = DictLit(tuple((Atom(py_str(f.attr)), Atom(f.attr)) for f in cls.fields))
             body.append(laid(8, "payload = ", call("build", cls.name, "data", fields)))
             data = ["dump(payload)"]
@@ -205,9 +180,10 @@ class ClientMethods:
         request = call("await self.request", py_str(op.frame_type), *data, timeout="timeout")
         adapter: str | None = None
         if reply is not None:
-            adapter = constant(name) + "_REPLY"
+            validator = constant(name) + "_REPLY"
+            adapter = self._adapter(validator, reply)
             body.append(laid(8, "answer = ", request))
-            body.append(laid(8, "return ", call("parse_reply", adapter, "answer", py_str(op.id))))
+            body.append(laid(8, "return ", call("parse_reply", validator, "answer", py_str(op.id))))
         else:
             body.append(laid(8, "", request))
         return Method(
@@ -216,8 +192,22 @@ class ClientMethods:
             self._operation_doc(op, cls, reply),
             body,
             overloads,
-            self._adapter(adapter, reply) if adapter and reply else None,
+            adapter,
         )
+
+    def _model_form(self, name: str, cls: ModelClass, returns: str) -> tuple[list[str], list[str]]:
+        """The two ``@overload`` stubs of a request whose payload is a model (the model, or
+        its fields as keyword arguments) and the parameters of the method itself (less the
+        timeout)."""
+        kwargs = [(f.attr, self._kwarg_type(f), f.defaulted) for f in cls.fields]
+        by_model = ["self", f"data: {cls.name}", "/", "*", _TIMEOUT]
+        by_fields = ["self", "*", *[f"{a}: {t}" + (" = ..." if d else "") for a, t, d in kwargs]]
+        overloads = [
+            signature(4, "async def", name, by_model, returns, stub=True),
+            signature(4, "async def", name, [*by_fields, _TIMEOUT], returns, stub=True),
+        ]
+        params = ["self", f"data: {cls.name} | None = None", "*"]
+        return overloads, params + [f"{a}: Any = UNSET" for a, _, _ in kwargs]
 
     def _operation_doc(
         self, op: OperationDescription, cls: ModelClass | None, reply: str | None
