@@ -131,7 +131,7 @@ def test_untag_reads_dicts_text_and_bytes(raw: Any) -> None:
 def test_untag_fills_missing_fields_with_none_and_copies() -> None:
     raw = {"x": 1}
     assert untag_broker_message(raw) == (None, None, None, {"x": 1})
-    kind, _, _, data = untag_broker_message(raw)
+    _, _, _, data = untag_broker_message(raw)
     data["y"] = 2
     assert raw == {"x": 1}
 
