@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi.params import Depends as DependsParam
 from pydantic import TypeAdapter
 
+from .codes import FrameType
 from .dependencies import Dependant, analyze
 
 if TYPE_CHECKING:
@@ -26,11 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["RESERVED_TYPES", "Operation", "check_marker", "operation_for"]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-#: Frame types of asyncws's envelope that an operation may not take (control frames and
-#: answers); an app without control frames (`DocumentFraming`) reserves none.
-RESERVED_TYPES = frozenset(
-    {"subscribe", "unsubscribe", "publish", "ack", "reply", "error", "presence", "presence_stats"}
-)
+#: Frame types of asyncws's envelope that an operation may not take (`FrameType`: the
+#: control frames and answers); an app without control frames (`DocumentFraming`) reserves none.
+RESERVED_TYPES = frozenset(t.value for t in FrameType)
 
 
 @dataclass(slots=True)
