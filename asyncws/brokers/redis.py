@@ -15,6 +15,11 @@ published meanwhile are lost (at-most-once). A publish while Redis is unreachabl
 
 `RedisBroker.subscribe` returns once Redis confirmed the subscription, so an application can
 acknowledge a client's subscribe knowing that publishes from any instance now reach it.
+
+Modules: the pub/sub connection's subscriptions, their confirmations, its readers and its
+reconnects share one lock and one reader, kept here (why this file passes 600 lines); publish
+batching (`redis_batch`), the read and its watchdog (`redis_watchdog`) and the Lua scripts
+(`redis_scripts`) are modules of their own.
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@ Failure and slot moves
     ``node_losses`` the node connections lost. A watchdog PINGs idle node connections every
     ``health_interval`` seconds and drops one that does not answer within another interval.
 
+Modules: the slot map, the subscriptions wanted and where each one is, and what the node links
+report are one state, kept here (why this file passes 600 lines); running commands (`cluster_commands`), the queue to the
+listener (`cluster_inbox`), the node connections (`cluster_node`), placement (`cluster_layout`)
+and presence (`cluster_presence`) are modules of their own.
+
 Why not redis-py's ``RedisCluster.pubsub()``: its sharded reads poll the node connections in
 turn with a timeout (``get_sharded_message``), so a listener either busy-waits or waits on one
 node while another has messages; and it re-homes channels only when a command run through it
@@ -30,10 +35,8 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 import uuid
 import zlib
-from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +48,7 @@ from ..topics import TopicIndex, is_pattern
 from . import redis_scripts as scripts
 from .base import BrokerInterface, BrokerMessage, BrokerState
 from .cluster_commands import ClusterCommands
+from .cluster_inbox import Inbox
 from .cluster_layout import (
     FEED,
     PUBLISH_SCRIPT,
@@ -56,7 +60,7 @@ from .cluster_layout import (
     partition_tags,
     slot_owners,
 )
-from .cluster_node import NodeLink
+from .cluster_node import NodeLink, watch_links
 
 if TYPE_CHECKING:
     from .cluster_presence import ClusterPresenceStore
@@ -64,9 +68,6 @@ if TYPE_CHECKING:
 __all__ = ["RedisClusterBroker"]
 
 logger = logging.getLogger("asyncws.broker")
-
-#: In the queue: subscriptions were re-homed here (see `_assign`).
-_RESTORED = BrokerMessage("", b"")
 
 
 class RedisClusterBroker(BrokerInterface):
@@ -107,7 +108,6 @@ class RedisClusterBroker(BrokerInterface):
         self.failover_poll = failover_poll
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
-        self._max_pending = max_pending
         self._options = {**options, **redis_kwargs}
         self._owners: list[Address | None] = [None] * self.partitions
         self._known: list[Address] = list(seeds)
@@ -128,10 +128,8 @@ class RedisClusterBroker(BrokerInterface):
         self._active: set[str] = set()  # exact channels confirmed on a live link
         self._patterns = TopicIndex[str]()
         self._keepalive = f"asyncws:keepalive:{uuid.uuid4().hex}"
-        self._queue: deque[BrokerMessage] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self.space = asyncio.Event()  # cleared while max_pending messages wait (LinkOwner)
-        self.space.set()
+        self._inbox = Inbox(max_pending, closed=self.is_closed, on_restored=self._notify_restored)
+        self.space = self._inbox.space  # cleared while max_pending messages wait (LinkOwner)
         self._dirty = asyncio.Event()
         self._recovery: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -177,7 +175,13 @@ class RedisClusterBroker(BrokerInterface):
             self.state = BrokerState.RECONNECTING
             self._dirty.set()
         self._recovery = loop.create_task(self._recover(), name="asyncws-cluster-recovery")
-        self._watchdog = loop.create_task(self._watch(), name="asyncws-cluster-watchdog")
+        watch = watch_links(
+            lambda: list(self._links.values()),
+            self.health_interval,
+            self._command_timeout,
+            self.is_closed,
+        )
+        self._watchdog = loop.create_task(watch, name="asyncws-cluster-watchdog")
 
     async def disconnect(self) -> None:
         if self.state is BrokerState.CLOSED and not self._started:
@@ -197,9 +201,7 @@ class RedisClusterBroker(BrokerInterface):
         await self.commands.close()
         self._where.clear()
         self._active.clear()
-        self._queue.clear()
-        self._wake()
-        self.space.set()
+        self._inbox.close()
 
     # -- topology -----------------------------------------------------------------------------
 
@@ -276,9 +278,8 @@ class RedisClusterBroker(BrokerInterface):
         if groups:
             # Channels come back on a new subscription: what was published meanwhile was
             # missed. The listener tells the manager (`on_restored`: history topics fill the
-            # gap) when it reaches this point of the queue, before any message the new
-            # subscriptions bring.
-            self._queue.append(_RESTORED)
+            # gap) when it reaches this mark, before any message the new subscriptions bring.
+            self._inbox.mark_restored()
         futures: list[asyncio.Future[None]] = []
         for (owner, _part), names in groups.items():
             link = await self._link(owner)
@@ -374,15 +375,7 @@ class RedisClusterBroker(BrokerInterface):
             if name is None:  # unsubscribed meanwhile
                 return False
             item = BrokerMessage(name, data)
-        queue = self._queue
-        queue.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        if len(queue) >= self._max_pending:
-            self.space.clear()
-            return True
-        return False
+        return self._inbox.put(item)
 
     def link_confirmed(self, link: NodeLink, channel: bytes) -> None:
         name = self._names.get(channel)
@@ -430,20 +423,6 @@ class RedisClusterBroker(BrokerInterface):
             self.feed_dropped += 1
             return None
         return BrokerMessage(channel, payload)
-
-    async def _watch(self) -> None:
-        """PING node links idle for ``health_interval``; drop one that stays silent after."""
-        interval = self.health_interval
-        while not self.is_closed():
-            await asyncio.sleep(interval if interval < 1.0 else interval / 4)
-            now = time.monotonic()
-            for link in list(self._links.values()):
-                if not link.up:
-                    continue
-                if link.pinged_at > link.last_seen and now - link.pinged_at > interval:
-                    link.give_up()
-                elif now - link.last_seen > interval and link.pinged_at <= link.last_seen:
-                    await link.ping(self._command_timeout)
 
     # -- subscribe ----------------------------------------------------------------------------
 
@@ -628,55 +607,14 @@ class RedisClusterBroker(BrokerInterface):
 
         return ClusterPresenceStore(self, namespace)
 
-    # -- receive ------------------------------------------------------------------------------
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _took(self) -> None:
-        if not self.space.is_set() and len(self._queue) <= self._max_pending // 2:
-            self.space.set()
+    # -- receive (`asyncws.brokers.cluster_inbox`) ------------------------------------------
 
     async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
-        timeout: float | None = kwargs.get("timeout", 0.0)
-        if not self._queue and not self.is_closed() and (timeout is None or timeout > 0):
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait([waiter], timeout=timeout)
-            finally:
-                self._waiter = None
-        while self._queue:
-            item = self._queue.popleft()
-            self._took()
-            if item is _RESTORED:
-                self._notify_restored()
-                continue
-            return item
-        return None
+        return await self._inbox.get(kwargs.get("timeout", 0.0))
 
-    async def listen(self) -> AsyncIterator[BrokerMessage]:
+    def listen(self) -> AsyncIterator[BrokerMessage]:
         """Yield messages until `disconnect`; node failures are handled by the broker."""
-        queue = self._queue
-        loop = asyncio.get_running_loop()
-        while not self.is_closed():
-            while queue:
-                item = queue.popleft()
-                if not self.space.is_set():
-                    self._took()
-                if item is _RESTORED:
-                    self._notify_restored()
-                    continue
-                yield item
-            if self.is_closed():
-                return
-            waiter = self._waiter = loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-            queue = self._queue
+        return self._inbox.drain()
 
     # -- state --------------------------------------------------------------------------------
 
