@@ -94,6 +94,40 @@ class ClusterCommands:
             part, "EVALSHA", self.sha(script), len(keys), *keys, *args, script=script
         )
 
+    async def eval_many(
+        self, calls: Sequence[tuple[int, str, Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run many ``(part, script, keys, args)`` calls: one pipeline per primary (one round
+        trip each), then, one by one through `eval`, those that failed there (a redirection,
+        a script the node does not know, a connection error). Raises `BrokerError`."""
+        by_owner: dict[Address, list[int]] = {}
+        results: list[Any] = [None] * len(calls)
+        retry: list[int] = []
+        for i, (part, _, _, _) in enumerate(calls):
+            owner = self._slots.owner(part)
+            if owner is None:
+                retry.append(i)
+            else:
+                by_owner.setdefault(owner, []).append(i)
+        for owner, indexes in by_owner.items():
+            try:
+                async with self.client(owner).pipeline(transaction=False) as pipe:
+                    for i in indexes:
+                        _, script, keys, args = calls[i]
+                        pipe.execute_command("EVALSHA", self.sha(script), len(keys), *keys, *args)
+                    replies = await pipe.execute(raise_on_error=False)
+            except (RedisError, OSError, TimeoutError):
+                retry += indexes
+                continue
+            for i, reply in zip(indexes, replies, strict=True):
+                if isinstance(reply, Exception):
+                    retry.append(i)
+                else:
+                    results[i] = reply
+        for i in retry:
+            results[i] = await self.eval(*calls[i])
+        return results
+
     async def execute(self, part: int, *args: Any, script: str | None = None) -> Any:
         """Run a one-slot command on the primary of ``part``, following MOVED/ASK; on
         NOSCRIPT, load ``script`` and run it again."""

@@ -9,14 +9,14 @@ Redis. The index of topics with members is **one sorted set per partition**,
 
 The sweep runs one script per partition (`SWEEP_PARTITION`): it walks that partition's index
 and removes every expired holder of its topics, then the topics left without a live holder,
-and returns who left. Each instance's sweep is ``partitions`` script calls (128 by default,
-at most ``script_slots`` in flight) per ``ttl / 3``, whatever the number of topics; most of
-them read an empty index. One Redis does one call per topic instead (and one for the index).
+and returns who left. Each instance's sweep is ``partitions`` script calls (128 by default),
+pipelined per primary (one round trip per primary), per ``ttl / 3``, whatever the number of
+topics; most of them read an empty index. One Redis does one call per topic instead (and one
+for the index).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -99,11 +99,17 @@ class ClusterPresenceStore(PresenceStore):
         return None if info is None else (member, text(info))
 
     async def sweep(self, now: float) -> list[tuple[str, str, str]]:
-        async def one(part: int) -> Any:
-            args = [repr(now), self.sweep_batch, self._prefix(part)]
-            return await self._run(part, SWEEP_PARTITION, [self.index_key(part)], args)
-
-        replies = await asyncio.gather(*(one(p) for p in range(self._broker.partitions)))
+        calls = [
+            (
+                p,
+                SWEEP_PARTITION,
+                [self.index_key(p)],
+                [repr(now), self.sweep_batch, self._prefix(p)],
+            )
+            for p in range(self._broker.partitions)
+        ]
+        async with self._broker.script_slots:
+            replies = await self._broker.commands.eval_many(calls)
         gone: list[tuple[str, str, str]] = []
         for flat in replies:
             for i in range(0, len(flat), 3):
