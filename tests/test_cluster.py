@@ -35,7 +35,7 @@ from asyncws.brokers.redis_cluster import RedisClusterBroker
 from asyncws.brokers.redis_sentinel import RedisSentinelBroker, parse_sentinel_url
 from asyncws.history import split_position
 from asyncws.testing import TestClient
-from tests.clusters import RedisClusterServers, SentinelServers
+from tests.clusters import RedisClusterServers, SentinelServers, redis_reply
 from tests.servers import UvicornServer
 from tests.test_distributed import (
     APP,
@@ -365,6 +365,57 @@ async def test_history_epoch_changes_when_the_cluster_loses_the_stream(
             assert ack["position"] == new._asdict()
             await publish(ws, 4, 1)
             assert await numbers(s, 1) == [4]
+
+
+async def test_an_instance_fills_its_gap_after_its_node_connections_drop(
+    redis_cluster: RedisClusterServers, cluster_url: str
+) -> None:
+    """Instance A's subscribing connections are killed (``CLIENT KILL TYPE pubsub`` on every
+    primary) while B publishes on a history topic: A re-homes its subscriptions on the same
+    primaries (the epoch stays) and fills the gap, so its subscriber gets every event once,
+    in order."""
+    from fastapi import FastAPI
+
+    from asyncws import AsyncWS, HistoryPolicy, WebSocketManager
+    from tests.test_history import Posted, build, numbers, publish
+
+    a_broker = RedisClusterBroker(cluster_url)
+    a = AsyncWS(title="a", manager=WebSocketManager("h", broker=a_broker))
+    a.topic("rooms/{room}", Posted, history=HistoryPolicy(size=1000, ttl=60))
+    app_a = FastAPI(lifespan=a.lifespan)
+    app_a.include_router(a.asgi_router)
+    b, app_b = build(cluster_url, size=1000)
+    total = 300
+    async with (
+        TestClient(app_a, timeout=WAIT) as ca,
+        TestClient(app_b, timeout=WAIT),
+        ca.connect("/ws") as s,
+    ):
+        await s.subscribe("rooms/lobby")
+        await publish(b, 0, 2)
+        assert await numbers(s, 2) == [0, 1]
+        losses = a_broker.node_losses
+
+        async def publisher() -> None:
+            for n in range(2, total):
+                await publish(b, n, 1)
+                if n == 20:  # while events flow
+                    for node in redis_cluster.nodes:
+                        if node.running() and redis_cluster.is_primary(node.port):
+                            redis_reply(node.port, "CLIENT", "KILL", "TYPE", "pubsub")
+
+        task = asyncio.create_task(publisher())
+        got = await numbers(s, total - 2)
+        await task
+        stats = a.manager.history.stats
+    print(
+        f"\nA's pub/sub connections killed under traffic: {a_broker.node_losses - losses} "
+        f"node connection(s) lost; gap fills {stats['gap_fills']}, events filled in "
+        f"{stats['gap_events']}, duplicates dropped {stats['duplicates']}"
+    )
+    assert got == list(range(2, total))
+    assert a_broker.node_losses > losses
+    assert stats["gap_fills"] >= 1
 
 
 @pytest.fixture
