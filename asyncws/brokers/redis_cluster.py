@@ -4,8 +4,10 @@ URL: ``redis+cluster://[user:password@]host:port[,host:port...]/[?partitions=128
 (``rediss+cluster://`` for TLS). The hosts are seeds: any live one is asked for the slot map
 (``CLUSTER SLOTS``); every instance of one application must use the same ``partitions``.
 
-Where channels and claims live, and how wildcard subscriptions work, is
-`asyncws.brokers.cluster_layout` (128 hash-tagged partitions; per-partition feeds).
+Where channels, claims, history streams and presence live, and how wildcard subscriptions
+work, is `asyncws.brokers.cluster_layout` (128 hash-tagged partitions; per-partition feeds).
+A history topic's stream shares the slot of its channel (`publish_history`, `read_history`:
+one script each, `asyncws.brokers.redis_scripts`); presence is `presence_store`.
 
 Failure and slot moves
     When a node's connection drops (a primary killed) or Redis unsubscribes us from a slot that
