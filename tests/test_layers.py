@@ -1,11 +1,15 @@
 """The import rules of docs/architecture.md: the specification layer reads neutral
-descriptions and documents, never the app layer; the framing layer stays pure; the error
-policy sits below the connection, the connection below the manager, the manager below the
-app layer, whose parts reach the manager only through `WebSocketManager`."""
+descriptions and documents, never the app layer; the framing layer stays pure. Inside the
+specification layer: the document builders and the readers do not import each other, the
+client description imports none of its readers or renderers, the renderers read only the
+description, and the Python client's runtime (shipped as it is) imports nothing of asyncws.
+Below it: the error policy sits below the connection, the connection below the manager, the
+manager below the app layer, whose parts reach the manager only through `WebSocketManager`."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,7 +47,7 @@ def _imports(path: Path) -> set[str]:
 
 
 SPEC_LAYER = sorted(
-    p for p in [*PACKAGE.glob("asyncapi/*.py"), *PACKAGE.glob("codegen/*.py")] if p != SHIM
+    p for p in [*PACKAGE.glob("asyncapi/**/*.py"), *PACKAGE.glob("codegen/**/*.py")] if p != SHIM
 )
 
 
@@ -68,6 +72,98 @@ def test_the_framing_layer_stays_below_the_app() -> None:
     assert {m.rsplit(".", 1)[0] if m not in allowed else m for m in own} <= allowed | {"asyncws"}
 
 
+def _own(path: Path, prefix: str) -> set[str]:
+    """The modules under ``prefix`` that ``path`` imports (``from x import name`` counts as
+    importing ``x``, and ``x.name`` when that is a module)."""
+    found = set()
+    for name in _imports(path):
+        if not name.startswith(prefix):
+            continue
+        module = PACKAGE.parent / Path(*name.split("."))
+        if module.with_suffix(".py").is_file() or (module / "__init__.py").is_file():
+            found.add(name)
+    return found
+
+
+def _modules(*names: str) -> list[Path]:
+    return [PACKAGE / name for name in names]
+
+
+# the AsyncAPI document builders (a description -> a document) and the readers of documents
+BUILDERS = {
+    f"asyncws.asyncapi.{m}"
+    for m in ("v3", "framed_v3", "keys", "bindings", "envelope", "channels", "components")
+}
+READERS = {"asyncws.asyncapi.reader", "asyncws.asyncapi.wire", "asyncws.asyncapi.lint"}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS), ids=lambda n: n.rsplit(".", 1)[-1])
+def test_document_builders_do_not_read_documents(name: str) -> None:
+    path = PACKAGE.parent / (name.replace(".", "/") + ".py")
+    assert _own(path, "asyncws.asyncapi") & (READERS | {"asyncws.asyncapi"}) == set()
+
+
+@pytest.mark.parametrize("name", sorted(READERS), ids=lambda n: n.rsplit(".", 1)[-1])
+def test_document_readers_do_not_build_documents(name: str) -> None:
+    path = PACKAGE.parent / (name.replace(".", "/") + ".py")
+    assert _own(path, "asyncws.asyncapi") & (BUILDERS | {"asyncws.asyncapi"}) == set()
+
+
+DESCRIPTION = {"asyncws.codegen.model", "asyncws.codegen.typetree", "asyncws.codegen.names"}
+CLIENT_READERS = {f"asyncws.codegen.{m}" for m in ("document", "schemas", "operations", "reader")}
+
+
+@pytest.mark.parametrize(
+    "path",
+    _modules("codegen/model.py", "codegen/typetree.py", "codegen/names.py"),
+    ids=lambda p: p.name,
+)
+def test_the_client_description_imports_only_itself(path: Path) -> None:
+    # and the exception base every layer shares (`CodegenError` is an `AsyncWSError`)
+    assert _own(path, "asyncws.") <= DESCRIPTION | {"asyncws.exceptions"}
+
+
+def test_the_exception_base_imports_only_the_codes() -> None:
+    assert _own(PACKAGE / "exceptions.py", "asyncws.") <= {"asyncws.codes"}
+
+
+RENDERERS = sorted([*PACKAGE.glob("codegen/python/*.py"), PACKAGE / "codegen" / "typescript.py"])
+
+
+@pytest.mark.parametrize("path", RENDERERS, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_client_renderers_read_only_the_description(path: Path) -> None:
+    own = _own(path, "asyncws.")
+    assert own & (CLIENT_READERS | {"asyncws.asyncapi"}) == set()
+    assert not {m for m in own if m.startswith("asyncws.asyncapi.")}
+
+
+@pytest.mark.parametrize("name", sorted(CLIENT_READERS), ids=lambda n: n.rsplit(".", 1)[-1])
+def test_the_client_readers_do_not_render(name: str) -> None:
+    path = PACKAGE.parent / (name.replace(".", "/") + ".py")
+    renderers = ("asyncws.codegen.python", "asyncws.codegen.typescript", "asyncws.codegen.layout")
+    assert not {m for m in _own(path, "asyncws.codegen") if m.startswith(renderers)}
+
+
+def test_the_python_client_runtime_imports_nothing_of_asyncws() -> None:
+    runtime = PACKAGE.parent / "templates" / "clients" / "python" / "_runtime.py"
+    tree = ast.parse(runtime.read_text(encoding="utf-8"))
+    modules = {
+        ("." * node.level) + (node.module or "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    local = {m for m in modules if m.startswith(".")}
+    assert local == {"._header", ".errors"}
+    assert not {m for m in modules if m.split(".")[0] == "asyncws"}
+    third_party = {m.split(".")[0] for m in modules - local} - set(sys.stdlib_module_names)
+    assert third_party == {"pydantic", "pydantic_core", "websockets"}
+
+
 # -- the connection, manager and app layers (docs/architecture.md, "Modules and imports") ----
 
 MANAGER_PARTS = {"registry", "channels", "bridge", "claims", "seed"}
@@ -75,7 +171,7 @@ APP_PARTS = {"endpoint", "dispatch", "calls", "compiled"}
 UPPER = {"app", *APP_PARTS, "spec_first", "document_app", "asyncapi", "codegen", "cli"}
 
 
-def _own(name: str) -> set[str]:
+def _runtime_deps(name: str) -> set[str]:
     """The asyncws modules ``asyncws/{name}.py`` imports at runtime, by short name
     (``asyncws.brokers.redis`` is ``brokers``; TYPE_CHECKING imports do not count)."""
     found = set()
@@ -100,31 +196,31 @@ def _third_party(name: str) -> set[str]:
     ],
 )
 def test_the_pure_parts_of_the_manager_do_no_io(module: str, allowed: set[str]) -> None:
-    assert _own(module) <= allowed
+    assert _runtime_deps(module) <= allowed
     assert _third_party(module) <= {"re", "logging", "typing", "urllib"}
 
 
 def test_the_error_policy_sits_below_the_connection() -> None:
     # the connection, the seed dialect and the app layer all use it: it uses none of them
-    assert _own("error_policy") <= {"codes", "exceptions", "handshake"}
+    assert _runtime_deps("error_policy") <= {"codes", "exceptions", "handshake"}
 
 
 def test_the_connection_does_not_import_its_manager() -> None:
     # it reports through `ConnectionEvents`; `manager` is imported for type checking only
-    assert _own("connection") & ({"manager", *MANAGER_PARTS} | UPPER) == set()
+    assert _runtime_deps("connection") & ({"manager", *MANAGER_PARTS} | UPPER) == set()
 
 
 @pytest.mark.parametrize("module", sorted({"manager", *MANAGER_PARTS}))
 def test_the_manager_layer_does_not_import_the_app_layer(module: str) -> None:
-    assert _own(module) & UPPER == set()
+    assert _runtime_deps(module) & UPPER == set()
 
 
 @pytest.mark.parametrize("module", sorted(APP_PARTS))
 def test_the_parts_of_the_app_do_not_import_app_py(module: str) -> None:
     # app.py delegates to them: an import back would be a cycle (AsyncWS is a type hint there)
-    assert "app" not in _own(module)
+    assert "app" not in _runtime_deps(module)
 
 
 @pytest.mark.parametrize("module", sorted({"app", *APP_PARTS}))
 def test_the_app_layer_reaches_the_manager_through_its_facade(module: str) -> None:
-    assert _own(module) & MANAGER_PARTS == set()
+    assert _runtime_deps(module) & MANAGER_PARTS == set()
