@@ -635,7 +635,9 @@ class Connection {
         ws.onmessage = (event) => this.dispatch(event.data);
         resolve(ws);
       };
-      ws.onerror = () => undefined;
+      // A failed opening fires `error`, then `close` (browsers); some WebSockets fire only
+      // `error` (Node 20's, nodejs/undici#3546): either one fails the attempt.
+      ws.onerror = () => reject(new ConnectionFailed(`${url}: cannot connect`));
       ws.onclose = (event) => {
         reject(new ConnectionFailed(`${url}: cannot connect (close code ${event.code})`));
       };
