@@ -282,7 +282,8 @@ class Framing(ABC):
 
     def subscribed(self, frame: Any, recovered: bool | None, offset: int, epoch: str) -> str | None:
         """The ack of a subscribe to a history topic: the current position and, when the
-        client asked with ``since``, whether everything it missed follows."""
+        client asked with ``since`` (``recovered`` is not None), whether everything it missed
+        follows; that answer is sent even to a frame without an ``id``."""
         return self.ack(frame)
 
 
@@ -319,9 +320,16 @@ class AsyncWSFraming(Framing):
         return f'{frame[:-1]},"offset":{offset},"epoch":{dumps(epoch)}}}'
 
     def subscribed(self, frame: Any, recovered: bool | None, offset: int, epoch: str) -> str | None:
-        if frame.id is None:
+        # A subscribe with ``since`` is answered even without an ``id`` (then the ``topic``
+        # says which subscribe it answers): a client that asked to recover must learn
+        # whether it did. Without ``since`` and ``id``, no ack, as for every frame.
+        if frame.id is None and recovered is None:
             return None
-        body: dict[str, Any] = {"type": "ack", "id": frame.id}
+        body: dict[str, Any] = {"type": "ack"}
+        if frame.id is not None:
+            body["id"] = frame.id
+        else:
+            body["topic"] = frame.topic
         if recovered is not None:
             body["recovered"] = recovered
         body["position"] = {"offset": offset, "epoch": epoch}

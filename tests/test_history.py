@@ -175,6 +175,38 @@ async def test_a_client_back_with_since_gets_exactly_what_it_missed_then_live(
         assert await numbers(s, 2) == [10, 11]
 
 
+async def test_a_subscribe_with_since_and_no_id_is_answered_with_its_topic(
+    env: tuple[AsyncWS, TestClient],
+) -> None:
+    """Frames without ``id`` get no ack, except a subscribe with ``since``: the client asked
+    to recover and must learn whether it did; the ack names the topic instead of an id."""
+    ws, client = env
+    top = await publish(ws, 0, 3)
+    async with client.connect("/ws") as s:
+        since = {"offset": 1, "epoch": top.epoch}
+        await s.send_json({"type": "subscribe", "topic": "rooms/lobby", "since": since})
+        ack = await s.receive_json(timeout=WAIT)
+        assert ack == {
+            "type": "ack",
+            "topic": "rooms/lobby",
+            "recovered": True,
+            "position": {"offset": 3, "epoch": top.epoch},
+        }
+        assert await numbers(s, 2) == [1, 2]
+        await s.send_json({"type": "subscribe", "topic": "rooms/news", "since": since})
+        ack = await s.receive_json(timeout=WAIT)  # another topic: another epoch, refused
+        assert (ack["topic"], ack["recovered"], ack["position"]["offset"]) == (
+            "rooms/news",
+            False,
+            0,
+        )
+        await s.send_json({"type": "subscribe", "topic": "rooms/kitchen"})  # no since: no ack
+        assert await s.subscribe("plain/x") == {"type": "ack", "id": 1}  # frames run in order
+        await publish(ws, 0, 1, room="kitchen")
+        event = await s.receive_json(timeout=WAIT)
+        assert (event["topic"], event["offset"]) == ("rooms/kitchen", 1)
+
+
 async def test_positions_that_cannot_be_honoured_say_recovered_false(broker_url: str) -> None:
     ws, app = build(broker_url, size=5, max_recovery=3)
     async with TestClient(app, timeout=WAIT) as client, client.connect("/ws") as s:
@@ -490,6 +522,8 @@ def test_the_asyncapi_document_describes_positions_since_and_recovered(tmp_path:
     and the examples validate (plain topics stay as they were)."""
     import subprocess
 
+    import jsonschema
+
     from asyncws.asyncapi import build_document, document_json
     from asyncws.asyncapi.checks import check_document
     from tests.apps import history_app
@@ -507,6 +541,10 @@ def test_the_asyncapi_document_describes_positions_since_and_recovered(tmp_path:
     assert "since" not in messages["subscribePlainRoom"]["payload"]["properties"]
     ack = messages["ack"]["payload"]["properties"]
     assert ack["recovered"]["type"] == "boolean" and "position" in ack
+    # the answer to a subscribe with since and without id (it names the topic) is an ack too
+    position = {"offset": 3, "epoch": "3f9c2a7d41b0"}
+    idless = {"type": "ack", "topic": "rooms/lobby", "recovered": True, "position": position}
+    jsonschema.validate(idless, messages["ack"]["payload"])
     assert "last 5000 events" in document["channels"]["roomsRoom"]["description"]
     assert "Cache mode" in document["channels"]["pricesSym"]["description"]
     assert check_document(document) == []

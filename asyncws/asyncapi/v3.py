@@ -412,6 +412,13 @@ def _ack_history_props() -> dict[str, Any]:
         "position": _position_schema(
             "A history topic's current position: the next event has `offset` + 1."
         ),
+        "topic": {
+            "type": "string",
+            "description": (
+                "Only in the answer to a subscribe with `since` that had no `id` (such a "
+                "subscribe is answered all the same): the topic it subscribed to."
+            ),
+        },
     }
 
 
@@ -662,7 +669,7 @@ class _Builder:
             _frame(
                 {"type": _const("ack"), "id": _id_prop()}
                 | (_ack_history_props() if self._history else {}),
-                ["type", "id"],
+                ["type"] if self._history else ["type", "id"],  # see the `topic` property
             ),
             title="ack",
             registered=True,
