@@ -245,10 +245,13 @@ class InboundFrame:
 
 class Framing(ABC):
     """How frames are read and written. ``controls`` tells whether asyncws's
-    ``subscribe``/``unsubscribe``/``publish`` control frames exist in this framing."""
+    ``subscribe``/``unsubscribe``/``publish`` control frames exist in this framing;
+    ``positions`` whether its events carry history positions and its subscribes ``since``
+    (topics with history are refused in a framing without them: docs/delivery.md)."""
 
     name: str
     controls: bool
+    positions: bool = False
 
     @abstractmethod
     def decoder(self, operations: Iterable[Operation]) -> Any:
@@ -276,8 +279,8 @@ class Framing(ABC):
         """The frame of a topic event (``kind`` is the message name)."""
 
     def positioned(self, frame: str, offset: int, epoch: str) -> str:
-        """An event frame of a history topic with its position (`asyncws.history`). A
-        framing without room for it sends the frame as it is."""
+        """An event frame of a history topic with its position (`asyncws.history`); only
+        called on a framing with ``positions``."""
         return frame
 
     def subscribed(self, frame: Any, recovered: bool | None, offset: int, epoch: str) -> str | None:
@@ -292,6 +295,7 @@ class AsyncWSFraming(Framing):
 
     name = "asyncws"
     controls = True
+    positions = True
 
     def decoder(self, operations: Iterable[Operation]) -> Any:
         from .frames import FrameValidator
@@ -345,7 +349,9 @@ class DocumentFraming(Framing):
     handler's reply is sent as its own frame, with the request's ``correlation`` value
     (a property name or a JSON pointer, ``"reqid"`` or ``"/meta/id"``) copied into it. A
     handler may return a list: each item is one reply frame. Topic events are their
-    payloads as they are. Operations that return nothing are not acknowledged.
+    payloads as they are. Operations that return nothing are not acknowledged. Topics with
+    history are refused: the document defines every frame, so there is no place for a
+    position in an event nor a ``since`` in a subscribe (docs/delivery.md).
 
     ``shapes`` (used by spec-first apps) replaces the discriminator lookup by `classify`.
     """

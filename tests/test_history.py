@@ -469,9 +469,13 @@ async def test_a_history_read_against_a_redis_that_is_down_is_an_error_frame(
 
 
 @pytest.mark.redis
-async def test_an_instance_fills_its_gap_after_a_redis_reconnect(fresh_redis: RedisServer) -> None:
-    """Instance A loses its pub/sub connection; B publishes meanwhile; A's subscriber still
-    gets every event, in order, once A is back (from the last offset A delivered)."""
+@pytest.mark.parametrize("pattern", ["rooms/lobby", "rooms/+"])
+async def test_an_instance_fills_its_gap_after_a_redis_reconnect(
+    fresh_redis: RedisServer, pattern: str
+) -> None:
+    """Instance A loses its pub/sub connection; B publishes meanwhile; A's subscriber (of
+    the topic, or of a wildcard matching it) still gets every event, in order, once A is
+    back (from the last offset A delivered)."""
     slow = RedisBroker(fresh_redis.url, reconnect_min=0.5, reconnect_max=0.5)
     a = AsyncWS(title="a", manager=WebSocketManager("h", broker=slow))
     a.topic("rooms/{room}", Posted, history=HistoryPolicy(size=100, ttl=60))
@@ -483,7 +487,7 @@ async def test_an_instance_fills_its_gap_after_a_redis_reconnect(fresh_redis: Re
         TestClient(app_b, timeout=WAIT),
         ca.connect("/ws") as s,
     ):
-        await s.subscribe("rooms/lobby")
+        await s.subscribe(pattern)
         await publish(b, 0, 2)
         assert await numbers(s, 2) == [0, 1]
         reconnects = slow.reconnects
@@ -494,6 +498,46 @@ async def test_an_instance_fills_its_gap_after_a_redis_reconnect(fresh_redis: Re
         await publish(b, 12, 3)
         assert await numbers(s, 13) == list(range(2, 15))
         assert a.manager.history.stats["gap_events"] >= 1
+
+
+async def test_positions_kept_for_gap_filling_go_with_the_last_subscriber(
+    env: tuple[AsyncWS, TestClient],
+) -> None:
+    """The last position delivered per topic (where a gap fill after a broker reconnect
+    starts) is kept while a local subscription matches the topic, no longer: unsubscribing,
+    disconnecting, and a wildcard let go, with many topics; topics reached only through a
+    wildcard are tracked up to ``max_tracked``."""
+    ws, client = env
+    recovery = ws.manager.history
+    many = 300
+
+    async def one_event_each(s: WebSocketSession, rooms: list[str]) -> None:
+        for room in rooms:
+            await publish(ws, 0, 1, room=room)
+            await s.receive_event(f"rooms/{room}", timeout=WAIT)
+
+    rooms = [f"r{i}" for i in range(many)]
+    async with client.connect("/ws") as s:
+        for room in rooms:
+            await s.subscribe(f"rooms/{room}")
+        await one_event_each(s, rooms)
+        assert len(recovery.delivered) == many
+        for room in rooms[: many // 2]:
+            await s.unsubscribe(f"rooms/{room}")
+        assert sorted(recovery.delivered) == sorted(f"rooms/{r}" for r in rooms[many // 2 :])
+    await poll_until(lambda: not recovery.delivered)  # the connection closed: all gone
+
+    recovery.max_tracked = 20
+    async with client.connect("/ws") as s, client.connect("/ws") as exact:
+        await s.subscribe("rooms/+")
+        await exact.subscribe("rooms/r7")
+        await exact.subscribe("rooms/r250")
+        await one_event_each(s, rooms)
+        tracked = set(recovery.delivered)
+        assert len(tracked) == 21 and {"rooms/r7", "rooms/r250"} <= tracked  # exact: always
+        await s.unsubscribe("rooms/+")
+        assert set(recovery.delivered) == {"rooms/r7", "rooms/r250"}  # still subscribed
+    await poll_until(lambda: not recovery.delivered)
 
 
 async def test_the_memory_broker_keeps_history_per_hub() -> None:
