@@ -442,6 +442,7 @@ class WebSocketManager:
         if channels is None:
             return []
         self.history.forget(conn)
+        self._released(channels)
         if conn.state is not ConnectionState.CLOSED:
             conn._mark_closed()
         self.claims.discard(conn.id)  # released by the caller (_cleanup)
@@ -480,6 +481,7 @@ class WebSocketManager:
     async def unsubscribe(self, connection: Connection, pattern: str) -> None:
         channel = self.registry.unsubscribe(connection, pattern)
         if channel is not None:
+            self._released((channel,))
             await self.bridge.unsubscribe_many([channel])
 
     def subscribe_nowait(self, connection: Connection, pattern: str) -> str | None:
@@ -495,7 +497,15 @@ class WebSocketManager:
     def unsubscribe_nowait(self, connection: Connection, pattern: str) -> None:
         channel = self.registry.unsubscribe(connection, pattern)
         if channel is not None:
+            self._released((channel,))
             self._spawn(self.bridge.unsubscribe_many([channel]))
+
+    def _released(self, channels: Iterable[str]) -> None:
+        """Topic channels no local connection needs now: their history positions go."""
+        prefix = self._tp
+        for channel in channels:
+            if channel.startswith(prefix):
+                self.history.released(channel[len(prefix) :])
 
     # -- distributed sends (every instance) ---------------------------------------------------
 

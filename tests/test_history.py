@@ -570,6 +570,32 @@ async def test_the_memory_broker_keeps_history_per_hub() -> None:
 # -- the AsyncAPI document ------------------------------------------------------------------
 
 
+def test_history_is_refused_in_the_document_framing() -> None:
+    """Where the payload is the frame there is no place for positions nor ``since``: a
+    history topic is refused at declaration (docs/delivery.md), code-first or spec-first."""
+    from asyncws import DocumentFraming, Router
+    from asyncws.spec_first import app_from_spec
+    from tests.servers import REPO_ROOT
+
+    ws = AsyncWS(title="doc", framing=DocumentFraming(discriminator="op"))
+    with pytest.raises(TypeError, match=r"'ticks/\{pair\}' keeps history.* document framing"):
+        ws.topic("ticks/{pair}", Posted, history=HistoryPolicy())
+    assert ws.topics == []
+    router = Router()
+    router.topic("prices/{sym}", Price, history=HistoryPolicy(size=1, cache=True))
+    with pytest.raises(TypeError, match=r"'prices/\{sym\}' keeps history"):
+        ws.include_router(router)
+    later = Router()
+    ws.include_router(later)
+    with pytest.raises(TypeError, match="keeps history"):  # declared after the include
+        later.topic("later/{k}", Posted, history=HistoryPolicy())
+    ws.topic("ticks/{pair}", Posted)  # without history: a topic like any other
+    assert [t.address for t in ws.topics] == ["ticks/{pair}"]
+    spec = app_from_spec(REPO_ROOT / "tests" / "specs" / "exchange.asyncapi.yaml")
+    with pytest.raises(TypeError, match="document framing"):
+        spec.topic("trades/{pair}", Posted, history=HistoryPolicy())
+
+
 def test_the_asyncapi_document_describes_positions_since_and_recovered(tmp_path: Any) -> None:
     """The events of a history topic require ``offset``/``epoch``, its subscribe takes
     ``since``, the ack may say ``recovered`` with a ``position``; the official parser takes it
