@@ -217,8 +217,9 @@ class Recovery:
         self.framing: Framing | None = None
         self.policy_of: Callable[[str], HistoryPolicy | None] = _no_policy
         self._pending: dict[tuple[Connection, str], _Pending] = {}
-        #: Per connection and topic: the offset its recovery sent up to (until passed).
-        self._floors: dict[Connection, dict[str, Position]] = {}
+        #: Per topic and connection: the offset its recovery sent up to (until passed). By
+        #: topic, so a quiet topic's floors cost nothing to the deliveries of the others.
+        self._floors: dict[str, dict[Connection, Position]] = {}
         #: The last position delivered on this instance, per concrete topic (gap filling).
         self.delivered: dict[str, Position] = {}
         self.stats = {"recoveries": 0, "recovered": 0, "not_recovered": 0, "replayed": 0}
@@ -296,7 +297,8 @@ class Recovery:
         ):
             delivered[topic] = pos
         frame = self.frame(text, pos)
-        pending, floors = self._pending, self._floors
+        pending = self._pending
+        floors = self._floors.get(topic) if self._floors else None
         if pending or floors:
             now: list[Connection] = []
             for conn in targets:
@@ -304,23 +306,31 @@ class Recovery:
                 if held is not None:
                     held.events.append((pos.offset, frame))
                     continue
-                mine = floors.get(conn) if floors else None
-                if mine is not None:
-                    floor = mine.get(topic)
+                if floors:
+                    floor = floors.get(conn)
                     if floor is not None:
                         if floor.epoch == pos.epoch and pos.offset <= floor.offset:
                             self.stats["duplicates"] += 1
                             continue  # already sent by its recovery
-                        del mine[topic]
-                        if not mine:
-                            del floors[conn]
+                        del floors[conn]  # passed: from here on, live events only
                 now.append(conn)
+            if floors is not None and not floors:
+                del self._floors[topic]
             targets = now
         self.manager._deliver(targets, frame)
 
+    def unsubscribed(self, conn: Connection, topic: str) -> None:
+        """``conn`` let go of ``topic``: drop what its recovery kept."""
+        floors = self._floors.get(topic) if self._floors else None
+        if floors is not None and floors.pop(conn, None) is not None and not floors:
+            del self._floors[topic]
+
     def forget(self, conn: Connection) -> None:
-        """``conn`` is gone: drop what recovery kept for it."""
-        self._floors.pop(conn, None)
+        """``conn`` is going (call it while ``conn.topics`` still lists its subscriptions):
+        drop what recovery kept for it."""
+        if self._floors:
+            for topic in conn.topics:
+                self.unsubscribed(conn, topic)
 
     def released(self, pattern: str) -> None:
         """The last local subscription to ``pattern`` (a topic or a wildcard) is gone: drop
@@ -407,7 +417,7 @@ class Recovery:
                 manager._deliver((conn,), frame)
             # A live event at or below ``floor`` may still be on its way from the broker
             # (published before the read, dispatched after it): it was sent, drop it then.
-            self._floors.setdefault(conn, {})[topic] = Position(floor, pos.epoch)
+            self._floors.setdefault(topic, {})[conn] = Position(floor, pos.epoch)
         finally:
             self._pending.pop(key, None)
 

@@ -438,10 +438,10 @@ class WebSocketManager:
 
     def _forget(self, conn: Connection) -> list[str]:
         """Drop ``conn`` from every local table; return the broker channels nobody needs now."""
+        self.history.forget(conn)  # first: it reads the subscriptions `remove` clears
         channels = self.registry.remove(conn)
         if channels is None:
             return []
-        self.history.forget(conn)
         self._released(channels)
         if conn.state is not ConnectionState.CLOSED:
             conn._mark_closed()
@@ -479,6 +479,7 @@ class WebSocketManager:
             await self.bridge.subscribe(channel)
 
     async def unsubscribe(self, connection: Connection, pattern: str) -> None:
+        self.history.unsubscribed(connection, pattern)
         channel = self.registry.unsubscribe(connection, pattern)
         if channel is not None:
             self._released((channel,))
@@ -495,6 +496,7 @@ class WebSocketManager:
         return channel
 
     def unsubscribe_nowait(self, connection: Connection, pattern: str) -> None:
+        self.history.unsubscribed(connection, pattern)
         channel = self.registry.unsubscribe(connection, pattern)
         if channel is not None:
             self._released((channel,))

@@ -549,6 +549,17 @@ async def _positions_go_with_the_last_subscriber(
         assert set(recovery.delivered) == {"rooms/r7", "rooms/r240"}  # still subscribed
     await poll_until(lambda: not recovery.delivered)
 
+    # quiet topics: what a recovery keeps per subscriber until the topic's next event
+    # (duplicates in flight are dropped against it) goes with the subscription too
+    async with client.connect("/ws") as s:
+        for room in rooms:
+            await s.subscribe(f"rooms/quiet-{room}")
+        assert sum(len(f) for f in recovery._floors.values()) == many
+        for room in rooms[: many // 2]:
+            await s.unsubscribe(f"rooms/quiet-{room}")
+        assert len(recovery._floors) == many - many // 2
+    await poll_until(lambda: not recovery._floors)
+
 
 async def test_the_memory_broker_keeps_history_per_hub() -> None:
     one, two = InMemoryBroker("hist-hub"), InMemoryBroker("hist-hub")
