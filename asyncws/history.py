@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .exceptions import AsyncWSError, ProtocolError
+from .exceptions import AsyncWSError, BrokerError, ProtocolError
 from .topics import is_pattern, topic_matches
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ class Recovery:
         #: The last position delivered on this instance, per concrete topic (gap filling).
         self.delivered: dict[str, Position] = {}
         self.stats = {"recoveries": 0, "recovered": 0, "not_recovered": 0, "replayed": 0}
-        self.stats |= {"gap_fills": 0, "gap_events": 0, "duplicates": 0}
+        self.stats |= {"gap_fills": 0, "gap_events": 0, "duplicates": 0, "unavailable": 0}
         self._filling: dict[str, list[tuple[Position, str]]] = {}
 
     # -- frames -------------------------------------------------------------------------------
@@ -377,8 +377,10 @@ class Recovery:
                 read = await self.read(topic, since=want_since, limit=limit + 1)
                 if policy.cache and not honoured(since, read, limit):
                     read = await self.read(topic, since=None, limit=1)  # the latest, then
-        except BaseException:
+        except BaseException as exc:
             self._pending.pop(key, None)
+            if isinstance(exc, BrokerError):
+                self.stats["unavailable"] += 1  # answered broker_unavailable: try again
             if subscribed:
                 await manager.unsubscribe(conn, topic)
             raise

@@ -19,7 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
@@ -31,7 +31,7 @@ from asyncws.asyncapi import build_document
 from asyncws.codegen import generate
 from tests.apps import history_app
 from tests.browser import unavailable
-from tests.servers import REPO_ROOT, UvicornServer, free_port
+from tests.servers import REPO_ROOT, RedisServer, UvicornServer, free_port
 from tests.tcpproxy import TcpProxy
 from tests.test_codegen_e2e import _eventually, _next
 
@@ -384,3 +384,51 @@ def _difference(got: list[int], count: int) -> str:
     lost = [n for n in range(count) if n not in seen]
     twice = sorted(n for n, k in seen.items() if k > 1)
     return f"lost {lost[:20]} ({len(lost)}), duplicated {twice[:20]} ({len(twice)})"
+
+
+@pytest.mark.parametrize("language", ["typescript", "python"])
+async def test_a_resubscribe_refused_while_redis_is_down_is_tried_again(
+    language: str, request: pytest.FixtureRequest
+) -> None:
+    """The client comes back while its instance cannot read Redis: the subscribe with
+    ``since`` is answered ``broker_unavailable``. That is no refusal: the client keeps the
+    subscription, tries again with backoff, and once Redis is back (with its data: AOF)
+    recovers what was published meanwhile."""
+    aof = ["--appendonly", "yes", "--appendfsync", "always"]
+    with RedisServer(extra_args=aof) as redis:
+        server = UvicornServer(APP, env={"ASYNCWS_BROKER_URL": redis.url}, ready_path="/health")
+        try:
+            await asyncio.to_thread(server.start)
+            async with contextlib.AsyncExitStack() as stack:
+                proxy = await stack.enter_async_context(TcpProxy(server.port))
+                url = f"ws://127.0.0.1:{proxy.port}/ws"
+                subscriber: NodeSubscriber | PythonSubscriber
+                if language == "typescript":
+                    subscriber = NodeSubscriber(request.getfixturevalue("node_driver"), url)
+                else:
+                    subscriber = PythonSubscriber(request.getfixturevalue("client_package"), url)
+                await stack.enter_async_context(subscriber)
+                await post(server, "/publish/lobby?n=5&start=0")
+                await subscriber.wait_for(5, "before the outage")
+                await asyncio.to_thread(redis.stop)
+                assert proxy.cut(refuse=False) >= 1  # the client reconnects at once
+                await _until_health(server, lambda h: h["history"]["unavailable"] >= 1)
+                await asyncio.to_thread(redis.start)  # the same port, its data back
+                await _until_health(server, lambda h: h["broker"] == "connected")
+                await post(server, "/publish/lobby?n=5&start=5")
+                await subscriber.wait_for(10, "after Redis came back")
+                assert subscriber.numbers == list(range(10))
+                assert subscriber.recoveries == [("rooms/lobby", True)], subscriber.notes()
+        finally:
+            server.close()
+
+
+async def _until_health(server: UvicornServer, check: Callable[[dict[str, Any]], bool]) -> None:
+    """Bounded poll of the instance's /health (it answers 503 while Redis is down)."""
+    async with httpx.AsyncClient(timeout=WAIT) as http:
+        for _ in range(int(WAIT * 3 / 0.05)):
+            body = (await http.get(server.url + "/health")).json()
+            if check(body):
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"/health never matched: {body}")
