@@ -386,10 +386,12 @@ async def test_the_redis_stream_and_its_epoch_share_a_hash_tag(redis_url: str) -
     await broker.connect()
     try:
         await broker.publish_history("c", "h:{rooms/a}", b"x\ny", size=3, ttl=5)
-        keys = sorted(k.decode() for k in await broker._redis.keys("*"))  # type: ignore[union-attr]
-        assert keys == ["h:{rooms/a}:m", "h:{rooms/a}:s"]
-        ttl = await broker._redis.pttl("h:{rooms/a}:s")  # type: ignore[union-attr]
-        assert 0 < ttl <= 5000
+        redis: Any = broker._redis
+        keys = sorted(k.decode() for k in await redis.keys("*"))
+        assert keys[1:] == ["h:{rooms/a}:m", "h:{rooms/a}:s"]
+        assert keys[0].startswith("h:{rooms/a}:a:")  # the append's own key, for a retry
+        assert 0 < await redis.pttl("h:{rooms/a}:s") <= 5000
+        assert 0 < await redis.pttl(keys[0]) <= broker._retry_window_ms
         for _ in range(5):
             await broker.publish_history("c", "h:{rooms/a}", b"x\ny", size=3, ttl=5)
         read = await broker.read_history("h:{rooms/a}", since=0, limit=10)
@@ -559,6 +561,57 @@ async def _positions_go_with_the_last_subscriber(
             await s.unsubscribe(f"rooms/quiet-{room}")
         assert len(recovery._floors) == many - many // 2
     await poll_until(lambda: not recovery._floors)
+
+
+@pytest.mark.redis
+async def test_an_append_whose_answer_was_lost_is_stored_once(fresh_redis: RedisServer) -> None:
+    """Redis freezes with a history append in flight and thaws after the client's timeout:
+    it runs the append it was sent, and so does the client's retry on a new connection. The
+    event is stored and published once (the retry finds the append's own idempotency key),
+    with one offset; before, it was stored twice, under two offsets, a duplicate that no
+    position can catch."""
+    broker = RedisBroker(fresh_redis.url, command_timeout=0.3, connect_timeout=0.3)
+    listener = RedisBroker(fresh_redis.url)
+    await broker.connect()
+    await listener.connect()
+    await listener.subscribe("h/t/x")
+    live: list[bytes] = []
+
+    async def listen() -> None:
+        async for message in listener.listen():
+            live.append(message.data)
+
+    task = asyncio.create_task(listen())
+    try:
+        await broker.publish_history("h/t/x", "h:h:{x}", b"aws1:i:0:0\nbefore", size=10, ttl=60)
+        fresh_redis.pause()
+        asyncio.get_running_loop().call_later(0.4, fresh_redis.resume)  # after the timeout
+        try:
+            position = await broker.publish_history(
+                "h/t/x", "h:h:{x}", b"aws1:i:1:0\nfrozen", size=10, ttl=60
+            )
+        finally:
+            await asyncio.to_thread(fresh_redis.resume)
+        assert position.offset == 2
+        await poll_until(lambda: len(live) >= 2)
+        await broker.publish_history("h/t/x", "h:h:{x}", b"aws1:i:2:0\nafter", size=10, ttl=60)
+        await poll_until(lambda: len(live) >= 3)  # a second copy would have come before this
+        assert [split_position(m)[1] for m in live] == [
+            b"aws1:i:0:0\nbefore",
+            b"aws1:i:1:0\nfrozen",
+            b"aws1:i:2:0\nafter",
+        ]
+        read = await broker.read_history("h:h:{x}", since=0, limit=10)
+        assert [e.data for e in read.entries] == [
+            b"aws1:i:0:0\nbefore",
+            b"aws1:i:1:0\nfrozen",
+            b"aws1:i:2:0\nafter",
+        ]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await listener.disconnect()
+        await broker.disconnect()
 
 
 async def test_the_memory_broker_keeps_history_per_hub() -> None:

@@ -108,7 +108,8 @@ local function epoch_of(stream, meta, fresh)
   return e
 end
 """
-# ARGV: 1 channel, 2 message, 3 maxlen, 4 ttl ms, 5 fresh epoch, 6 position prefix
+# ARGV: 1 channel, 2 message, 3 maxlen, 4 ttl ms, 5 fresh epoch, 6 position prefix,
+# 7 (optional) how long the idempotency key lives, ms (default: the ttl)
 _APPEND = (
     _ENSURE_EPOCH
     + """
@@ -121,7 +122,7 @@ local o = redis.call('HINCRBY', KEYS[2], 'o', 1)
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], '0-' .. o, 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-if KEYS[3] ~= '' then redis.call('SET', KEYS[3], o, 'PX', ARGV[4]) end
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], o, 'PX', ARGV[7] or ARGV[4]) end
 redis.call('PUBLISH', ARGV[1], ARGV[6] .. o .. ':' .. e .. '\\n' .. ARGV[2])
 return {o, e}
 """
@@ -190,6 +191,8 @@ class RedisBroker(BrokerInterface):
         self._redis_kwargs = redis_kwargs
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
+        #: How long a history append's own idempotency key lives: past any retry of it.
+        self._retry_window_ms = int(max(10.0, 4 * (connect_timeout + command_timeout)) * 1000)
         self._redis: Redis | None = None
         self._sub_redis: Redis | None = None
         self._pubsub: PubSub | None = None
@@ -533,10 +536,20 @@ class RedisBroker(BrokerInterface):
         idempotency_key: str | None = None,
     ) -> Position:
         """One Lua script: XADD (trimmed to ``size``) + PUBLISH with the offset; the keys
-        share ``key``'s hash tag, so a cluster broker can run it on the topic's slot."""
-        keys = self.history_keys(key, idempotency_key)
+        share ``key``'s hash tag, so a cluster broker can run it on the topic's slot.
+
+        Safe to retry: the command client retries once when Redis did not answer (a
+        timeout, a connection lost), and the script may have run already. Without an
+        ``idempotency_key`` each call gets a key of its own for that retry window, so a
+        second run returns the first position instead of storing and publishing the event
+        again under a new offset."""
         ttl_ms = max(1, int(ttl * 1000))
-        args = (channel, message, size, ttl_ms, new_epoch(), POSITION_PREFIX)
+        if idempotency_key is None:
+            keys = [f"{key}:s", f"{key}:m", f"{key}:a:{uuid.uuid4().hex}"]
+            key_ms = self._retry_window_ms
+        else:
+            keys, key_ms = self.history_keys(key, idempotency_key), ttl_ms
+        args = (channel, message, size, ttl_ms, new_epoch(), POSITION_PREFIX, key_ms)
         reply = await self._history_eval(self._redis, _APPEND, keys, args)
         return Position(int(reply[0]), _text(reply[1]))
 
