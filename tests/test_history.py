@@ -603,7 +603,7 @@ async def test_an_append_whose_answer_was_lost_is_stored_once(fresh_redis: Redis
             b"aws1:i:1:0\nfrozen",
             b"aws1:i:2:0\nafter",
         ]
-        read = await broker.read_history("h:h:{x}", since=0, limit=10)
+        read = await broker.read_history("h/t/x", "h:h:{x}", since=0, limit=10)
         assert [e.data for e in read.entries] == [
             b"aws1:i:0:0\nbefore",
             b"aws1:i:1:0\nfrozen",
