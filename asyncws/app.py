@@ -38,6 +38,7 @@ from .endpoint import default_expiry as _default_expiry
 from .endpoint import serve
 from .forwarded import PublicAddress
 from .framing import AsyncWSFraming, Framing
+from .history import HistoryPolicy
 from .limits import Limits
 from .manager import WebSocketManager
 from .presence import PresenceTracker
@@ -212,6 +213,7 @@ class AsyncWS(Router):
             )
         )
         self.manager.history.framing = self.framing  # positions go into this app's frames
+        self.manager.history.policy_of = self._history_policy  # gap filling reads it
         if manager is not None and limits is not None:  # the app's limits, a given manager
             self.manager.max_wildcards = self.limits.max_wildcards
             self.manager.max_wildcards_per_user = self.limits.max_wildcards_per_user
@@ -254,11 +256,24 @@ class AsyncWS(Router):
         return func
 
     def add_topic(self, topic: Topic[Any]) -> None:
+        if topic.history is not None and not self.framing.positions:
+            raise TypeError(
+                f"topic {topic.address!r} keeps history, which needs asyncws's envelope: in "
+                f"the {self.framing.name} framing an event has no place for its position and "
+                "no subscribe frame carries 'since' (docs/delivery.md)"
+            )
         super().add_topic(topic)
         topic.bind(self)
         self._compiled = None
         if topic.history is not None:
             self._has_history = True  # subscribes look for history topics from now on
+
+    def _history_policy(self, topic: str) -> HistoryPolicy | None:
+        """The history policy of the declared topic that ``topic`` is an address of."""
+        for declared in self.topics:
+            if declared.history is not None and declared.template.covers(topic) is not None:
+                return declared.history
+        return None
 
     def add_operation(
         self,

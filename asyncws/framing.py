@@ -247,10 +247,13 @@ class InboundFrame:
 
 class Framing(ABC):
     """How frames are read and written. ``controls`` tells whether asyncws's
-    ``subscribe``/``unsubscribe``/``publish`` control frames exist in this framing."""
+    ``subscribe``/``unsubscribe``/``publish`` control frames exist in this framing;
+    ``positions`` whether its events carry history positions and its subscribes ``since``
+    (topics with history are refused in a framing without them: docs/delivery.md)."""
 
     name: str
     controls: bool
+    positions: bool = False
 
     @abstractmethod
     def decoder(self, operations: Iterable[Operation]) -> Any:
@@ -278,13 +281,14 @@ class Framing(ABC):
         """The frame of a topic event (``kind`` is the message name)."""
 
     def positioned(self, frame: str, offset: int, epoch: str) -> str:
-        """An event frame of a history topic with its position (`asyncws.history`). A
-        framing without room for it sends the frame as it is."""
+        """An event frame of a history topic with its position (`asyncws.history`); only
+        called on a framing with ``positions``."""
         return frame
 
     def subscribed(self, frame: Any, recovered: bool | None, offset: int, epoch: str) -> str | None:
         """The ack of a subscribe to a history topic: the current position and, when the
-        client asked with ``since``, whether everything it missed follows."""
+        client asked with ``since`` (``recovered`` is not None), whether everything it missed
+        follows; that answer is sent even to a frame without an ``id``."""
         return self.ack(frame)
 
 
@@ -293,6 +297,7 @@ class AsyncWSFraming(Framing):
 
     name = "asyncws"
     controls = True
+    positions = True
 
     def decoder(self, operations: Iterable[Operation]) -> Any:
         from .frames import FrameValidator
@@ -321,9 +326,16 @@ class AsyncWSFraming(Framing):
         return f'{frame[:-1]},"offset":{offset},"epoch":{dumps(epoch)}}}'
 
     def subscribed(self, frame: Any, recovered: bool | None, offset: int, epoch: str) -> str | None:
-        if frame.id is None:
+        # A subscribe with ``since`` is answered even without an ``id`` (then the ``topic``
+        # says which subscribe it answers): a client that asked to recover must learn
+        # whether it did. Without ``since`` and ``id``, no ack, as for every frame.
+        if frame.id is None and recovered is None:
             return None
-        body: dict[str, Any] = {"type": "ack", "id": frame.id}
+        body: dict[str, Any] = {"type": "ack"}
+        if frame.id is not None:
+            body["id"] = frame.id
+        else:
+            body["topic"] = frame.topic
         if recovered is not None:
             body["recovered"] = recovered
         body["position"] = {"offset": offset, "epoch": epoch}
@@ -339,7 +351,9 @@ class DocumentFraming(Framing):
     handler's reply is sent as its own frame, with the request's ``correlation`` value
     (a property name or a JSON pointer, ``"reqid"`` or ``"/meta/id"``) copied into it. A
     handler may return a list: each item is one reply frame. Topic events are their
-    payloads as they are. Operations that return nothing are not acknowledged.
+    payloads as they are. Operations that return nothing are not acknowledged. Topics with
+    history are refused: the document defines every frame, so there is no place for a
+    position in an event nor a ``since`` in a subscribe (docs/delivery.md).
 
     ``shapes`` (used by spec-first apps) replaces the discriminator lookup by `classify`.
     """

@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .exceptions import AsyncWSError, ProtocolError
+from .exceptions import AsyncWSError, BrokerError, ProtocolError
+from .topics import is_pattern, topic_matches
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -191,24 +192,39 @@ class _Pending:
         self.events: list[tuple[int, str]] = []
 
 
+def _no_policy(topic: str) -> HistoryPolicy | None:
+    return None
+
+
 class Recovery:
     """One manager's history state: positions delivered, recoveries in progress.
 
     ``framing`` writes positions into event frames (set by the app; asyncws's envelope by
-    default). `deliver` is the dispatch path of every positioned broker message.
+    default); ``policy_of`` gives the `HistoryPolicy` of a concrete topic (set by the app:
+    the policy of the declared topic it is an address of). `deliver` is the dispatch path of
+    every positioned broker message.
+
+    Memory: ``delivered`` (the gap filling's starting points) holds one entry per concrete
+    topic a local connection is subscribed to exactly, plus at most ``max_tracked`` topics
+    reached only through wildcard subscriptions (beyond it, those get no gap filling); an
+    entry is dropped when the last local subscription matching its topic goes (`released`).
     """
+
+    #: Concrete topics tracked for gap filling through wildcard subscriptions only, at most.
+    max_tracked = 10_000
 
     def __init__(self, manager: WebSocketManager) -> None:
         self.manager = manager
         self.framing: Framing | None = None
+        self.policy_of: Callable[[str], HistoryPolicy | None] = _no_policy
         self._pending: dict[tuple[Connection, str], _Pending] = {}
-        #: Per connection and topic: the offset its recovery sent up to (until passed).
-        self._floors: dict[Connection, dict[str, Position]] = {}
+        #: Per topic and connection: the offset its recovery sent up to (until passed). By
+        #: topic, so a quiet topic's floors cost nothing to the deliveries of the others.
+        self._floors: dict[str, dict[Connection, Position]] = {}
         #: The last position delivered on this instance, per concrete topic (gap filling).
         self.delivered: dict[str, Position] = {}
-        self.policies: dict[str, HistoryPolicy] = {}  # concrete topic -> its policy (seen)
         self.stats = {"recoveries": 0, "recovered": 0, "not_recovered": 0, "replayed": 0}
-        self.stats |= {"gap_fills": 0, "gap_events": 0, "duplicates": 0}
+        self.stats |= {"gap_fills": 0, "gap_events": 0, "duplicates": 0, "unavailable": 0}
         self._filling: dict[str, list[tuple[Position, str]]] = {}
 
     # -- frames -------------------------------------------------------------------------------
@@ -228,7 +244,6 @@ class Recovery:
     ) -> Position:
         """Append ``text`` (an event frame) to ``topic``'s history and publish it live."""
         manager = self.manager
-        self.policies.setdefault(topic, policy)
         data = manager.broker_header() + text.encode()
         try:
             position = await manager.broker.publish_history(
@@ -275,9 +290,16 @@ class Recovery:
         self._deliver(topic, targets, text, pos)
 
     def _deliver(self, topic: str, targets: Iterable[Connection], text: str, pos: Position) -> None:
-        self.delivered[topic] = pos
+        delivered = self.delivered
+        if (
+            topic in delivered
+            or len(delivered) < self.max_tracked
+            or self.manager.index.has_pattern(topic)  # an exact subscription: always
+        ):
+            delivered[topic] = pos
         frame = self.frame(text, pos)
-        pending, floors = self._pending, self._floors
+        pending = self._pending
+        floors = self._floors.get(topic) if self._floors else None
         if pending or floors:
             now: list[Connection] = []
             for conn in targets:
@@ -285,23 +307,46 @@ class Recovery:
                 if held is not None:
                     held.events.append((pos.offset, frame))
                     continue
-                mine = floors.get(conn) if floors else None
-                if mine is not None:
-                    floor = mine.get(topic)
+                if floors:
+                    floor = floors.get(conn)
                     if floor is not None:
                         if floor.epoch == pos.epoch and pos.offset <= floor.offset:
                             self.stats["duplicates"] += 1
                             continue  # already sent by its recovery
-                        del mine[topic]
-                        if not mine:
-                            del floors[conn]
+                        del floors[conn]  # passed: from here on, live events only
                 now.append(conn)
+            if floors is not None and not floors:
+                del self._floors[topic]
             targets = now
         self.manager._deliver(targets, frame)
 
+    def unsubscribed(self, conn: Connection, topic: str) -> None:
+        """``conn`` let go of ``topic``: drop what its recovery kept."""
+        floors = self._floors.get(topic) if self._floors else None
+        if floors is not None and floors.pop(conn, None) is not None and not floors:
+            del self._floors[topic]
+
     def forget(self, conn: Connection) -> None:
-        """``conn`` is gone: drop what recovery kept for it."""
-        self._floors.pop(conn, None)
+        """``conn`` is going (call it while ``conn.topics`` still lists its subscriptions):
+        drop what recovery kept for it."""
+        if self._floors:
+            for topic in conn.topics:
+                self.unsubscribed(conn, topic)
+
+    def released(self, pattern: str) -> None:
+        """The last local subscription to ``pattern`` (a topic or a wildcard) is gone: drop
+        the positions of the concrete topics no local subscription matches any more."""
+        delivered = self.delivered
+        if not delivered:
+            return
+        match = self.manager.index.match
+        if is_pattern(pattern):
+            gone = [t for t in delivered if topic_matches(t, pattern) and not match(t)]
+        else:
+            gone = [pattern] if pattern in delivered and not match(pattern) else []
+        for topic in gone:
+            if topic not in self._filling:  # a gap fill in flight delivers (and drops) it
+                del delivered[topic]
 
     # -- subscribe with recovery --------------------------------------------------------------
 
@@ -319,7 +364,6 @@ class Recovery:
 
         Raises `BrokerError` when the history cannot be read (the subscription is undone)."""
         manager = self.manager
-        self.policies.setdefault(topic, policy)
         key = (conn, topic)
         held = _Pending()
         self._pending[key] = held
@@ -334,8 +378,10 @@ class Recovery:
                 read = await self.read(topic, since=want_since, limit=limit + 1)
                 if policy.cache and not honoured(since, read, limit):
                     read = await self.read(topic, since=None, limit=1)  # the latest, then
-        except BaseException:
+        except BaseException as exc:
             self._pending.pop(key, None)
+            if isinstance(exc, BrokerError):
+                self.stats["unavailable"] += 1  # answered broker_unavailable: try again
             if subscribed:
                 await manager.unsubscribe(conn, topic)
             raise
@@ -374,7 +420,7 @@ class Recovery:
                 manager._deliver((conn,), frame)
             # A live event at or below ``floor`` may still be on its way from the broker
             # (published before the read, dispatched after it): it was sent, drop it then.
-            self._floors.setdefault(conn, {})[topic] = Position(floor, pos.epoch)
+            self._floors.setdefault(topic, {})[conn] = Position(floor, pos.epoch)
         finally:
             self._pending.pop(key, None)
 
@@ -385,25 +431,25 @@ class Recovery:
         the next message). From here on, live events of every history topic this instance
         delivered are held back until its gap is filled (`fill_gaps`)."""
         manager = self.manager
-        gaps: dict[str, Position] = {}
+        gaps: dict[str, tuple[Position, HistoryPolicy]] = {}
         for topic, last in list(self.delivered.items()):
-            if topic not in self.policies or not manager.index.match(topic):
+            policy = self.policy_of(topic)
+            if policy is None or not manager.index.match(topic):
                 del self.delivered[topic]  # nobody here listens to it any more
             elif topic not in self._filling:
                 self._filling[topic] = []
-                gaps[topic] = last
+                gaps[topic] = (last, policy)
         if gaps:
             manager._spawn(self.fill_gaps(gaps))
 
-    async def fill_gaps(self, gaps: dict[str, Position]) -> None:
+    async def fill_gaps(self, gaps: dict[str, tuple[Position, HistoryPolicy]]) -> None:
         """Deliver to local subscribers what was published on their history topics while
         this instance was not listening: the events after the last position it delivered
         (at most each topic's ``max_recovery``), then the live events held back meanwhile."""
-        await asyncio.gather(*(self._fill(topic, last) for topic, last in gaps.items()))
+        await asyncio.gather(*(self._fill(topic, *gap) for topic, gap in gaps.items()))
 
-    async def _fill(self, topic: str, last: Position) -> None:
+    async def _fill(self, topic: str, last: Position, policy: HistoryPolicy) -> None:
         manager = self.manager
-        policy = self.policies[topic]
         try:
             read = await self.read(topic, since=last.offset, limit=policy.recovery_limit)
         except (AsyncWSError, OSError) as exc:

@@ -446,10 +446,11 @@ class WebSocketManager:
 
     def _forget(self, conn: Connection) -> list[str]:
         """Drop ``conn`` from every local table; return the broker channels nobody needs now."""
+        self.history.forget(conn)  # first: it reads the subscriptions `remove` clears
         channels = self.registry.remove(conn)
         if channels is None:
             return []
-        self.history.forget(conn)
+        self._released(channels)
         conn.mark_closed()
         self.claims.discard(conn.id)  # released by the caller (_cleanup)
         return channels
@@ -485,8 +486,10 @@ class WebSocketManager:
             await self.bridge.subscribe(channel)
 
     async def unsubscribe(self, connection: Connection, pattern: str) -> None:
+        self.history.unsubscribed(connection, pattern)
         channel = self.registry.unsubscribe(connection, pattern)
         if channel is not None:
+            self._released((channel,))
             await self.bridge.unsubscribe_many([channel])
 
     def subscribe_nowait(self, connection: Connection, pattern: str) -> str | None:
@@ -500,9 +503,18 @@ class WebSocketManager:
         return channel
 
     def unsubscribe_nowait(self, connection: Connection, pattern: str) -> None:
+        self.history.unsubscribed(connection, pattern)
         channel = self.registry.unsubscribe(connection, pattern)
         if channel is not None:
+            self._released((channel,))
             self._spawn(self.bridge.unsubscribe_many([channel]))
+
+    def _released(self, channels: Iterable[str]) -> None:
+        """Topic channels no local connection needs now: their history positions go."""
+        prefix = self._tp
+        for channel in channels:
+            if channel.startswith(prefix):
+                self.history.released(channel[len(prefix) :])
 
     # -- distributed sends (every instance) ---------------------------------------------------
 

@@ -9,6 +9,9 @@
   recipient gets the ``msg`` object (encoded once);
 * operation ``whoami`` answers the connection's server-assigned id;
 * operation ``echo`` replies with its validated payload (request/reply, benchmarks/reqreply.py);
+* with ``ASYNCWS_BENCH_HISTORY=1``, also topic ``hist/{n}`` (the same model, clients may publish,
+  ``history=HistoryPolicy(size=5000, ttl=600)``: benchmarks/history_fanout.py); off by default,
+  so the other scenarios measure an app without history topics;
 * ``GET /_bench/stats``: the manager's counters (``broker_messages`` ...), connections, pid.
 
 The user id comes from the ``user`` query parameter (benchmark only: no authentication).
@@ -22,7 +25,7 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from asyncws import AsyncWS, Connection, Router
+from asyncws import AsyncWS, Connection, HistoryPolicy, Router
 from asyncws.limits import Limits
 
 
@@ -47,6 +50,14 @@ class WhoAmI(BaseModel):
 
 router = Router()
 router.topic("bench/{n}", BenchMsg, client_publish=True, description="benchmark topics")
+if os.environ.get("ASYNCWS_BENCH_HISTORY") == "1":
+    router.topic(
+        "hist/{n}",
+        BenchMsg,
+        client_publish=True,
+        history=HistoryPolicy(size=5000, ttl=600),
+        description="benchmark topics with history",
+    )
 
 
 def authenticate(conn: Connection) -> dict[str, Any]:

@@ -132,10 +132,12 @@ def test_correlation_location_escapes() -> None:
 
 
 class _Frame:
-    """What the framings read of a decoded frame when they answer it: its ``id``."""
+    """What the framings read of a decoded frame when they answer it: its ``id`` (and, for
+    a subscribe, its ``topic``)."""
 
-    def __init__(self, id: object) -> None:
+    def __init__(self, id: object, topic: str = "rooms/lobby") -> None:
         self.id = id
+        self.topic = topic
 
 
 def test_the_asyncws_framing_answers_only_frames_with_an_id() -> None:
@@ -144,7 +146,15 @@ def test_the_asyncws_framing_answers_only_frames_with_an_id() -> None:
     assert framing.replies(_Frame("r"), '{"x":1}') == ['{"type":"reply","id":"r","data":{"x":1}}']
     assert framing.ack(_Frame(None)) is None
     assert framing.ack(_Frame(7)) == '{"type":"ack","id":7}'
-    assert framing.subscribed(_Frame(None), True, 1, "e") is None
+    assert framing.subscribed(_Frame(None), None, 1, "e") is None
+    # except a subscribe with since (recovered is not None): the client must learn whether
+    # it recovered, so it is answered, the topic standing for the missing id
+    assert json.loads(framing.subscribed(_Frame(None), True, 1, "e") or "") == {
+        "type": "ack",
+        "topic": "rooms/lobby",
+        "recovered": True,
+        "position": {"offset": 1, "epoch": "e"},
+    }
     assert json.loads(framing.subscribed(_Frame(1), True, 3, "é") or "") == {
         "type": "ack",
         "id": 1,

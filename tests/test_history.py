@@ -19,6 +19,7 @@ from asyncws import AsyncWS, BrokerError, HistoryPolicy, Position, WebSocketMana
 from asyncws.brokers.memory import InMemoryBroker
 from asyncws.brokers.redis import RedisBroker
 from asyncws.history import HistoryRead, honoured, parse_since, split_position
+from asyncws.limits import Limits
 from asyncws.testing import TestClient, WebSocketSession
 from tests.servers import RedisServer
 from tests.test_brokers import poll_until
@@ -34,8 +35,10 @@ class Price(BaseModel):
     value: float
 
 
-def build(broker: str = "memory://", size: int = 50, max_recovery: int | None = None) -> Any:
-    ws = AsyncWS(title="hist", broker=broker, broker_channel="h")
+def build(
+    broker: str = "memory://", size: int = 50, max_recovery: int | None = None, **options: Any
+) -> Any:
+    ws = AsyncWS(title="hist", broker=broker, broker_channel="h", **options)
     ws.topic(
         "rooms/{room}", Posted, history=HistoryPolicy(size=size, ttl=60, max_recovery=max_recovery)
     )
@@ -175,6 +178,38 @@ async def test_a_client_back_with_since_gets_exactly_what_it_missed_then_live(
         assert await numbers(s, 7) == list(range(3, 10))
         await publish(ws, 10, 2)
         assert await numbers(s, 2) == [10, 11]
+
+
+async def test_a_subscribe_with_since_and_no_id_is_answered_with_its_topic(
+    env: tuple[AsyncWS, TestClient],
+) -> None:
+    """Frames without ``id`` get no ack, except a subscribe with ``since``: the client asked
+    to recover and must learn whether it did; the ack names the topic instead of an id."""
+    ws, client = env
+    top = await publish(ws, 0, 3)
+    async with client.connect("/ws") as s:
+        since = {"offset": 1, "epoch": top.epoch}
+        await s.send_json({"type": "subscribe", "topic": "rooms/lobby", "since": since})
+        ack = await s.receive_json(timeout=WAIT)
+        assert ack == {
+            "type": "ack",
+            "topic": "rooms/lobby",
+            "recovered": True,
+            "position": {"offset": 3, "epoch": top.epoch},
+        }
+        assert await numbers(s, 2) == [1, 2]
+        await s.send_json({"type": "subscribe", "topic": "rooms/news", "since": since})
+        ack = await s.receive_json(timeout=WAIT)  # another topic: another epoch, refused
+        assert (ack["topic"], ack["recovered"], ack["position"]["offset"]) == (
+            "rooms/news",
+            False,
+            0,
+        )
+        await s.send_json({"type": "subscribe", "topic": "rooms/kitchen"})  # no since: no ack
+        assert await s.subscribe("plain/x") == {"type": "ack", "id": 1}  # frames run in order
+        await publish(ws, 0, 1, room="kitchen")
+        event = await s.receive_json(timeout=WAIT)
+        assert (event["topic"], event["offset"]) == ("rooms/kitchen", 1)
 
 
 async def test_positions_that_cannot_be_honoured_say_recovered_false(broker_url: str) -> None:
@@ -353,10 +388,12 @@ async def test_the_redis_stream_and_its_epoch_share_a_hash_tag(redis_url: str) -
     await broker.connect()
     try:
         await broker.publish_history("c", "h:{rooms/a}", b"x\ny", size=3, ttl=5)
-        keys = sorted(k.decode() for k in await broker._redis.keys("*"))  # type: ignore[union-attr]
-        assert keys == ["h:{rooms/a}:m", "h:{rooms/a}:s"]
-        ttl = await broker._redis.pttl("h:{rooms/a}:s")  # type: ignore[union-attr]
-        assert 0 < ttl <= 5000
+        redis: Any = broker._redis
+        keys = sorted(k.decode() for k in await redis.keys("*"))
+        assert keys[1:] == ["h:{rooms/a}:m", "h:{rooms/a}:s"]
+        assert keys[0].startswith("h:{rooms/a}:a:")  # the append's own key, for a retry
+        assert 0 < await redis.pttl("h:{rooms/a}:s") <= 5000
+        assert 0 < await redis.pttl(keys[0]) <= broker._retry_window_ms
         for _ in range(5):
             await broker.publish_history("c", "h:{rooms/a}", b"x\ny", size=3, ttl=5)
         read = await broker.read_history("c", "h:{rooms/a}", since=0, limit=10)
@@ -439,9 +476,13 @@ async def test_a_history_read_against_a_redis_that_is_down_is_an_error_frame(
 
 
 @pytest.mark.redis
-async def test_an_instance_fills_its_gap_after_a_redis_reconnect(fresh_redis: RedisServer) -> None:
-    """Instance A loses its pub/sub connection; B publishes meanwhile; A's subscriber still
-    gets every event, in order, once A is back (from the last offset A delivered)."""
+@pytest.mark.parametrize("pattern", ["rooms/lobby", "rooms/+"])
+async def test_an_instance_fills_its_gap_after_a_redis_reconnect(
+    fresh_redis: RedisServer, pattern: str
+) -> None:
+    """Instance A loses its pub/sub connection; B publishes meanwhile; A's subscriber (of
+    the topic, or of a wildcard matching it) still gets every event, in order, once A is
+    back (from the last offset A delivered)."""
     slow = RedisBroker(fresh_redis.url, reconnect_min=0.5, reconnect_max=0.5)
     a = AsyncWS(title="a", manager=WebSocketManager("h", broker=slow))
     a.topic("rooms/{room}", Posted, history=HistoryPolicy(size=100, ttl=60))
@@ -453,7 +494,7 @@ async def test_an_instance_fills_its_gap_after_a_redis_reconnect(fresh_redis: Re
         TestClient(app_b, timeout=WAIT),
         ca.connect("/ws") as s,
     ):
-        await s.subscribe("rooms/lobby")
+        await s.subscribe(pattern)
         await publish(b, 0, 2)
         assert await numbers(s, 2) == [0, 1]
         reconnects = slow.reconnects
@@ -464,6 +505,115 @@ async def test_an_instance_fills_its_gap_after_a_redis_reconnect(fresh_redis: Re
         await publish(b, 12, 3)
         assert await numbers(s, 13) == list(range(2, 15))
         assert a.manager.history.stats["gap_events"] >= 1
+
+
+async def test_positions_kept_for_gap_filling_go_with_the_last_subscriber(
+    broker_url: str,
+) -> None:
+    """The last position delivered per topic (where a gap fill after a broker reconnect
+    starts) is kept while a local subscription matches the topic, no longer: unsubscribing,
+    disconnecting, and a wildcard let go, with many topics; topics reached only through a
+    wildcard are tracked up to ``max_tracked``."""
+    many = 250  # under the 256 subscriptions a connection may hold
+    ws, app = build(broker_url, limits=Limits(rate=1e6, burst=1_000_000))
+    async with TestClient(app, timeout=WAIT) as client:
+        await _positions_go_with_the_last_subscriber(ws, client, many)
+
+
+async def _positions_go_with_the_last_subscriber(
+    ws: AsyncWS, client: TestClient, many: int
+) -> None:
+    recovery = ws.manager.history
+
+    async def one_event_each(s: WebSocketSession, rooms: list[str]) -> None:
+        for room in rooms:
+            await publish(ws, 0, 1, room=room)
+            await s.receive_event(f"rooms/{room}", timeout=WAIT)
+
+    rooms = [f"r{i}" for i in range(many)]
+    async with client.connect("/ws") as s:
+        for room in rooms:
+            await s.subscribe(f"rooms/{room}")
+        await one_event_each(s, rooms)
+        assert len(recovery.delivered) == many
+        for room in rooms[: many // 2]:
+            await s.unsubscribe(f"rooms/{room}")
+        assert sorted(recovery.delivered) == sorted(f"rooms/{r}" for r in rooms[many // 2 :])
+    await poll_until(lambda: not recovery.delivered)  # the connection closed: all gone
+
+    recovery.max_tracked = 20
+    async with client.connect("/ws") as s, client.connect("/ws") as exact:
+        await s.subscribe("rooms/+")
+        await exact.subscribe("rooms/r7")
+        await exact.subscribe("rooms/r240")
+        await one_event_each(s, rooms)
+        tracked = set(recovery.delivered)
+        assert len(tracked) == 21 and {"rooms/r7", "rooms/r240"} <= tracked  # exact: always
+        await s.unsubscribe("rooms/+")
+        assert set(recovery.delivered) == {"rooms/r7", "rooms/r240"}  # still subscribed
+    await poll_until(lambda: not recovery.delivered)
+
+    # quiet topics: what a recovery keeps per subscriber until the topic's next event
+    # (duplicates in flight are dropped against it) goes with the subscription too
+    async with client.connect("/ws") as s:
+        for room in rooms:
+            await s.subscribe(f"rooms/quiet-{room}")
+        assert sum(len(f) for f in recovery._floors.values()) == many
+        for room in rooms[: many // 2]:
+            await s.unsubscribe(f"rooms/quiet-{room}")
+        assert len(recovery._floors) == many - many // 2
+    await poll_until(lambda: not recovery._floors)
+
+
+@pytest.mark.redis
+async def test_an_append_whose_answer_was_lost_is_stored_once(fresh_redis: RedisServer) -> None:
+    """Redis freezes with a history append in flight and thaws after the client's timeout:
+    it runs the append it was sent, and so does the client's retry on a new connection. The
+    event is stored and published once (the retry finds the append's own idempotency key),
+    with one offset; before, it was stored twice, under two offsets, a duplicate that no
+    position can catch."""
+    broker = RedisBroker(fresh_redis.url, command_timeout=0.3, connect_timeout=0.3)
+    listener = RedisBroker(fresh_redis.url)
+    await broker.connect()
+    await listener.connect()
+    await listener.subscribe("h/t/x")
+    live: list[bytes] = []
+
+    async def listen() -> None:
+        async for message in listener.listen():
+            live.append(message.data)
+
+    task = asyncio.create_task(listen())
+    try:
+        await broker.publish_history("h/t/x", "h:h:{x}", b"aws1:i:0:0\nbefore", size=10, ttl=60)
+        fresh_redis.pause()
+        asyncio.get_running_loop().call_later(0.4, fresh_redis.resume)  # after the timeout
+        try:
+            position = await broker.publish_history(
+                "h/t/x", "h:h:{x}", b"aws1:i:1:0\nfrozen", size=10, ttl=60
+            )
+        finally:
+            await asyncio.to_thread(fresh_redis.resume)
+        assert position.offset == 2
+        await poll_until(lambda: len(live) >= 2)
+        await broker.publish_history("h/t/x", "h:h:{x}", b"aws1:i:2:0\nafter", size=10, ttl=60)
+        await poll_until(lambda: len(live) >= 3)  # a second copy would have come before this
+        assert [split_position(m)[1] for m in live] == [
+            b"aws1:i:0:0\nbefore",
+            b"aws1:i:1:0\nfrozen",
+            b"aws1:i:2:0\nafter",
+        ]
+        read = await broker.read_history("h/t/x", "h:h:{x}", since=0, limit=10)
+        assert [e.data for e in read.entries] == [
+            b"aws1:i:0:0\nbefore",
+            b"aws1:i:1:0\nfrozen",
+            b"aws1:i:2:0\nafter",
+        ]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await listener.disconnect()
+        await broker.disconnect()
 
 
 async def test_the_memory_broker_keeps_history_per_hub() -> None:
@@ -486,11 +636,39 @@ async def test_the_memory_broker_keeps_history_per_hub() -> None:
 # -- the AsyncAPI document ------------------------------------------------------------------
 
 
+def test_history_is_refused_in_the_document_framing() -> None:
+    """Where the payload is the frame there is no place for positions nor ``since``: a
+    history topic is refused at declaration (docs/delivery.md), code-first or spec-first."""
+    from asyncws import DocumentFraming, Router
+    from asyncws.spec_first import app_from_spec
+    from tests.servers import REPO_ROOT
+
+    ws = AsyncWS(title="doc", framing=DocumentFraming(discriminator="op"))
+    with pytest.raises(TypeError, match=r"'ticks/\{pair\}' keeps history.* document framing"):
+        ws.topic("ticks/{pair}", Posted, history=HistoryPolicy())
+    assert ws.topics == []
+    router = Router()
+    router.topic("prices/{sym}", Price, history=HistoryPolicy(size=1, cache=True))
+    with pytest.raises(TypeError, match=r"'prices/\{sym\}' keeps history"):
+        ws.include_router(router)
+    later = Router()
+    ws.include_router(later)
+    with pytest.raises(TypeError, match="keeps history"):  # declared after the include
+        later.topic("later/{k}", Posted, history=HistoryPolicy())
+    ws.topic("ticks/{pair}", Posted)  # without history: a topic like any other
+    assert [t.address for t in ws.topics] == ["ticks/{pair}"]
+    spec = app_from_spec(REPO_ROOT / "tests" / "specs" / "exchange.asyncapi.yaml")
+    with pytest.raises(TypeError, match="document framing"):
+        spec.topic("trades/{pair}", Posted, history=HistoryPolicy())
+
+
 def test_the_asyncapi_document_describes_positions_since_and_recovered(tmp_path: Any) -> None:
     """The events of a history topic require ``offset``/``epoch``, its subscribe takes
     ``since``, the ack may say ``recovered`` with a ``position``; the official parser takes it
     and the examples validate (plain topics stay as they were)."""
     import subprocess
+
+    import jsonschema
 
     from asyncws.asyncapi import build_document, document_json
     from asyncws.asyncapi.checks import check_document
@@ -509,6 +687,10 @@ def test_the_asyncapi_document_describes_positions_since_and_recovered(tmp_path:
     assert "since" not in messages["subscribePlainRoom"]["payload"]["properties"]
     ack = messages["ack"]["payload"]["properties"]
     assert ack["recovered"]["type"] == "boolean" and "position" in ack
+    # the answer to a subscribe with since and without id (it names the topic) is an ack too
+    position = {"offset": 3, "epoch": "3f9c2a7d41b0"}
+    idless = {"type": "ack", "topic": "rooms/lobby", "recovered": True, "position": position}
+    jsonschema.validate(idless, messages["ack"]["payload"])
     assert "last 5000 events" in document["channels"]["roomsRoom"]["description"]
     assert "Cache mode" in document["channels"]["pricesSym"]["description"]
     assert check_document(document) == []

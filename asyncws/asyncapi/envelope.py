@@ -106,6 +106,13 @@ def ack_history_props() -> dict[str, Any]:
         "position": _position_schema(
             "A history topic's current position: the next event has `offset` + 1."
         ),
+        "topic": {
+            "type": "string",
+            "description": (
+                "Only in the answer to a subscribe with `since` that had no `id` (such a "
+                "subscribe is answered all the same): the topic it subscribed to."
+            ),
+        },
     }
 
 
@@ -184,10 +191,11 @@ def unsubscribe_schema(topic_max_length: int) -> dict[str, Any]:
 
 
 def ack_schema(history: bool) -> dict[str, Any]:
-    """The ``ack`` frame (with ``recovered`` and ``position`` when a topic keeps history)."""
+    """The ``ack`` frame (with ``recovered`` and ``position`` when a topic keeps history;
+    then the answer to a subscribe with ``since`` and no ``id`` names its ``topic``)."""
     return frame(
         {"type": const("ack"), "id": id_prop()} | (ack_history_props() if history else {}),
-        ["type", "id"],
+        ["type"] if history else ["type", "id"],
     )
 
 

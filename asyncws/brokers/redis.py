@@ -110,6 +110,8 @@ class RedisBroker(BrokerInterface):
         self._redis_kwargs = redis_kwargs
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
+        #: How long a history append's own idempotency key lives: past any retry of it.
+        self._retry_window_ms = int(max(10.0, 4 * (connect_timeout + command_timeout)) * 1000)
         self._redis: Redis | None = None
         self._sub_redis: Redis | None = None
         self._pubsub: PubSub | None = None
@@ -390,10 +392,20 @@ class RedisBroker(BrokerInterface):
         idempotency_key: str | None = None,
     ) -> Position:
         """One Lua script (`redis_scripts.APPEND`): XADD (trimmed to ``size``) + PUBLISH of
-        the message with its offset."""
-        keys = self.history_keys(key, idempotency_key)
+        the message with its offset.
+
+        Safe to retry: the command client retries once when Redis did not answer (a
+        timeout, a connection lost), and the script may have run already. Without an
+        ``idempotency_key`` each call gets a key of its own for that retry window, so a
+        second run returns the first position instead of storing and publishing the event
+        again under a new offset."""
         ttl_ms = max(1, int(ttl * 1000))
-        args = (channel, message, size, ttl_ms, new_epoch(), POSITION_PREFIX)
+        if idempotency_key is None:
+            keys = [*self.history_keys(key, None), f"{key}:a:{uuid.uuid4().hex}"]
+            key_ms = self._retry_window_ms
+        else:
+            keys, key_ms = self.history_keys(key, idempotency_key), ttl_ms
+        args = (channel, message, size, ttl_ms, new_epoch(), POSITION_PREFIX, key_ms)
         return scripts.appended(await self._history_eval(self._redis, scripts.APPEND, keys, args))
 
     async def read_history(

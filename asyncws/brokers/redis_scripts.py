@@ -85,7 +85,8 @@ end
 
 # KEYS: 1 stream, 2 meta, then (cluster) 3 channel, 4 feed; the idempotency key is the last
 # key when there is one (KEYS[IDEM]). ARGV: 1 channel, 2 message, 3 maxlen, 4 ttl ms,
-# 5 fresh epoch, 6 position prefix. Returns {offset, epoch}.
+# 5 fresh epoch, 6 position prefix, 7 (optional) how long the idempotency key lives, ms
+# (default: the ttl). Returns {offset, epoch}.
 _APPEND_BODY = """
 local e = epoch_of(KEYS[1], KEYS[2], ARGV[5])
 local idem = KEYS[IDEM]
@@ -101,7 +102,7 @@ local o = redis.call('HINCRBY', KEYS[2], 'o', 1)
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], '0-' .. o, 'd', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-if idem then redis.call('SET', idem, o .. ':' .. e, 'PX', ARGV[4]) end
+if idem then redis.call('SET', idem, o .. ':' .. e, 'PX', ARGV[7] or ARGV[4]) end
 local live = ARGV[6] .. o .. ':' .. e .. '\\n' .. ARGV[2]
 """
 APPEND = (

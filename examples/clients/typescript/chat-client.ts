@@ -580,6 +580,7 @@ class Connection {
   private started = false;
   private waiters: (() => void)[] = [];
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private resubscribeTimer: ReturnType<typeof setTimeout> | null = null;
   private lock: Promise<void> = Promise.resolve();
 
   constructor(url: string, path: string | null, options: ClientOptions) {
@@ -635,7 +636,9 @@ class Connection {
         ws.onmessage = (event) => this.dispatch(event.data);
         resolve(ws);
       };
-      ws.onerror = () => undefined;
+      // A failed opening fires `error`, then `close` (browsers); some WebSockets fire only
+      // `error` (Node 20's, nodejs/undici#3546): either one fails the attempt.
+      ws.onerror = () => reject(new ConnectionFailed(`${url}: cannot connect`));
       ws.onclose = (event) => {
         reject(new ConnectionFailed(`${url}: cannot connect (close code ${event.code})`));
       };
@@ -654,7 +657,8 @@ class Connection {
     this.closing = true;
     this.started = false;
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = null;
+    if (this.resubscribeTimer !== null) clearTimeout(this.resubscribeTimer);
+    this.reconnectTimer = this.resubscribeTimer = null;
     for (const subscription of this.subscriptions.splice(0)) subscription.end();
     this.serverTopics.clear();
     const ws = this.ws;
@@ -703,10 +707,13 @@ class Connection {
     this.scheduleReconnect(0);
   }
 
-  private scheduleReconnect(attempt: number): void {
+  private backoff(attempt: number): number {
     const initial = this.options.initialBackoff ?? 500;
     const max = this.options.maxBackoff ?? 30000;
-    const delay = Math.min(max, initial * 2 ** Math.min(attempt, 32)) * (0.5 + Math.random() / 2);
+    return Math.min(max, initial * 2 ** Math.min(attempt, 32)) * (0.5 + Math.random() / 2);
+  }
+
+  private scheduleReconnect(attempt: number): void {
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (this.closing) return;
@@ -722,19 +729,25 @@ class Connection {
         },
         () => this.scheduleReconnect(attempt + 1),
       );
-    }, delay);
+    }, this.backoff(attempt));
   }
 
-  private async resubscribe(): Promise<void> {
+  private async resubscribe(attempt = 0): Promise<void> {
+    let again = false;
     await this.locked(async () => {
       const topics = [...new Set(this.subscriptions.map((s) => s.topic))];
       for (const topic of topics) {
+        if (this.serverTopics.has(topic)) continue;
         try {
           const since = this.positions.get(topic);
           const options: RequestOptions = since ? { topic, since } : { topic };
           const answer = await this.request("subscribe", undefined, options);
           this.subscribed(topic, answer);
         } catch (error) {
+          if (error instanceof ChatError && error.code === "broker_unavailable") {
+            again = true; // its history could not be read just now: try again, keep it
+            continue;
+          }
           if (error instanceof ChatError) {
             for (const subscription of this.subscriptions.filter((s) => s.topic === topic)) {
               subscription.fail(error);
@@ -747,6 +760,12 @@ class Connection {
         this.serverTopics.add(topic);
       }
     });
+    if (again && !this.closing && this.resubscribeTimer === null) {
+      this.resubscribeTimer = setTimeout(() => {
+        this.resubscribeTimer = null;
+        if (!this.closing && this.connected) void this.resubscribe(attempt + 1);
+      }, this.backoff(attempt));
+    }
   }
 
   private failPending(error: Error): void {

@@ -532,6 +532,8 @@ class BaseClient:
             self._ws = ws
             if ws is not None:
                 self._connected.set()
+                if self._resubscribing is not None:
+                    self._resubscribing.cancel()  # a retry of the connection before
                 self._resubscribing = asyncio.create_task(self._resubscribe())
 
     async def _reconnect(self) -> ClientConnection | None:
@@ -547,22 +549,39 @@ class BaseClient:
         return None
 
     async def _resubscribe(self) -> None:
+        attempt = 0
+        while await self._resubscribe_once():
+            # a history topic whose history could not be read just now: keep its
+            # subscriptions and try again (the server said `broker_unavailable`)
+            delay = min(self.max_backoff, self.initial_backoff * 2 ** min(attempt, 32))
+            attempt += 1
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _resubscribe_once(self) -> bool:
+        """Subscribe again to every topic the server does not have; True: try again."""
+        again = False
         async with self._topics_lock:
             for topic in list(dict.fromkeys(s.topic for s in self._subscriptions)):
+                if topic in self._server_topics:
+                    continue
                 try:
                     # a history topic: what was missed comes first (docs/delivery.md)
                     since = self.positions.get(topic)
                     answer = await self.request(SUBSCRIBE, topic=topic, since=since)
                     self._subscribed(topic, answer)
                 except ServerError as exc:
+                    if exc.code == "broker_unavailable":
+                        again = True
+                        continue
                     refused = [s for s in self._subscriptions if s.topic == topic]
                     for subscription in refused:
                         subscription._fail(exc)
                         self._subscriptions.remove(subscription)
                     continue
                 except (ConnectionLost, RequestTimeout):
-                    return  # the next reconnection tries again
+                    return False  # the next reconnection tries again
                 self._server_topics.add(topic)
+        return again
 
     def _fail_pending(self, error: BaseException) -> None:
         pending, self._pending = self._pending, {}
