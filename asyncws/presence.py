@@ -45,6 +45,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -169,6 +170,12 @@ class PresenceStore:
     async def count(self, topic: str) -> int:
         raise NotImplementedError
 
+    async def has(self, topic: str, member: str) -> bool:
+        """Whether ``member`` is a member of ``topic`` (held by any instance). This default
+        reads the members; the stores here answer in O(1)."""
+        found, _ = await self.members(topic, 2**31)
+        return any(m.member == member for m in found)
+
 
 @dataclass
 class _TopicState:
@@ -236,6 +243,10 @@ class MemoryPresenceStore(PresenceStore):
     async def count(self, topic: str) -> int:
         state = self.topics.get(topic)
         return 0 if state is None else len(state.info)
+
+    async def has(self, topic: str, member: str) -> bool:
+        state = self.topics.get(topic)
+        return state is not None and member in state.info
 
 
 # KEYS: holders, info, refs, topics index; ARGV: topic, instance, expiry, then member/info pairs
@@ -381,6 +392,14 @@ class RedisPresenceStore(PresenceStore):
         except (RedisError, OSError, TimeoutError) as exc:
             raise BrokerError("the broker is unavailable") from exc
 
+    async def has(self, topic: str, member: str) -> bool:
+        from redis.exceptions import RedisError
+
+        try:
+            return bool(await self.client().hexists(self.keys(topic)[1], member))
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerError("the broker is unavailable") from exc
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -416,7 +435,24 @@ def store_for(broker: BrokerInterface, namespace: str) -> PresenceStore:
 
 class PresenceTracker:
     """This instance's members (refcounted per connection) and the heartbeat that keeps them
-    alive in the store. One per app; `asyncws.app.AsyncWS` drives it."""
+    alive in the store. One per app; `asyncws.app.AsyncWS` drives it.
+
+    **When the broker cannot be reached**, connections still come and go here. A member that
+    joined meanwhile is registered by the next heartbeat that reaches the broker (its ``join``
+    sent then); one that left is removed by it (its ``leave`` sent then, also when a Redis
+    restart lost the member: the subscribers still count it). Until that is done the heartbeat
+    tries every ``retry_interval`` seconds, and at once when the broker's connection comes
+    back (`BrokerInterface.on_restored`), so an outage is reconciled about as soon as it ends,
+    not when ``ttl`` expires the holders.
+
+    **Pub/sub keeps nothing**: an instance that has not resubscribed yet misses the events sent
+    meanwhile. So after this instance's broker connection came back, or a heartbeat
+    reconciled something, the events it sent from ``resend_after`` seconds before that on are
+    sent once more ``resend_after`` seconds later (by then every instance has reconnected: the
+    broker's longest reconnect delay, jittered, plus a second), those that still hold. Around
+    an outage a subscriber may thus get a ``join`` of a member it knows or a ``leave`` of one
+    it does not: events are to be applied as set operations.
+    """
 
     def __init__(self, manager: WebSocketManager) -> None:
         self.manager = manager
@@ -426,8 +462,21 @@ class PresenceTracker:
         self.policies: dict[str, PresencePolicy] = {}  # topic -> its policy
         self.held: dict[Connection, set[str]] = {}  # connection -> its presence topics
         self._info: dict[tuple[str, str], str] = {}
-        self._task: asyncio.Task[None] | None = None
+        # joined here while the broker was unreachable (never registered by this instance)
+        self._unregistered: set[tuple[str, str]] = set()
+        # left here while the broker was unreachable: (info, whether it had been registered)
+        self._departed: dict[tuple[str, str], tuple[str, bool]] = {}
         self.interval = 10.0
+        self.retry_interval = 1.0
+        self._failing = False  # the last heartbeat could not reach the broker
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        # the events sent lately: (monotonic time, kind, topic, member, info)
+        self._recent: deque[tuple[float, str, str, str, str]] = deque(maxlen=10_000)
+        self._again_since: float | None = None  # send the events since then again
+        self._resender: asyncio.Task[None] | None = None
+        self.resend_after = 1.5 * float(getattr(manager.broker, "reconnect_max", 5.0)) + 1.0
+        manager.broker.on_restored(self._restored)
         #: The app's framing (`asyncws.framing.Framing`) for the join/leave event frames.
         self.framing: Any = None
 
@@ -445,8 +494,9 @@ class PresenceTracker:
 
     async def stop(self) -> None:
         """Leave every topic this instance holds (leave events), stop the heartbeat."""
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [t for t in (self._task, self._resender) if t is not None]
+        self._task = self._resender = None
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -467,13 +517,18 @@ class PresenceTracker:
         self._info[key] = info
         if len(holders) > 1:
             return
+        # back before the broker heard that it left: it never left for the subscribers
+        departed = self._departed.pop(key, None)
         try:
             joined = await self.store.add(
                 topic, self.instance, {member: info}, time.time() + policy.ttl
             )
         except BrokerError:
             logger.warning("presence: could not register %r on %r; retrying", member, topic)
-            return  # the heartbeat registers it when the broker is back
+            if departed is None or not departed[1]:
+                self._unregistered.add(key)
+            self._wake.set()  # the heartbeat registers it when the broker is back
+            return
         if joined:
             await self._event("join", topic, member, info)
 
@@ -493,23 +548,47 @@ class PresenceTracker:
         if holders:
             return
         del self.local[key]
-        self._info.pop(key, None)
+        info = self._info.pop(key, "null")
+        registered = key not in self._unregistered
+        self._unregistered.discard(key)
         try:
-            left = await self.store.remove(topic, self.instance, key[1])
+            await self._remove(key, info, registered)
         except BrokerError:
-            return  # it expires
+            self._departed[key] = (info, registered)
+            self._wake.set()  # the heartbeat removes it when the broker is back
+
+    async def _remove(self, key: tuple[str, str], info: str, registered: bool) -> bool:
+        """Drop this instance's hold of a member; ``leave`` when nobody holds it now.
+        Returns whether it sent one."""
+        topic, member = key
+        left = await self.store.remove(topic, self.instance, member)
         if left is not None:
             await self._event("leave", topic, *left)
+            return True
+        if not registered or await self.store.has(topic, member):
+            return False
+        # This instance's hold was gone too: the broker lost its data (a Redis restart) and
+        # nobody registered the member again, but the subscribers still count it.
+        await self._event("leave", topic, member, info)
+        if await self.store.has(topic, member):
+            # another instance registered it again meanwhile, and its join may have gone out
+            # before this leave: the last event must say it is there
+            await self._event("join", topic, member, info)
+        return True
 
     async def drop(self, conn: Connection) -> None:
         """Leave every presence topic of ``conn`` (it disconnected)."""
         for topic in list(self.held.get(conn, ())):
             await self.leave(conn, topic)
 
-    async def _event(self, kind: str, topic: str, member: str, info: str) -> None:
+    async def _event(
+        self, kind: str, topic: str, member: str, info: str, *, record: bool = True
+    ) -> None:
         policy = self.policies.get(topic)
         if policy is not None and not policy.events:
             return
+        if record:
+            self._recent.append((time.monotonic(), kind, topic, member, info))
         data = '{"member":' + dumps(member) + ',"info":' + info + "}"
         try:
             await self.manager.publish(topic, text=self._frame(kind, topic, data))
@@ -526,28 +605,87 @@ class PresenceTracker:
         return text
 
     async def refresh(self) -> None:
-        """One heartbeat: re-register this instance's members, then sweep expired ones."""
+        """One heartbeat: re-register this instance's members (sending the joins that the
+        broker missed or lost), remove those that left while it was unreachable, then sweep
+        expired holders of every instance. Raises `BrokerError` when the broker is down."""
         by_topic: dict[str, dict[str, str]] = {}
         for (topic, member), info in list(self._info.items()):
             by_topic.setdefault(topic, {})[member] = info
         now = time.time()
+        reconciled = False
         for topic, members in by_topic.items():
             policy = self.policies[topic]
             joined = await self.store.add(topic, self.instance, members, now + policy.ttl)
-            for member in joined:  # e.g. Redis restarted and lost them
+            self._unregistered.difference_update((topic, m) for m in members)
+            for member in joined:  # joined while the broker was down, or Redis lost it
                 await self._event("join", topic, member, members[member])
+                reconciled = True
+        for key, (info, registered) in list(self._departed.items()):
+            if key not in self.local:  # (one that came back here was refreshed above)
+                reconciled = await self._remove(key, info, registered) or reconciled
+            self._departed.pop(key, None)
+        if reconciled:
+            self._send_again()
         for topic, member, info in await self.store.sweep(now):
             await self._event("leave", topic, member, info)
 
+    def _restored(self) -> None:
+        """The broker's connection came back: reconcile now, and send lately sent events
+        again for the instances that were not subscribed when they went out."""
+        self._wake.set()
+        self._send_again()
+
+    def _send_again(self) -> None:
+        since = time.monotonic() - self.resend_after
+        if self._again_since is None or since < self._again_since:
+            self._again_since = since
+        if self._resender is None:
+            self._resender = asyncio.get_running_loop().create_task(
+                self._resend(), name="asyncws-presence-again"
+            )
+
+    async def _resend(self) -> None:
+        """After ``resend_after`` seconds: the events sent since ``_again_since`` once more,
+        those that still hold (a join of a member held here, a leave of a member gone)."""
+        await asyncio.sleep(self.resend_after)
+        since, self._again_since, self._resender = self._again_since or 0.0, None, None
+        for sent, kind, topic, member, info in list(self._recent):
+            if sent < since:
+                continue
+            here = (topic, member) in self.local
+            if kind == "join" and not here:
+                continue
+            try:
+                if kind == "leave" and (here or await self.store.has(topic, member)):
+                    continue
+            except BrokerError:
+                return  # down again: its next reconnect sends them
+            await self._event(kind, topic, member, info, record=False)
+
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            wait = self.interval
+            if self._failing or self._departed or self._unregistered:
+                wait = min(wait, self.retry_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
             try:
                 await self.refresh()
             except BrokerError as exc:
-                logger.warning("presence heartbeat failed (%s); next in %.1fs", exc, self.interval)
+                if not self._failing:
+                    logger.warning(
+                        "presence heartbeat failed (%s); retrying every %.1fs",
+                        exc,
+                        min(self.interval, self.retry_interval),
+                    )
+                self._failing = True
             except Exception:
                 logger.exception("presence heartbeat failed")
+            else:
+                if self._failing:
+                    logger.warning("presence heartbeat reached the broker again")
+                self._failing = False
 
     async def members(self, topic: str, limit: int) -> tuple[list[Member], int]:
         return await self.store.members(topic, limit)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import REPO_ROOT, RedisServer, UvicornServer
+from tests.servers import REPO_ROOT, UvicornServer
 from tests.wsclient import WsClient
 
 APP = "tests.apps.presence_app:app"
@@ -254,21 +254,6 @@ async def test_presence_killed_instance_leaves_within_bound(redis_url: str) -> N
                 for d in doomed:
                     d.abort()
                     await d.close()
-
-
-@pytest.mark.redis
-@pytest.mark.slow
-async def test_presence_rebuilt_after_redis_restart(fresh_redis: RedisServer) -> None:
-    topic = "rooms/again"
-    with running(servers_on(fresh_redis.url, 2)) as (a, b):
-        async with clients((a, "wa"), (b, "wb"), (b, "zed")) as (wa, wb, zed):
-            for client in (wa, wb, zed):
-                await client.subscribe(topic)
-            assert await members_of(wa, topic) == ["wa", "wb", "zed"]
-            fresh_redis.restart()  # every key is gone
-            took = await wait_members(wb, topic, ["wa", "wb", "zed"], within=WAIT)
-            assert await members_of(wa, topic) == ["wa", "wb", "zed"]
-            print(f"presence rebuilt {took:.2f}s after the Redis restart")
 
 
 # -- the AsyncAPI document, the HTML page and the generated client -------------------------------

@@ -1,13 +1,16 @@
 """The app of the presence tests and benchmark: rooms with presence, on any broker.
 
 Environment: ``ASYNCWS_BROKER_URL`` (default ``memory://``), ``ASYNCWS_PRESENCE_TTL``
-(seconds, default 30), ``ASYNCWS_HEALTH_INTERVAL`` (the Redis watchdog, seconds).
+(seconds, default 30), ``ASYNCWS_HEALTH_INTERVAL`` (the Redis watchdog, seconds; with it,
+``ASYNCWS_COMMAND_TIMEOUT``, seconds, default 5).
 
 Clients: ``/ws?user=NAME`` (optional). Topics: ``rooms/{room}`` (presence by user, the info is
 ``{"name": ..., "pid": ...}``), ``tabs/{room}`` (presence by connection, no events),
 ``plain/{room}`` (no presence), ``staff/{room}`` (presence; only the user ``admin`` may
 subscribe). Operations: ``members`` {room} answers the server API's view
-(`Topic.presence` and `Topic.presence_stats`) from this instance.
+(`Topic.presence` and `Topic.presence_stats`) from this instance; ``held`` {room} the members
+of ``rooms/{room}`` this instance holds itself (its tracker, no broker involved: a test knows
+from it that a disconnect was handled).
 HTTP: ``/health``.
 """
 
@@ -73,6 +76,7 @@ if BROKER_URL.startswith("redis") and os.environ.get("ASYNCWS_HEALTH_INTERVAL"):
         "asyncws-presence",
         broker_url=BROKER_URL,
         health_interval=float(os.environ["ASYNCWS_HEALTH_INTERVAL"]),
+        command_timeout=float(os.environ.get("ASYNCWS_COMMAND_TIMEOUT", "5")),
         reconnect_max=0.5,
     )
 
@@ -93,6 +97,17 @@ async def members(room: Room) -> Members:
     found = await rooms.presence(room=room.room)
     stats = await rooms.presence_stats(room=room.room)
     return Members(members=sorted(m.member for m in found), count=stats.count, pid=os.getpid())
+
+
+class Held(BaseModel):
+    members: list[str]
+
+
+@router.operation("held")
+async def held(room: Room) -> Held:
+    """The members of rooms/{room} held by this instance's own connections."""
+    topic = rooms.topic_for(room=room.room)
+    return Held(members=sorted(m for t, m in ws.presence.local if t == topic))
 
 
 ws.include_router(router)
