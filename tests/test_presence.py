@@ -14,7 +14,6 @@ import contextlib
 import json
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -299,49 +298,6 @@ def test_presence_in_the_asyncapi_document_and_page(tmp_path: Path) -> None:
     html = render_html(document)
     for text in ("presenceRoomsRoom", "presenceStatsRoomsRoom", "AsyncwsPresenceMember"):
         assert text in html, text
-
-
-@pytest.mark.slow
-async def test_generated_python_client_presence(tmp_path: Path) -> None:
-    from asyncws import codegen
-    from asyncws.asyncapi import build_document
-    from tests.apps.presence_app import ws
-
-    codegen.generate(build_document(ws), "python", tmp_path, name="rooms")
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import rooms_client  # type: ignore[import-not-found]
-
-        with running(servers_on("memory://", 1)) as (server,):
-            url = server.ws_url("/")
-            async with (
-                rooms_client.RoomsClient(url, params={"user": "ann"}, timeout=WAIT) as ann,
-                rooms_client.RoomsClient(url, params={"user": "bob"}, timeout=WAIT) as bob,
-                ann.subscribe_rooms(room="lobby") as events,
-            ):
-                async with bob.subscribe_rooms(room="lobby"):
-                    joined = await asyncio.wait_for(anext(events), WAIT)
-                    if joined.data.member == "ann":  # ann's own join, when it came after the
-                        joined = await asyncio.wait_for(anext(events), WAIT)  # registration
-                    assert isinstance(joined, rooms_client.JoinEvent)  # typed
-                    assert joined.data.member == "bob"
-                    found = await bob.presence_rooms(room="lobby")
-                    assert isinstance(found, rooms_client.Presence)
-                    assert sorted(m.member for m in found.members) == ["ann", "bob"]
-                    assert found.count == 2 and found.truncated is False
-                    stats = await ann.presence_stats_rooms(room="lobby")
-                    assert stats.count == 2
-                    with pytest.raises(rooms_client.RoomsClientError) as refused:
-                        await bob.presence_staff(room="x")  # only admin may subscribe
-                    assert type(refused.value).__name__ == "Forbidden"
-                left = await asyncio.wait_for(anext(events), WAIT)
-                assert isinstance(left, rooms_client.LeaveEvent) and left.data.member == "bob"
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in [
-            m for m in sys.modules if m == "rooms_client" or m.startswith("rooms_client.")
-        ]:
-            del sys.modules[name]
 
 
 def test_a_broker_without_a_presence_store_is_refused_not_kept_per_process() -> None:
