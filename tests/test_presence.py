@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
 
+from asyncws import AsyncWS, Connection, Router
+from asyncws.presence import PresencePolicy
+from asyncws.testing import TestClient
 from tests.servers import REPO_ROOT, UvicornServer
 from tests.wsclient import WsClient
 
@@ -308,3 +313,64 @@ def test_a_broker_without_a_presence_store_is_refused_not_kept_per_process() -> 
     broker = RedisClusterBroker("redis+cluster://127.0.0.1:1")  # never connected
     with pytest.raises(TypeError, match="RedisClusterBroker has no presence store"):
         store_for(broker, "chat")
+
+
+# -- limits: a big topic's `presence` is capped, the count stays exact ----------------------------
+
+
+async def test_presence_answer_is_capped_at_max_members() -> None:
+    class Line(BaseModel):
+        text: str
+
+    router = Router()
+    hall = router.topic("hall/{room}", Line, presence=PresencePolicy(max_members=3))
+
+    def authenticate(conn: Connection) -> dict[str, str | None]:
+        return {"name": conn.websocket.query_params.get("user")}
+
+    ws = AsyncWS(title="capped", authenticate=authenticate, user_id=lambda p: p["name"])
+    ws.include_router(router)
+    app = FastAPI(lifespan=ws.lifespan)
+    app.include_router(ws.asgi_router)
+    async with TestClient(app) as client, contextlib.AsyncExitStack() as stack:
+        people = [
+            await stack.enter_async_context(client.connect(f"/ws?user=u{i}")) for i in range(5)
+        ]
+        for person in people:
+            assert (await person.subscribe("hall/big"))["type"] == "ack"
+        answer = await people[0].call("presence", topic="hall/big")
+        assert answer["type"] == "reply", answer
+        data = answer["data"]
+        assert len(data["members"]) == 3 and data["count"] == 5 and data["truncated"] is True
+        assert {m["member"] for m in data["members"]} <= {f"u{i}" for i in range(5)}
+        stats = await people[0].call("presence_stats", topic="hall/big")
+        assert stats["data"] == {"count": 5}
+        # the server API: no cap unless limit= is given
+        assert len(await hall.presence(room="big")) == 5
+        assert len(await hall.presence(room="big", limit=2)) == 2
+
+
+@pytest.mark.redis
+async def test_redis_store_pages_a_big_topic(redis_url: str) -> None:
+    """10,000 members on a real Redis: a capped read returns the cap, the count is exact."""
+    from asyncws import WebSocketManager
+    from asyncws.presence import store_for
+
+    manager = WebSocketManager("capped", broker_url=redis_url)
+    await manager.startup()
+    try:
+        store = store_for(manager.broker, "capped")
+        expiry = time.time() + 60
+        for start in range(0, 10_000, 1000):
+            members = {f"m{i:05d}": "null" for i in range(start, start + 1000)}
+            joined = await store.add("hall/big", "inst-a", members, expiry)
+            assert len(joined) == 1000
+        found, count = await store.members("hall/big", 1000)
+        assert count == 10_000 and len(found) == 1000
+        assert len({m.member for m in found}) == 1000
+        assert await store.count("hall/big") == 10_000
+        assert await store.has("hall/big", "m09999") and not await store.has("hall/big", "x")
+        everyone, _ = await store.members("hall/big", 20_000)
+        assert len({m.member for m in everyone}) == 10_000
+    finally:
+        await manager.shutdown()
