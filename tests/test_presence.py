@@ -301,8 +301,10 @@ def test_presence_in_the_asyncapi_document_and_page(tmp_path: Path) -> None:
     assert [d for d in result["diagnostics"] if d["severity"] == "error"] == []
     # the HTML page shows the requests and the events
     html = render_html(document)
-    for text in ("presenceRoomsRoom", "presenceStatsRoomsRoom", "AsyncwsPresenceMember"):
+    shown = ("presenceRoomsRoom", "presenceStatsRoomsRoom", "AsyncwsPresenceMember")
+    for text in (*shown, "roomsRoomJoin", "roomsRoomLeave", "A member arrived"):
         assert text in html, text
+    assert "tabsRoomJoin" not in html  # events=False: no join/leave messages
 
 
 def test_a_broker_without_a_presence_store_is_refused_not_kept_per_process() -> None:

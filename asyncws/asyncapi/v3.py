@@ -1087,7 +1087,8 @@ class _Builder:
                 "description": (
                     f"Ask {what} of a concrete topic of `{topic.address}`, on every "
                     "instance. Who may subscribe to it may ask. Answered with `reply` or "
-                    "`error` (`invalid_topic` for a pattern, `forbidden`)."
+                    "`error` (`invalid_topic` for a pattern, `forbidden`, "
+                    "`broker_unavailable` while the broker cannot be reached)."
                 ),
                 "messages": [_ref("channels", ENDPOINT_CHANNEL, "messages", request)],
                 "reply": self._answers(answer, "error"),
