@@ -23,8 +23,10 @@ Every instance refreshes its holders every ``ttl / 3`` seconds (one script call 
 sweeps every topic of expired holders. An instance that dies (``kill -9``) stops refreshing:
 its members are gone within ``ttl`` plus one sweep interval (``ttl * 4 / 3``; 40 s with the
 default ``ttl=30``), and a ``leave`` event is sent for each by the instance whose sweep removed
-it (the removal is atomic: exactly one instance sends it). When Redis restarts, the next
-refresh re-registers every member of the live connections (and sends ``join`` again for them).
+it (the removal is atomic: exactly one instance sends it). When Redis is unreachable, joins
+and leaves are kept here and reconciled as soon as it answers again; when it restarts (its
+data gone), every instance registers the members of its live connections again (and sends
+``join`` again for them). See `PresenceTracker` and docs/presence.md.
 
 Events and requests
 -------------------
