@@ -472,7 +472,7 @@ class PresenceTracker:
         self.retry_interval = 1.0
         self._failing = False  # the last heartbeat could not reach the broker
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None  # made by start(), on the loop it runs on
         # the events sent lately: (monotonic time, kind, topic, member, info)
         self._recent: deque[tuple[float, str, str, str, str]] = deque(maxlen=10_000)
         self._again_since: float | None = None  # send the events since then again
@@ -490,20 +490,27 @@ class PresenceTracker:
         ttl = min(ttls, default=30.0)
         self.interval = ttl / 3
         if self._task is None:
+            self._wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(
-                self._heartbeat(), name="asyncws-presence"
+                self._heartbeat(self._wake), name="asyncws-presence"
             )
 
     async def stop(self) -> None:
         """Leave every topic this instance holds (leave events), stop the heartbeat."""
         tasks = [t for t in (self._task, self._resender) if t is not None]
-        self._task = self._resender = None
+        self._task = self._resender = self._wake = None
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for conn in list(self.held):
             await self.drop(conn)
+        # what is left to retry belongs to this run (the holders expire in the broker)
+        self._departed.clear()
+        self._unregistered.clear()
+        self._recent.clear()
+        self._again_since = None
+        self._failing = False
 
     async def join(self, conn: Connection, topic: str, policy: PresencePolicy) -> None:
         member = policy.member_of(conn)
@@ -529,7 +536,7 @@ class PresenceTracker:
             logger.warning("presence: could not register %r on %r; retrying", member, topic)
             if departed is None or not departed[1]:
                 self._unregistered.add(key)
-            self._wake.set()  # the heartbeat registers it when the broker is back
+            self._wake_up()  # the heartbeat registers it when the broker is back
             return
         if joined:
             await self._event("join", topic, member, info)
@@ -557,7 +564,7 @@ class PresenceTracker:
             await self._remove(key, info, registered)
         except BrokerError:
             self._departed[key] = (info, registered)
-            self._wake.set()  # the heartbeat removes it when the broker is back
+            self._wake_up()  # the heartbeat removes it when the broker is back
 
     async def _remove(self, key: tuple[str, str], info: str, registered: bool) -> bool:
         """Drop this instance's hold of a member; ``leave`` when nobody holds it now.
@@ -634,10 +641,16 @@ class PresenceTracker:
     def _restored(self) -> None:
         """The broker's connection came back: reconcile now, and send lately sent events
         again for the instances that were not subscribed when they went out."""
-        self._wake.set()
+        self._wake_up()
         self._send_again()
 
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
     def _send_again(self) -> None:
+        if self._task is None:  # not started, or stopped
+            return
         since = time.monotonic() - self.resend_after
         if self._again_since is None or since < self._again_since:
             self._again_since = since
@@ -664,14 +677,14 @@ class PresenceTracker:
                 return  # down again: its next reconnect sends them
             await self._event(kind, topic, member, info, record=False)
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, wake: asyncio.Event) -> None:
         while True:
             wait = self.interval
             if self._failing or self._departed or self._unregistered:
                 wait = min(wait, self.retry_interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
-            self._wake.clear()
+                await asyncio.wait_for(wake.wait(), wait)
+            wake.clear()
             try:
                 await self.refresh()
             except BrokerError as exc:
