@@ -53,8 +53,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .codes import ErrorCode
-from .exceptions import AsyncWSError, BrokerError
+from .exceptions import AsyncWSError, BrokerError, InvalidTopicError
 from .protocol import dumps
+from .topics import is_pattern
 
 if TYPE_CHECKING:
     from .brokers.base import BrokerInterface
@@ -481,6 +482,9 @@ class PresenceTracker:
         manager.broker.on_restored(self._restored)
         #: The app's framing (`asyncws.framing.Framing`) for the join/leave event frames.
         self.framing: Any = None
+        #: The policy of a concrete topic, None when it has no presence: the app sets it
+        #: from its declared topics.
+        self.policy_for: Callable[[str], PresencePolicy | None] = lambda topic: None
 
     @property
     def instance(self) -> str:
@@ -584,6 +588,32 @@ class PresenceTracker:
             # before this leave: the last event must say it is there
             await self._event("join", topic, member, info)
         return True
+
+    async def subscribed(self, conn: Connection, pattern: str) -> None:
+        """``conn`` subscribed to ``pattern``, whichever way (a subscribe frame in asyncws's
+        framing or the seed's, server code): it joins when that is a concrete topic with
+        presence."""
+        if is_pattern(pattern):
+            return
+        policy = self.policy_for(pattern)
+        if policy is not None:
+            await self.join(conn, pattern, policy)
+
+    async def request(self, kind: str, topic: str, policy: PresencePolicy | None = None) -> str:
+        """The data (JSON) answering a ``presence`` or ``presence_stats`` request for
+        ``topic``; raises `InvalidTopicError` for a pattern, `PresenceError` for a topic
+        without presence, `BrokerError` when the broker cannot answer. Authorization is the
+        caller's."""
+        if is_pattern(topic):
+            raise InvalidTopicError("presence needs a concrete topic, not a pattern")
+        policy = policy or self.policy_for(topic)
+        if policy is None:
+            raise PresenceError("this topic has no presence")
+        if kind == "presence_stats":
+            return dumps({"count": await self.count(topic)})
+        members, count = await self.members(topic, policy.max_members)
+        found = [m.as_dict() for m in members]
+        return dumps({"members": found, "count": count, "truncated": count > len(found)})
 
     async def drop(self, conn: Connection) -> None:
         """Leave every presence topic of ``conn`` (it disconnected)."""

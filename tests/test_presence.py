@@ -19,13 +19,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from asyncws import AsyncWS, Connection, Router
+from asyncws import AsyncWS, Connection, DocumentFraming, Router, Topic
 from asyncws.presence import PresencePolicy
 from asyncws.testing import TestClient
 from tests.servers import REPO_ROOT, UvicornServer
@@ -376,3 +376,119 @@ async def test_redis_store_pages_a_big_topic(redis_url: str) -> None:
         assert len({m.member for m in everyone}) == 10_000
     finally:
         await manager.shutdown()
+
+
+# -- members from every kind of subscription: the seed's protocol and server code -----------------
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_seed_and_server_subscriptions_join_presence(redis_url: str) -> None:
+    """A seed-protocol client (``WebSocketManager.receive`` on the app's manager) and a
+    connection subscribed by server code (``ws.manager.subscribe``) are members like any."""
+    topic = "rooms/mixed"
+    with running(servers_on(redis_url, 2)) as (a, b):
+        async with (
+            WsClient(a.ws_url("/ws?user=wa"), timeout=WAIT) as watcher,
+            WsClient(b.ws_url("/seed/sam"), timeout=WAIT) as sam,
+            WsClient(b.ws_url("/ws?user=sue"), timeout=WAIT) as sue,
+        ):
+            await watcher.subscribe(topic)
+            ack = await sam.call("subscribe", topic=topic)  # the seed's subscribe frame
+            assert ack["type"] == "ack", ack
+            assert (await sam.call("subscribe", topic="rooms/+"))["type"] == "ack"  # no member
+            entered = await sue.call("enter", {"room": "mixed"})  # server code subscribes
+            assert entered["type"] in ("ack", "reply"), entered
+            assert await mark(watcher, [watcher], topic) == [
+                [("join", "wa"), ("join", "sam"), ("join", "sue")]
+            ]
+            assert await members_of(watcher, topic) == ["sam", "sue", "wa"]
+            # the seed's protocol may ask too (its subscribes follow no topic rules either)
+            asked = await sam.call("presence", topic=topic)
+            assert asked["type"] == "reply", asked
+            assert sorted(m["member"] for m in asked["data"]["members"]) == ["sam", "sue", "wa"]
+            stats = await sam.call("presence_stats", topic=topic)
+            assert stats["type"] == "reply" and stats["data"] == {"count": 3}
+            pattern = await sam.call("presence", topic="rooms/+")
+            assert pattern["type"] == "error" and pattern["code"] == "invalid_topic", pattern
+            plain = await sam.call("presence", topic="plain/x")
+            assert plain["type"] == "error" and plain["code"] == "bad_request", plain
+
+            assert (await sam.call("unsubscribe", topic=topic))["type"] == "ack"
+            assert (await sue.call("exit", {"room": "mixed"}))["type"] in ("ack", "reply")
+            assert await mark(watcher, [watcher], topic) == [[("leave", "sam"), ("leave", "sue")]]
+            await sam.call("subscribe", topic=topic)
+            await sue.call("enter", {"room": "mixed"})
+            assert await members_of(watcher, topic) == ["sam", "sue", "wa"]
+            await sam.close()  # the seed's endpoint removes the connection
+            await sue.close()
+            await wait_members(watcher, topic, ["wa"], within=WAIT)
+            (seen,) = await mark(watcher, [watcher], topic)
+            assert seen[:2] == [("join", "sam"), ("join", "sue")]
+            assert sorted(seen[2:]) == [("leave", "sam"), ("leave", "sue")]
+
+
+# -- an app in the document framing (no control frames) --------------------------------------------
+
+
+class Hello(BaseModel):
+    op: Literal["hello"]
+    name: str
+
+
+class Greeted(BaseModel):
+    op: Literal["greeted"] = "greeted"
+    name: str
+
+
+def _framed_app(events: bool) -> tuple[FastAPI, Topic[Greeted]]:
+    """A code-first app in `DocumentFraming`: server code subscribes, no subscribe frames."""
+
+    def authenticate(conn: Connection) -> dict[str, str | None]:
+        return {"name": conn.websocket.query_params.get("user")}
+
+    ws = AsyncWS(
+        title="framed presence",
+        framing=DocumentFraming(discriminator="op"),
+        authenticate=authenticate,
+        user_id=lambda p: p["name"],
+    )
+    lobby: Topic[Greeted] = Topic("lobby/{room}", Greeted, presence=PresencePolicy(events=events))
+    ws.add_topic(lobby)
+
+    @ws.operation("hello")
+    async def hello(data: Hello, conn: Connection) -> Greeted:
+        await ws.manager.subscribe(conn, lobby.topic_for(room="main"))  # joins presence
+        return Greeted(name=data.name)
+
+    app = FastAPI(lifespan=ws.lifespan)
+    app.include_router(ws.asgi_router)
+    return app, lobby
+
+
+async def test_document_framing_presence_is_for_server_code() -> None:
+    """No subscribe, presence or join/leave frames in the document framing: members come from
+    server-code subscriptions, and the app reads them with ``topic.presence()``."""
+    app, lobby = _framed_app(events=False)
+    async with TestClient(app) as client:
+        async with client.connect("/ws?user=ann") as ann, client.connect("/ws?user=bo") as bo:
+            for person, name in ((ann, "ann"), (bo, "bo")):
+                await person.send_json({"op": "hello", "name": name})
+                assert await person.receive_json() == {"op": "greeted", "name": name}
+            assert sorted(m.member for m in await lobby.presence(room="main")) == ["ann", "bo"]
+            await ann.send_json({"op": "presence", "topic": "lobby/main"})  # not a frame here
+            refused = await ann.receive_json()
+            assert refused["code"] == "unknown_type", refused
+        assert await lobby.presence(room="main") == []
+
+
+def test_document_framing_refuses_join_and_leave_events() -> None:
+    """It has no join/leave frames (events are the payloads as they are): refused at startup."""
+    app, _ = _framed_app(events=True)
+    with pytest.raises(TypeError, match="events=False"):
+        asyncio.run(_start(app))
+
+
+async def _start(app: FastAPI) -> None:
+    async with TestClient(app):
+        pass

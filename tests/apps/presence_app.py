@@ -10,7 +10,9 @@ Clients: ``/ws?user=NAME`` (optional). Topics: ``rooms/{room}`` (presence by use
 subscribe). Operations: ``members`` {room} answers the server API's view
 (`Topic.presence` and `Topic.presence_stats`) from this instance; ``held`` {room} the members
 of ``rooms/{room}`` this instance holds itself (its tracker, no broker involved: a test knows
-from it that a disconnect was handled).
+from it that a disconnect was handled); ``enter`` / ``exit`` {room}: server code subscribes
+the connection to ``rooms/{room}`` (``ws.manager.subscribe``) and unsubscribes it.
+``/seed/{user}``: the seed's protocol (``WebSocketManager.receive``) on this app's manager.
 HTTP: ``/health``.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from pydantic import BaseModel, Field
 
 from asyncws import AsyncWS, Connection, Router
@@ -110,9 +112,29 @@ async def held(room: Room) -> Held:
     return Held(members=sorted(m for t, m in ws.presence.local if t == topic))
 
 
+@router.operation("enter")
+async def enter(room: Room, conn: Connection) -> None:
+    """Server code subscribes the connection to rooms/{room} (it joins presence)."""
+    await ws.manager.subscribe(conn, rooms.topic_for(room=room.room))
+
+
+@router.operation("exit")
+async def exit_room(room: Room, conn: Connection) -> None:
+    await ws.manager.unsubscribe(conn, rooms.topic_for(room=room.room))
+
+
 ws.include_router(router)
 app = FastAPI(lifespan=ws.lifespan)
 app.include_router(ws.asgi_router)
+
+
+@app.websocket("/seed/{user}")
+async def seed(websocket: WebSocket, user: str) -> None:
+    """The seed's protocol on the app's manager: its subscribes join presence too."""
+    connection = await ws.manager.new_connection(websocket, user_id=user)
+    async for msg in connection.iter_json():
+        await ws.manager.receive(connection, msg)
+    await ws.manager.remove_connection(connection)
 
 
 @app.get("/health")
