@@ -10,52 +10,39 @@ by pydantic straight from its JSON text against the union of every envelope the 
 (discriminated by ``type``), so JSON is decoded once. Failures become error frames with a
 code; handler exceptions go through the exception handlers; anything unexpected becomes
 ``internal_error`` (traceback to the log, nothing to the client) and the connection survives.
+
+`AsyncWS` holds the declarations and plugs into FastAPI; the work is done by one module per
+step: `asyncws.compiled` (what the declarations compile to), `asyncws.endpoint` (handshake
+and frame loop), `asyncws.dispatch` (one frame: control frames, publish, presence, history)
+and `asyncws.calls` (operation handlers and their exception handlers).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import ValidationError as PydanticValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.exceptions import WebSocketException as StarletteWebSocketException
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket
 
-from .auth import origin_allowed
-from .codes import CloseCode, ErrorCode
-from .connection import Connection, ConnectionState, SlowConsumerPolicy
-from .dependencies import Dependant, Resolver, analyze, analyze_dependencies
-from .exceptions import (
-    AsyncWSError,
-    ForbiddenError,
-    InvalidTopicError,
-    PayloadValidationError,
-    ProtocolError,
-    RateLimitedError,
-    UnknownTopicError,
-    from_http_exception,
-    from_websocket_exception,
-)
+from .compiled import Compiled
+from .connection import Connection, SlowConsumerPolicy
+from .dependencies import analyze
+from .dispatch import handle_frame
+from .endpoint import default_expiry as _default_expiry
+from .endpoint import serve
 from .forwarded import PublicAddress
-from .frames import PublishFrame, SubscribeFrame, field_errors, safe_id
 from .framing import AsyncWSFraming, Framing
-from .handshake import refuse_unavailable
-from .history import Position, parse_since
-from .limits import Limits, TokenBucket
+from .limits import Limits
 from .manager import WebSocketManager
-from .presence import PresenceError, PresenceTracker
-from .protocol import dumps, event_frame
-from .routing import Operation, Router, Topic, check_authorize, message_name
-from .topics import DEFAULT_LIMITS, TopicLimits, is_pattern, validate_pattern, validate_topic
+from .presence import PresenceTracker
+from .routing import Operation, Router, Topic
+from .topics import DEFAULT_LIMITS, TopicLimits
 
 __all__ = ["AsyncWS"]
 
@@ -176,7 +163,7 @@ class AsyncWS(Router):
         self._scopes_of = scopes_of
         self._connect_hooks: list[Callable[..., Any]] = []
         self._disconnect_hooks: list[Callable[..., Any]] = []
-        self._compiled: _Compiled | None = None
+        self._compiled: Compiled | None = None
         self._asgi_router: APIRouter | None = None
         self._presence: PresenceTracker | None = None
 
@@ -304,141 +291,17 @@ class AsyncWS(Router):
 
     # -- compilation --------------------------------------------------------------------------
 
-    def compile(self) -> _Compiled:
+    def compile(self) -> Compiled:
         """Build the frame validator and resolve hooks (done once, lazily)."""
         if self._compiled is None:
-            self._compiled = _Compiled(self)
+            self._compiled = Compiled(self)
         return self._compiled
 
-    # -- the endpoint -------------------------------------------------------------------------
+    # -- the endpoint and the frames (`asyncws.endpoint`, `asyncws.dispatch`) ---------------
 
     async def endpoint(self, websocket: WebSocket) -> None:
         """The websocket endpoint: handshake (origin, auth, hooks), then the frame loop."""
-        compiled = self.compile()
-        manager = self.manager
-        if not origin_allowed(
-            websocket, self.allowed_origins, server_origin=self.public_address.origin(websocket)
-        ):
-            logger.info("websocket %s: origin not allowed", websocket.url.path)
-            await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
-            return
-        limits = self.limits
-        # A handshake holds its slot from here (authenticate may await): otherwise every
-        # handshake in flight would see the same free slot.
-        if len(manager.connections) + self._handshaking >= limits.max_connections:
-            logger.warning("connection refused: %d connections (the limit)", limits.max_connections)
-            await refuse_unavailable(websocket, "too many connections")  # HTTP 503
-            return
-        self._handshaking += 1
-        held = True
-        try:
-            conn = Connection(
-                websocket,
-                manager.new_connection_id(),
-                max_queue=manager.max_queue,
-                max_queue_bytes=manager.max_queue_bytes,
-                slow_consumer=manager.slow_consumer,
-                max_frame_size=manager.max_frame_size,
-            )
-            try:
-                # asyncio.timeout, not wait_for: no extra task per connection (storms)
-                async with asyncio.timeout(limits.handshake_timeout):
-                    accepted = await self._handshake(conn, websocket, compiled)
-            except TimeoutError:
-                logger.warning("handshake timed out after %.1fs", limits.handshake_timeout)
-                if websocket.application_state is WebSocketState.CONNECTING:
-                    await websocket.close(CloseCode.TRY_AGAIN_LATER)
-                return
-            if not accepted:
-                return
-            if conn.user_id is not None and (
-                len(manager.users.get(conn.user_id, ())) >= limits.max_connections_per_user
-            ):
-                logger.info(
-                    "connection refused: user over %d connections",
-                    limits.max_connections_per_user,
-                )
-                await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
-                return
-            subprotocol = getattr(websocket.state, "asyncws_subprotocol", None)
-            # The slot passes to the connection: attach registers it before its first await.
-            self._handshaking -= 1
-            held = False
-            await manager.attach(conn, subprotocol=subprotocol)
-        finally:
-            if held:
-                self._handshaking -= 1
-        if not _is_open(conn):  # refused (shutting down): no websocket
-            return
-        framing = self.framing_of(conn)
-        bucket = TokenBucket(limits.rate, limits.burst)
-        over_rate = 0
-        expiry = self._expiry_timer(conn)
-        try:
-            try:
-                await self.attached(conn)
-            except Exception:
-                logger.exception("connection %s: opening it failed; closing with 1011", conn.id)
-                await conn.close(CloseCode.INTERNAL_ERROR, "internal error")
-                return
-            while True:
-                try:
-                    if limits.idle_timeout is None:
-                        text = await conn.receive_text()
-                    else:
-                        text = await asyncio.wait_for(conn.receive_text(), limits.idle_timeout)
-                except WebSocketDisconnect:
-                    break
-                except TimeoutError:
-                    await conn.close(CloseCode.NORMAL_CLOSURE, "idle timeout")
-                    break
-                if not bucket.take():
-                    over_rate += 1
-                    if over_rate > limits.rate_strikes:
-                        logger.warning("connection %s: sustained flood; closing with 1008", conn.id)
-                        await conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
-                        break
-                    _send(
-                        conn,
-                        framing.error(
-                            RateLimitedError(f"over {limits.rate:g} frames per second; slow down"),
-                            framing.correlation_in(text),
-                        ),
-                    )
-                    continue
-                over_rate = 0
-                try:
-                    await self.handle_frame(conn, text)
-                except AsyncWSError as exc:
-                    answer = framing.error(exc, framing.correlation_in(text))
-                    if not await conn.reject(exc, safe_id(text), text=answer or ""):
-                        break
-                except Exception as exc:  # a bug: tell the client nothing, keep the connection
-                    logger.error(
-                        "unhandled %s while handling a frame", type(exc).__name__, exc_info=exc
-                    )
-                    _send(
-                        conn,
-                        framing.error(AsyncWSError("internal error"), framing.correlation_in(text)),
-                    )
-                else:
-                    conn.good_frame()
-                if not _is_open(conn):  # closed while handling the frame
-                    break
-        finally:
-            if expiry is not None:
-                expiry.cancel()
-            await manager.disconnect(conn)
-            if self._presence is not None:
-                await self._presence.drop(conn)
-            for hook in compiled.disconnect_hooks:
-                resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
-                try:
-                    await resolver.run(hook)
-                except Exception:
-                    logger.exception("on_disconnect hook failed")
-                finally:
-                    await resolver.aclose()
+        await serve(self, websocket)
 
     def framing_of(self, conn: Connection) -> Framing:
         """The framing of a connection's frames (one per app; spec-first apps with several
@@ -448,257 +311,9 @@ class AsyncWS(Router):
     async def attached(self, conn: Connection) -> None:
         """Called once a connection is accepted and attached, before its first frame."""
 
-    def _expiry_timer(self, conn: Connection) -> asyncio.TimerHandle | None:
-        """Close the connection with 4001 (token expired) when its credentials expire."""
-        if conn.principal is None:
-            return None
-        expires = self._expires_at(conn.principal)
-        if expires is None:
-            return None
-        loop = asyncio.get_running_loop()
-        return loop.call_later(max(0.0, expires - time.time()), self._expire, conn)
-
-    def _expire(self, conn: Connection) -> None:
-        if conn.state is not ConnectionState.OPEN:
-            return
-        logger.info("connection %s: credentials expired; closing with 4001", conn.id)
-        task = asyncio.get_running_loop().create_task(
-            conn.close(CloseCode.TOKEN_EXPIRED, "token expired")
-        )
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    async def _handshake(self, conn: Connection, websocket: WebSocket, compiled: _Compiled) -> bool:
-        """Authenticate and run on_connect hooks; refuse with 403 (before accept) on failure."""
-        resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
-        try:
-            if compiled.authenticate is not None:
-                principal = await resolver.run(compiled.authenticate)
-                if principal is None:
-                    raise ForbiddenError("authentication required")
-                conn.principal = principal
-                if self._user_id is not None:
-                    conn.user_id = self._user_id(principal)
-            for hook in compiled.connect_hooks:
-                if await resolver.run(hook) is False:
-                    raise ForbiddenError("connection refused")
-        except (
-            AsyncWSError,
-            StarletteWebSocketException,
-            StarletteHTTPException,
-            PydanticValidationError,
-        ) as exc:
-            if websocket.application_state is WebSocketState.CONNECTING:
-                await websocket.close(CloseCode.POLICY_VIOLATION)  # -> HTTP 403
-            logger.info("handshake refused: %s", getattr(exc, "message", exc))
-            return False
-        except Exception:
-            logger.exception("handshake failed")
-            if websocket.application_state is WebSocketState.CONNECTING:
-                await websocket.close(CloseCode.INTERNAL_ERROR)
-            return False
-        finally:
-            await resolver.aclose()
-        return websocket.application_state is WebSocketState.CONNECTING
-
-    # -- frames -------------------------------------------------------------------------------
-
     async def handle_frame(self, conn: Connection, text: str | None) -> None:
         """Handle one client frame; raises `AsyncWSError` for the error frame to answer."""
-        compiled = self._compiled or self.compile()
-        counts = self.manager.frames_in  # for metrics
-        if text is None:
-            counts["invalid"] = counts.get("invalid", 0) + 1
-            raise ProtocolError(
-                "binary frames are not supported; send JSON text", code=ErrorCode.UNSUPPORTED_DATA
-            )
-        try:
-            frame = compiled.frames.validate(text)
-        except AsyncWSError:
-            counts["invalid"] = counts.get("invalid", 0) + 1
-            raise
-        kind = frame.type
-        counts[kind] = counts.get(kind, 0) + 1
-        if not self.framing.controls:
-            await self._call(conn, compiled.operations[kind], frame)
-        elif kind == "subscribe":
-            await self._subscribe(conn, frame)
-        elif kind == "unsubscribe":
-            pattern = validate_pattern(frame.topic, self.manager.topic_limits)
-            await self.manager.unsubscribe(conn, pattern)
-            if self._presence is not None:
-                await self._presence.leave(conn, pattern)
-            _send(conn, self.framing.ack(frame))
-        elif kind == "publish":
-            await self._client_publish(conn, frame)
-        elif kind == "presence" or kind == "presence_stats":
-            await self._presence_request(conn, frame)
-        else:
-            await self._call(conn, compiled.operations[kind], frame)
-
-    async def _subscribe(self, conn: Connection, frame: SubscribeFrame) -> None:
-        pattern = validate_pattern(frame.topic, self.manager.topic_limits)
-        covering, _ = self._find_topic(pattern)  # a declared topic must cover it
-        if not await self._may_subscribe(conn, pattern, frame.id):
-            return
-        policy = covering.presence_policy
-        if frame.since is not None or (
-            self._has_history and self._history_topic(pattern) is not None
-        ):
-            await self._subscribe_history(conn, frame, pattern)  # it answers the frame
-            if policy is not None and not is_pattern(pattern) and pattern in conn.topics:
-                await self.presence.join(conn, pattern, policy)
-            return
-        await self.manager.subscribe(conn, pattern)
-        if policy is not None and not is_pattern(pattern):
-            await self.presence.join(conn, pattern, policy)
-        _send(conn, self.framing.ack(frame))
-
-    async def _presence_request(self, conn: Connection, frame: Any) -> None:
-        """``presence`` / ``presence_stats``: answered like an operation (see
-        `asyncws.presence`); who may subscribe to the topic may ask."""
-        pattern = validate_pattern(frame.topic, self.manager.topic_limits)
-        if is_pattern(pattern):
-            raise InvalidTopicError("presence needs a concrete topic, not a pattern")
-        topic, _ = self._find_topic(pattern)
-        policy = topic.presence_policy
-        if policy is None:
-            raise PresenceError("this topic has no presence")
-        if not await self._may_subscribe(conn, pattern, frame.id):
-            return
-        tracker = self.presence
-        if frame.type == "presence_stats":
-            data = dumps({"count": await tracker.count(pattern)})
-        else:
-            members, count = await tracker.members(pattern, policy.max_members)
-            data = dumps(
-                {
-                    "members": [m.as_dict() for m in members],
-                    "count": count,
-                    "truncated": count > len(members),
-                }
-            )
-        for text in self.framing.replies(frame, data):
-            conn.send_text_nowait(text)
-
-    async def _may_subscribe(self, conn: Connection, pattern: str, frame_id: Any) -> bool:
-        """Whether ``conn`` may subscribe to ``pattern``: raises `ForbiddenError`, or answers
-        a failing ``authorize`` hook through the exception handlers and returns False."""
-        # ... and every topic it would receive messages of must allow it: `rooms/#` also
-        # reaches `rooms/{room}/secret`, `u/+` also reaches a fixed `u/admin`.
-        for topic in self.topics:
-            values = topic.template.reaches(pattern)
-            if values is None:
-                continue
-            self._require_scopes(conn, topic.subscribe_scopes)
-            if topic.authorize_dependant is None:
-                continue
-            typed = {
-                name: None if raw is None else topic.params[name].adapter.validate_strings(raw)
-                for name, raw in values.items()
-            }
-            resolver = Resolver(
-                conn,
-                None,
-                extra={**typed, "topic": pattern, "pattern": pattern},
-                path_params=dict(conn.websocket.path_params),
-            )
-            try:
-                check_authorize(await resolver.run(topic.authorize_dependant), topic)
-            except AsyncWSError:
-                raise
-            except Exception as exc:  # the hook failed: the app's exception handlers decide
-                await self._handle_exception(conn, None, exc, frame_id)
-                return False
-            finally:
-                await resolver.aclose()
-        return True
-
-    def _history_topic(self, pattern: str) -> Topic[Any] | None:
-        """The history topic of a concrete address (None for a pattern or a plain topic)."""
-        if is_pattern(pattern):
-            return None
-        for topic in self.topics:
-            if topic.history is not None and topic.template.covers(pattern) is not None:
-                return topic
-        return None
-
-    async def _subscribe_history(self, conn: Connection, frame: Any, pattern: str) -> None:
-        """Subscribe with the topic's position in the ack and, with ``since``, recovery
-        (`asyncws.history`): bad ``since`` or none to honour it with is an error frame."""
-        since = parse_since(frame.since)
-        topic = self._history_topic(pattern)
-        if topic is None or topic.history is None:
-            if is_pattern(pattern):
-                raise ProtocolError(
-                    "'since' needs a concrete topic, not a wildcard", code=ErrorCode.BAD_REQUEST
-                )
-            raise ProtocolError(
-                "'since' on a topic that keeps no history", code=ErrorCode.BAD_REQUEST
-            )
-        framing = self.framing
-        self.manager.history.framing = framing
-
-        def ack(recovered: bool | None, position: Position) -> None:
-            _send(conn, framing.subscribed(frame, recovered, position.offset, position.epoch))
-
-        await self.manager.history.subscribe(conn, pattern, topic.history, since, ack)
-
-    def _find_topic(self, pattern: str) -> tuple[Topic[Any], dict[str, str | None]]:
-        for topic in self.topics:
-            values = topic.template.covers(pattern)
-            if values is not None:
-                return topic, values
-        raise UnknownTopicError("no such topic (or wildcards where the topic does not allow them)")
-
-    async def _client_publish(self, conn: Connection, frame: PublishFrame) -> None:
-        compiled = self._compiled or self.compile()
-        route = compiled.publish_routes.get(frame.topic)
-        if route is None:
-            route = self._publish_route(frame.topic)
-            compiled.remember(frame.topic, route)
-        if route.scopes:
-            self._require_scopes(conn, route.scopes)
-        try:
-            model = route.validate(frame.data)
-        except PydanticValidationError as exc:
-            raise PayloadValidationError(
-                "invalid message for this topic", errors=field_errors(exc.errors(), 0)
-            ) from None
-        # validated just above: encode it as it is (Topic.encode would validate it again);
-        # the topic was validated when its route was built
-        text = route.frame(model)
-        self.manager.charge(conn, 1, text)
-        history = route.topic.history
-        if history is not None:
-            await self.manager.history.publish(route.concrete, text, history)
-        else:
-            await self.manager.publish_valid(route.concrete, text)
-        _send(conn, self.framing.ack(frame))
-
-    def _publish_route(self, address: str) -> _PublishRoute:
-        """Validate a concrete topic and resolve what a client publish to it needs.
-
-        Raises the error a client gets (invalid topic, unknown topic, not client-publishable).
-        """
-        concrete = validate_topic(address, self.manager.topic_limits)
-        topic, _ = self._find_topic(concrete)
-        scopes: list[str] = []
-        # every topic the address belongs to must allow it (their subscribers receive it)
-        for other in self.topics:
-            if other is topic or other.template.covers(concrete) is not None:
-                if not other.client_publish:
-                    raise ForbiddenError("clients may not publish to this topic")
-                scopes.extend(s for s in other.publish_scopes if s not in scopes)
-        return _PublishRoute(concrete, topic, tuple(scopes), self.framing)
-
-    def _require_scopes(self, conn: Connection, required: Sequence[str]) -> None:
-        if not required:
-            return
-        granted = set(self.scopes_of(conn.principal))
-        missing = [s for s in required if s not in granted]
-        if missing:
-            raise ForbiddenError(f"missing scope(s): {' '.join(missing)}")
+        await handle_frame(self, conn, text)
 
     def scopes_of(self, principal: Any) -> Sequence[str]:
         """The scopes granted to a principal: ``scopes_of=`` if given, else its ``scopes``
@@ -712,252 +327,3 @@ class AsyncWS(Router):
         if isinstance(found, str):
             return found.split()
         return list(found or ())
-
-    async def _call(self, conn: Connection, op: Operation, frame: Any) -> None:
-        self._require_scopes(conn, op.scopes)
-        compiled = self._compiled or self.compile()
-        flat = compiled.flat.get(op.type)
-        if flat is not None:
-            # A handler that takes only its payload, the connection or the websocket (no
-            # dependencies, no `yield`): called directly, no Resolver (same semantics).
-            args: list[Any] = []
-            kwargs: dict[str, Any] = {}
-            for kind, positional, name in flat:
-                value = (
-                    getattr(frame, "data", None)
-                    if kind == "payload"
-                    else conn
-                    if kind == "connection"
-                    else conn.websocket
-                )
-                if positional:
-                    args.append(value)
-                else:
-                    kwargs[name] = value
-            try:
-                result = op.dependant.call(*args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
-            except Exception as exc:
-                await self._handle_exception(conn, op, exc, frame.id)
-                return
-            self._answer(conn, op, result, frame)
-            return
-        ws = conn.websocket
-        resolver = Resolver(
-            conn, ws, payload=getattr(frame, "data", None), path_params=dict(ws.path_params)
-        )
-        try:
-            try:
-                before = self._compiled.dependencies.get(op.type) if self._compiled else None
-                if before is not None:
-                    await resolver.run(before)
-                result = await resolver.run(op.dependant)
-            except Exception as exc:
-                try:  # yield dependencies see the exception (rollback), then it is answered
-                    await resolver.aclose(exc)
-                except Exception:
-                    logger.exception("a dependency's teardown failed in %r", op.type)
-                await self._handle_exception(conn, op, exc, frame.id)
-                return
-            self._answer(conn, op, result, frame)
-        finally:
-            try:
-                await resolver.aclose()
-            except Exception:
-                logger.exception("a dependency's teardown failed in %r", op.type)
-
-    def _answer(self, conn: Connection, op: Operation, result: Any, frame: Any) -> None:
-        """The reply frames (validated against the operation's reply model) or the ack, in
-        the connection's framing."""
-        framing = self.framing_of(conn)
-        adapter = op.reply_adapter
-        if adapter is None:
-            _send(conn, framing.ack(frame))
-            return
-        try:
-            data = adapter.dump_json(adapter.validate_python(result), by_alias=True).decode()
-        except Exception as exc:  # the handler broke its own contract: a server bug
-            logger.error("operation %r returned an invalid reply", op.type, exc_info=exc)
-            _send(conn, framing.error(AsyncWSError("internal error"), frame.id))
-            return
-        # asyncws framing: like acks, only a frame with an id is answered
-        for text in framing.replies(frame, data):
-            conn.send_text_nowait(text)
-
-    async def _handle_exception(
-        self, conn: Connection, op: Operation | None, exc: Exception, id: Any
-    ) -> None:
-        framing = self.framing_of(conn)
-        handler = None
-        for router in op.routers if op is not None else ():
-            handler = _lookup(router.exception_handlers, exc)
-            if handler is not None:
-                break
-        if handler is None:
-            handler = _lookup(self.exception_handlers, exc)
-        if handler is not None:
-            try:
-                answer = handler(conn, exc)
-                if inspect.isawaitable(answer):
-                    answer = await answer
-            except AsyncWSError as raised:
-                answer = raised
-            except Exception:
-                logger.exception("exception handler for %s failed", type(exc).__name__)
-                answer = AsyncWSError("internal error")
-            if answer is not None and not isinstance(answer, AsyncWSError):
-                logger.error(
-                    "exception handler for %s returned %r; expected an AsyncWSError or None",
-                    type(exc).__name__,
-                    type(answer).__name__,
-                )
-                answer = AsyncWSError("internal error")
-            if isinstance(answer, AsyncWSError):
-                _send(conn, framing.error(answer, id))
-            return
-        if isinstance(exc, AsyncWSError):
-            _send(conn, framing.error(exc, id))
-            return
-        if isinstance(exc, StarletteHTTPException):  # FastAPI code raises them everywhere
-            logger.info(
-                "%s %d in operation %r: %s",
-                type(exc).__name__,
-                exc.status_code,
-                op.type if op else "?",
-                exc.detail,
-            )
-            _send(conn, framing.error(from_http_exception(exc.status_code, exc.detail), id))
-            return
-        if isinstance(exc, StarletteWebSocketException):  # FastAPI's way to say "close it"
-            logger.info(
-                "connection %s closed with %d by %s: %s",
-                conn.id,
-                exc.code,
-                type(exc).__name__,
-                exc.reason,
-            )
-            # the client learns why (an error frame answering its frame), then the close
-            _send(conn, framing.error(from_websocket_exception(exc.code, exc.reason), id))
-            await conn.close(exc.code, exc.reason or "")
-            return
-        logger.error(
-            "unhandled %s in operation %r", type(exc).__name__, op.type if op else "?", exc_info=exc
-        )
-        _send(conn, framing.error(AsyncWSError("internal error"), id))
-
-
-def _send(conn: Connection, text: str | None) -> None:
-    if text is not None:
-        conn.send_text_nowait(text)
-
-
-def _default_expiry(principal: Any) -> float | None:
-    """The ``exp`` of a principal (a JWT claims dict, or an object with ``exp``), if any."""
-    exp = principal.get("exp") if isinstance(principal, dict) else getattr(principal, "exp", None)
-    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
-
-
-def _is_open(conn: Connection) -> bool:
-    return conn.state is ConnectionState.OPEN
-
-
-def _lookup(
-    handlers: dict[type[BaseException], Callable[..., Any]], exc: BaseException
-) -> Callable[..., Any] | None:
-    for cls in type(exc).__mro__:
-        handler = handlers.get(cls)
-        if handler is not None:
-            return handler
-    return None
-
-
-class _PublishRoute:
-    """What a client publish to one concrete topic needs, resolved once (see `_Compiled`):
-    the topic declaration, the scopes every covering topic requires, and, in asyncws's
-    envelope, the event frame's head per message model."""
-
-    __slots__ = ("concrete", "framing", "heads", "scopes", "topic", "validate")
-
-    def __init__(
-        self, concrete: str, topic: Topic[Any], scopes: tuple[str, ...], framing: Framing
-    ) -> None:
-        self.concrete = concrete
-        self.topic = topic
-        self.scopes = scopes
-        # the head cache is for asyncws's envelope; another framing builds its own frames
-        self.framing = None if isinstance(framing, AsyncWSFraming) else framing
-        self.heads: dict[type[Any], str] = {}
-        # pydantic-core's validator itself: TypeAdapter.validate_python only forwards to it
-        self.validate: Callable[[Any], Any] = topic.adapter.validator.validate_python
-
-    def frame(self, model: Any) -> str:
-        """The event frame of a validated model (`Topic.frame_for`, its head cached)."""
-        cls = type(model)
-        # model_dump_json(by_alias=True) without its keyword-forwarding wrapper
-        data: str = model.__pydantic_serializer__.to_json(model, by_alias=True).decode()
-        if self.framing is not None:
-            return self.framing.event(message_name(cls), self.concrete, data)
-        head = self.heads.get(cls)
-        if head is None:
-            head = event_frame(message_name(cls), self.concrete, "")[:-1]  # without the "}"
-            self.heads[cls] = head
-        return head + data + "}"
-
-
-_FLAT_KINDS = frozenset({"payload", "connection", "websocket"})
-
-#: Concrete topics whose publish route is kept (see `_Compiled.remember`): bounded, so a
-#: client publishing to ever new topics costs a resolution per publish, never memory.
-PUBLISH_ROUTES_MAX = 4096
-
-
-class _Compiled:
-    """Everything derived from the declarations, built once before serving."""
-
-    def remember(self, address: str, route: _PublishRoute) -> None:
-        routes = self.publish_routes
-        if len(routes) >= PUBLISH_ROUTES_MAX:
-            del routes[next(iter(routes))]  # the oldest: insertion order
-        routes[address] = route
-
-    def __init__(self, app: AsyncWS) -> None:
-        #: Client publish routes by concrete topic (filled on first use; declarations
-        #: changing build a new `_Compiled`, so entries never go stale).
-        self.publish_routes: dict[str, _PublishRoute] = {}
-        self.operations: dict[str, Operation] = dict(app.operations)
-        self.dependencies: dict[str, Dependant] = {}
-        for op in self.operations.values():
-            before = analyze_dependencies(
-                op.dependencies, path_params=app.path_params, owner=f"operation {op.type!r}"
-            )
-            if before is not None:
-                self.dependencies[op.type] = before
-        self.frames = app.framing.decoder(self.operations.values())
-        #: Operations whose handler takes only its payload, the connection and/or the
-        #: websocket, without other dependencies: (kind, positional, name) per parameter.
-        self.flat: dict[str, list[tuple[str, bool, str]]] = {}
-        for op in self.operations.values():
-            dep = op.dependant
-            if (
-                op.type in self.dependencies
-                or dep.is_gen
-                or dep.is_async_gen
-                or any(p.kind not in _FLAT_KINDS for p in dep.params)
-            ):
-                continue
-            self.flat[op.type] = [(p.kind, p.positional, p.name) for p in dep.params]
-        self.authenticate: Dependant | None = (
-            analyze(app.authenticate, path_params=app.path_params) if app.authenticate else None
-        )
-        self.connect_hooks = [analyze(h, path_params=app.path_params) for h in app._connect_hooks]
-        self.disconnect_hooks = [
-            analyze(h, path_params=app.path_params) for h in app._disconnect_hooks
-        ]
-        for topic in app.topics:
-            if topic.authorize is not None:
-                topic.authorize_dependant = analyze(
-                    topic.authorize,
-                    extra=frozenset([*topic.params, "topic", "pattern"]),
-                    path_params=app.path_params,
-                )

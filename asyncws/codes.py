@@ -1,6 +1,7 @@
-"""Error codes (sent in error frames) and close codes (sent when a connection ends).
+"""Error codes (sent in error frames), close codes (sent when a connection ends) and the
+frame types of asyncws's own frames.
 
-Both are part of the wire protocol: `docs/protocol.md` lists them and the generated AsyncAPI
+All are part of the wire protocol: `docs/protocol.md` lists them and the generated AsyncAPI
 document describes them. Close codes follow RFC 6455 section 7.4.1.
 """
 
@@ -8,7 +9,22 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
-__all__ = ["CloseCode", "ErrorCode"]
+__all__ = ["CloseCode", "ErrorCode", "FrameType"]
+
+
+class FrameType(StrEnum):
+    """The ``type`` of the frames of asyncws's envelope that are not an application's own
+    (`docs/protocol.md`): the answers, which carry the ``id`` of the frame they answer, and
+    the control frames a client sends. The generated clients take them from here."""
+
+    ACK = "ack"
+    REPLY = "reply"
+    ERROR = "error"
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    PUBLISH = "publish"
+    PRESENCE = "presence"
+    PRESENCE_STATS = "presence_stats"
 
 
 class CloseCode(IntEnum):

@@ -104,13 +104,13 @@ def seed_app(manager: WebSocketManager) -> FastAPI:
 async def test_seed_send_by_conn_id_is_deduplicated_capped_and_rate_counted() -> None:
     manager = WebSocketManager("amp-seed")
     published: list[str] = []
-    real = manager._publish
+    real = manager.bridge.publish
 
-    async def spy(channel: str, text: str) -> None:
+    async def spy(channel: str, text: str, route: str | None = None) -> None:
         published.append(channel)
-        await real(channel, text)
+        await real(channel, text, route)
 
-    manager._publish = spy  # type: ignore[method-assign]
+    manager.bridge.publish = spy  # type: ignore[method-assign]
     async with (
         manager,
         TestClient(seed_app(manager)) as client,

@@ -1098,9 +1098,9 @@ async def test_client_publish_where_allowed(ws: WebSocketSession, client: TestCl
 async def test_client_publish_routes_are_cached_within_a_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import asyncws.app
+    import asyncws.compiled
 
-    monkeypatch.setattr(asyncws.app, "PUBLISH_ROUTES_MAX", 3)
+    monkeypatch.setattr(asyncws.compiled, "PUBLISH_ROUTES_MAX", 3)
     wsapp, app = build()
     async with (
         TestClient(app, timeout=3) as client,

@@ -10,6 +10,7 @@ without it the TypeScript checks skip, except under CI where that is an install 
 
 from __future__ import annotations
 
+import ast
 import copy
 import difflib
 import http.server
@@ -28,6 +29,7 @@ import yaml
 from asyncws.cli import main
 from asyncws.codegen import CodegenError, describe, generate, render
 from asyncws.codegen.layout import jsdoc, py_docstring, py_str
+from asyncws.codes import FrameType
 from tests.browser import unavailable
 from tests.servers import REPO_ROOT
 
@@ -218,7 +220,16 @@ DOCUMENTS: dict[str, tuple[Any, str | None]] = {
     "shop": (lambda: _load(GOLDEN / "shop.asyncapi.json"), None),
     "keyed": (lambda: _load(GOLDEN / "keyed.asyncapi.json"), "keyed"),
     "minimal": (lambda: _load(GOLDEN / "minimal.asyncapi.json"), None),
+    "headlines": (lambda: _topics_only(_load(ECHO_SPEC)), "headlines"),
 }
+
+
+def _topics_only(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` without its requests: a client of topics only."""
+    document["operations"] = {
+        k: v for k, v in document["operations"].items() if v["action"] == "send"
+    }
+    return document
 
 
 def _document(name: str) -> tuple[dict[str, Any], str | None]:
@@ -373,6 +384,83 @@ def test_python_hostile_descriptions_survive(generated: Path) -> None:
     finally:
         sys.path.remove(str(generated / "python"))
         for key in [k for k in sys.modules if k.split(".")[0] == "hostile_client"]:
+            del sys.modules[key]
+
+
+def test_python_usage_example_is_indented_without_operations(generated: Path) -> None:
+    text = (generated / "python" / "headlines_client" / "client.py").read_text(encoding="utf-8")
+    example = text[text.index("    async with HeadlinesClient(") :].split("\n\n")[0]
+    assert example.splitlines()[1:] == [
+        "        async with client.subscribe_news(...) as events:",
+        "            async for event in events:",
+        "                ...",
+    ]
+
+
+# -- the Python runtime: one static file ------------------------------------------------------
+
+RUNTIME = REPO_ROOT / "templates" / "clients" / "python" / "_runtime.py"
+
+
+def test_python_runtime_is_the_static_file(generated: Path) -> None:
+    """Every client's ``_runtime.py`` is templates/clients/python/_runtime.py, byte for byte."""
+    runtimes = sorted((generated / "python").glob("*/_runtime.py"))
+    assert len(runtimes) == len(DOCUMENTS)
+    assert {p.read_bytes() for p in runtimes} == {RUNTIME.read_bytes()}
+
+
+def _class(tree: ast.Module, name: str) -> ast.ClassDef:
+    return next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name)
+
+
+def test_python_method_names_never_shadow_the_runtime() -> None:
+    """The names an operation, a topic method or an endpoint parameter may not take are
+    exactly what the runtime's `BaseClient` and `ClientOptions` define."""
+    from asyncws.codegen.python.naming import CLIENT_ATTRS, OPTIONS
+
+    tree = ast.parse(RUNTIME.read_text(encoding="utf-8"))
+    base = _class(tree, "BaseClient")
+    members = set()
+    for node in ast.walk(base):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node in base.body:
+            members.add(node.name)
+        elif isinstance(node, ast.AnnAssign | ast.Assign):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            for target in targets:
+                if isinstance(target, ast.Name) and node in base.body:
+                    members.add(target.id)
+                elif (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"
+                ):
+                    members.add(target.attr)
+    public = {m for m in members if not m.startswith("_")}
+    assert public == CLIENT_ATTRS
+    options = _class(tree, "ClientOptions")
+    fields = {n.target.id for n in options.body if isinstance(n, ast.AnnAssign)}
+    assert isinstance(fields, set) and fields == OPTIONS
+    init = next(n for n in base.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    assert {a.arg for a in init.args.kwonlyargs} == OPTIONS
+
+
+def test_python_header_takes_the_frame_types_of_the_protocol(generated: Path) -> None:
+    sys.path.insert(0, str(generated / "python"))
+    try:
+        header = importlib.import_module("chat_client._header")
+        package = importlib.import_module("chat_client")
+        assert {FrameType.ACK, FrameType.REPLY, FrameType.ERROR} == header.ANSWERS
+        assert (header.ERROR, header.SUBSCRIBE, header.UNSUBSCRIBE) == (
+            FrameType.ERROR,
+            FrameType.SUBSCRIBE,
+            FrameType.UNSUBSCRIBE,
+        )
+        assert header.ClientError is package.ChatClientError
+        assert header.ServerError is package.ChatError
+        assert header.LOGGER == "chat_client"
+    finally:
+        sys.path.remove(str(generated / "python"))
+        for key in [k for k in sys.modules if k.split(".")[0] == "chat_client"]:
             del sys.modules[key]
 
 

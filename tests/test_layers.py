@@ -1,9 +1,13 @@
 """The import rules of docs/architecture.md: the specification layer reads neutral
-descriptions and documents, never the app layer; the framing layer stays pure."""
+descriptions and documents, never the app layer; the framing layer stays pure. Inside the
+specification layer: the document builders and the readers do not import each other, the
+client description imports none of its readers or renderers, the renderers read only the
+description, and the Python client's runtime (shipped as it is) imports nothing of asyncws."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,7 +45,7 @@ def _imports(path: Path) -> set[str]:
 
 
 SPEC_LAYER = sorted(
-    p for p in [*PACKAGE.glob("asyncapi/*.py"), *PACKAGE.glob("codegen/*.py")] if p != SHIM
+    p for p in [*PACKAGE.glob("asyncapi/**/*.py"), *PACKAGE.glob("codegen/**/*.py")] if p != SHIM
 )
 
 
@@ -64,3 +68,90 @@ def test_the_framing_layer_stays_below_the_app() -> None:
     allowed = {"asyncws.codes", "asyncws.exceptions", "asyncws.protocol", "asyncws.frames"}
     own = {m for m in _imports(PACKAGE / "framing.py") if m.startswith("asyncws.")}
     assert {m.rsplit(".", 1)[0] if m not in allowed else m for m in own} <= allowed | {"asyncws"}
+
+
+def _own(path: Path, prefix: str) -> set[str]:
+    """The modules under ``prefix`` that ``path`` imports (``from x import name`` counts as
+    importing ``x``, and ``x.name`` when that is a module)."""
+    found = set()
+    for name in _imports(path):
+        if not name.startswith(prefix):
+            continue
+        module = PACKAGE.parent / Path(*name.split("."))
+        if module.with_suffix(".py").is_file() or (module / "__init__.py").is_file():
+            found.add(name)
+    return found
+
+
+def _modules(*names: str) -> list[Path]:
+    return [PACKAGE / name for name in names]
+
+
+# the AsyncAPI document builders (a description -> a document) and the readers of documents
+BUILDERS = {
+    f"asyncws.asyncapi.{m}"
+    for m in ("v3", "framed_v3", "keys", "bindings", "envelope", "channels", "components")
+}
+READERS = {"asyncws.asyncapi.reader", "asyncws.asyncapi.wire", "asyncws.asyncapi.lint"}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS), ids=lambda n: n.rsplit(".", 1)[-1])
+def test_document_builders_do_not_read_documents(name: str) -> None:
+    path = PACKAGE.parent / (name.replace(".", "/") + ".py")
+    assert _own(path, "asyncws.asyncapi") & (READERS | {"asyncws.asyncapi"}) == set()
+
+
+@pytest.mark.parametrize("name", sorted(READERS), ids=lambda n: n.rsplit(".", 1)[-1])
+def test_document_readers_do_not_build_documents(name: str) -> None:
+    path = PACKAGE.parent / (name.replace(".", "/") + ".py")
+    assert _own(path, "asyncws.asyncapi") & (BUILDERS | {"asyncws.asyncapi"}) == set()
+
+
+DESCRIPTION = {"asyncws.codegen.model", "asyncws.codegen.typetree", "asyncws.codegen.names"}
+CLIENT_READERS = {f"asyncws.codegen.{m}" for m in ("document", "schemas", "operations", "reader")}
+
+
+@pytest.mark.parametrize(
+    "path",
+    _modules("codegen/model.py", "codegen/typetree.py", "codegen/names.py"),
+    ids=lambda p: p.name,
+)
+def test_the_client_description_imports_only_itself(path: Path) -> None:
+    assert _own(path, "asyncws.") <= DESCRIPTION
+
+
+RENDERERS = sorted([*PACKAGE.glob("codegen/python/*.py"), PACKAGE / "codegen" / "typescript.py"])
+
+
+@pytest.mark.parametrize("path", RENDERERS, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_client_renderers_read_only_the_description(path: Path) -> None:
+    own = _own(path, "asyncws.")
+    assert own & (CLIENT_READERS | {"asyncws.asyncapi"}) == set()
+    assert not {m for m in own if m.startswith("asyncws.asyncapi.")}
+
+
+@pytest.mark.parametrize("name", sorted(CLIENT_READERS), ids=lambda n: n.rsplit(".", 1)[-1])
+def test_the_client_readers_do_not_render(name: str) -> None:
+    path = PACKAGE.parent / (name.replace(".", "/") + ".py")
+    renderers = ("asyncws.codegen.python", "asyncws.codegen.typescript", "asyncws.codegen.layout")
+    assert not {m for m in _own(path, "asyncws.codegen") if m.startswith(renderers)}
+
+
+def test_the_python_client_runtime_imports_nothing_of_asyncws() -> None:
+    runtime = PACKAGE.parent / "templates" / "clients" / "python" / "_runtime.py"
+    tree = ast.parse(runtime.read_text(encoding="utf-8"))
+    modules = {
+        ("." * node.level) + (node.module or "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    local = {m for m in modules if m.startswith(".")}
+    assert local == {"._header", ".errors"}
+    assert not {m for m in modules if m.split(".")[0] == "asyncws"}
+    third_party = {m.split(".")[0] for m in modules - local} - set(sys.stdlib_module_names)
+    assert third_party == {"pydantic", "pydantic_core", "websockets"}

@@ -737,7 +737,7 @@ async def test_late_unsubscribe_does_not_cut_off_a_returning_user_or_id() -> Non
 
         # A late unsubscription of an id that is live again is skipped.
         same_id = await client.websocket_connect("/ws/one")
-        await manager._broker_unsubscribe_many(["ns/c/one", "ns/u/u"])
+        await manager.bridge.unsubscribe_many(["ns/c/one", "ns/u/u"])
         assert {"ns/c/one", "ns/u/u"} <= broker._channels
         await manager.publish_to_connection("one", {"to": "one"})
         assert await same_id.receive_json() == {"to": "one"}

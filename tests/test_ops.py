@@ -253,16 +253,16 @@ async def test_latency_histogram_and_header_versions() -> None:
     conn = _connection(manager, "drop_oldest")
     manager._register(conn)
     manager.subscribe_nowait(conn, "t/1")
-    manager._dispatch("ns/t/t/1", b"aws1:old:1\n{}")  # an older publisher: no time, delivered
+    manager.bridge.dispatch("ns/t/t/1", b"aws1:old:1\n{}")  # an older publisher: no time, delivered
     assert manager.stats["deliveries"] == 1
     assert sum(manager.latency_counts) == 0
     sent = time.time_ns() // 1000 - 30_000  # published 30 ms ago
-    manager._dispatch("ns/t/t/1", b"aws1:new:1:%d\n{}" % sent)
+    manager.bridge.dispatch("ns/t/t/1", b"aws1:new:1:%d\n{}" % sent)
     assert manager.stats["deliveries"] == 2
     assert sum(manager.latency_counts) == 1
     assert manager.latency_counts[LATENCY_BUCKETS.index(0.05)] == 1
     assert 0.03 <= manager.latency_sum < 1.0
-    manager._dispatch("ns/t/t/1", b"aws1:new:2:notatime\n{}")  # malformed: skipped
+    manager.bridge.dispatch("ns/t/t/1", b"aws1:new:2:notatime\n{}")  # malformed: skipped
     assert manager.stats["deliveries"] == 2
     assert manager.stats["broker_malformed"] == 1
     conn._mark_closed()

@@ -57,130 +57,154 @@ def _with_discriminator(schema: dict[str, Any], prop: str, value: str, component
     return {"allOf": [schema, tag]} if schema else tag
 
 
-def build_framed(desc: AppDescription, *, server_url: str | None = None) -> dict[str, Any]:
-    """The AsyncAPI 3.0.0 document of ``desc`` (an app in the document framing)."""
-    discriminator = desc.discriminator or "type"
-    payloads: list[PayloadSchema] = []
-    slots: list[tuple[str, int | None, int | None]] = []
-    for op in desc.operations:
-        p = r = None
-        if op.payload is not None:
-            payloads.append(op.payload)
-            p = len(payloads) - 1
-        reply = _item(op.reply)
-        if reply is not None:
-            payloads.append(reply)
-            r = len(payloads) - 1
-        slots.append((op.type, p, r))
-    event_slots: list[int] = []
-    for topic in desc.topics:
-        for event in topic.events:
-            payloads.append(event.payload)
-            event_slots.append(len(payloads) - 1)
-    schemas, components = generate_schemas(payloads) if payloads else ([], {})
-    correlation = _ref("components", "correlationIds", CORRELATION) if desc.correlation else None
-    messages: dict[str, Any] = {}
-    operations: dict[str, Any] = {}
+def _error_frame() -> dict[str, Any]:
+    """``{"error": {code, message, errors}}``: the frame of every failure."""
+    return {
+        "type": "object",
+        "title": "Error",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "errors": {"type": "array", "items": {"type": "object"}},
+                },
+                "required": ["code", "message"],
+            }
+        },
+        "required": ["error"],
+    }
 
-    def message(key: str, payload: Any, correlated: bool, **text: Any) -> dict[str, str]:
+
+class _FramedBuilder:
+    """One document: the payload schemas generated in one pass, then the messages (the
+    error first, each operation's request and reply, each topic's events)."""
+
+    def __init__(self, desc: AppDescription) -> None:
+        self.desc = desc
+        payloads: list[PayloadSchema] = []
+        #: per operation: the index of its payload and of its reply's item in ``payloads``
+        self.slots: list[tuple[int | None, int | None]] = []
+        for op in desc.operations:
+            p = r = None
+            if op.payload is not None:
+                payloads.append(op.payload)
+                p = len(payloads) - 1
+            reply = _item(op.reply)
+            if reply is not None:
+                payloads.append(reply)
+                r = len(payloads) - 1
+            self.slots.append((p, r))
+        self.event_slots: list[int] = []
+        for topic in desc.topics:
+            for event in topic.events:
+                payloads.append(event.payload)
+                self.event_slots.append(len(payloads) - 1)
+        self.schemas, self.components = generate_schemas(payloads) if payloads else ([], {})
+        self.correlation = (
+            _ref("components", "correlationIds", CORRELATION) if desc.correlation else None
+        )
+        self.messages: dict[str, Any] = {}
+        self.operations: dict[str, Any] = {}
+
+    def message(self, key: str, payload: Any, correlated: bool, **text: Any) -> dict[str, str]:
         body: dict[str, Any] = {"name": key, "title": key}
         body.update({k: v for k, v in text.items() if v})
         body["payload"] = payload
-        if correlated and correlation is not None:
-            body["correlationId"] = correlation
-        messages[key] = body
+        if correlated and self.correlation is not None:
+            body["correlationId"] = self.correlation
+        self.messages[key] = body
         return _ref("channels", ENDPOINT, "messages", key)
 
-    error_ref = message(
-        "error",
-        {
-            "type": "object",
-            "title": "Error",
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "errors": {"type": "array", "items": {"type": "object"}},
-                    },
-                    "required": ["code", "message"],
-                }
-            },
-            "required": ["error"],
-        },
-        True,
-        summary="A frame failed: its `code` says why.",
-    )
-    for op, (kind, p, r) in zip(desc.operations, slots, strict=True):
-        schema = schemas[p] if p is not None else {}
-        request = message(
-            kind,
-            _with_discriminator(schema, discriminator, kind, components),
-            True,
-            summary=op.summary,
+    def build(self, server_url: str | None) -> dict[str, Any]:
+        desc = self.desc
+        error_ref = self.message(
+            "error", _error_frame(), True, summary="A frame failed: its `code` says why."
         )
-        body: dict[str, Any] = {
-            "action": "receive",
-            "channel": _ref("channels", ENDPOINT),
-            "messages": [request],
-        }
-        if op.summary:
-            body["summary"] = op.summary
-        if op.description:
-            body["description"] = op.description
-        if r is not None:
-            reply_key = kind + "Reply"
-            body["reply"] = {
-                "channel": _ref("channels", ENDPOINT),
-                "messages": [message(reply_key, schemas[r], True), error_ref],
-            }
-        operations[op.id] = body
-    i = 0
-    for topic in desc.topics:
-        refs = []
-        for event in topic.events:
-            refs.append(message(event.name, schemas[event_slots[i]], False, summary=event.summary))
-            i += 1
-        operations["".join(w[:1].upper() + w[1:] for w in topic.id.split(".")) or topic.id] = {
+        self._requests(error_ref)
+        self._pushes()
+        self.operations["errors"] = {
             "action": "send",
             "channel": _ref("channels", ENDPOINT),
-            "summary": topic.summary or f"Pushed by the server ({topic.address}).",
-            "messages": refs,
+            "summary": "Sent for a frame that failed.",
+            "messages": [error_ref],
         }
-    operations["errors"] = {
-        "action": "send",
-        "channel": _ref("channels", ENDPOINT),
-        "summary": "Sent for a frame that failed.",
-        "messages": [error_ref],
-    }
-    document: dict[str, Any] = {
-        "asyncapi": desc.asyncapi_version,
-        "x-asyncws-framing": "document",
-        "info": {"title": desc.title, "version": desc.version}
-        | ({"description": desc.description} if desc.description else {}),
-        "defaultContentType": "application/json",
-        "servers": dict(desc.servers)
-        if desc.servers
-        else {"default": server_from_url(server_url or DEFAULT_SERVER_URL)},
-        "channels": {
-            ENDPOINT: {
-                "address": desc.path,
-                "title": "The websocket endpoint",
-                "messages": messages,
-            }
-        },
-        "operations": operations,
-        "components": {"schemas": components},
-    }
-    if desc.correlation:
-        document["components"]["correlationIds"] = {
-            CORRELATION: {
-                "description": "Chosen by the client; the answer carries the same value.",
-                "location": desc.correlation,
-            }
+        document: dict[str, Any] = {
+            "asyncapi": desc.asyncapi_version,
+            "x-asyncws-framing": "document",
+            "info": {"title": desc.title, "version": desc.version}
+            | ({"description": desc.description} if desc.description else {}),
+            "defaultContentType": "application/json",
+            "servers": dict(desc.servers)
+            if desc.servers
+            else {"default": server_from_url(server_url or DEFAULT_SERVER_URL)},
+            "channels": {
+                ENDPOINT: {
+                    "address": desc.path,
+                    "title": "The websocket endpoint",
+                    "messages": self.messages,
+                }
+            },
+            "operations": self.operations,
+            "components": {"schemas": self.components},
         }
-    if not components:
-        del document["components"]["schemas"]
-    name_document_schemas(document)
-    return document
+        if desc.correlation:
+            document["components"]["correlationIds"] = {
+                CORRELATION: {
+                    "description": "Chosen by the client; the answer carries the same value.",
+                    "location": desc.correlation,
+                }
+            }
+        if not self.components:
+            del document["components"]["schemas"]
+        name_document_schemas(document)
+        return document
+
+    def _requests(self, error_ref: dict[str, str]) -> None:
+        """A ``receive`` operation per operation: its request, and its reply when it has one."""
+        discriminator = self.desc.discriminator or "type"
+        for op, (p, r) in zip(self.desc.operations, self.slots, strict=True):
+            schema = self.schemas[p] if p is not None else {}
+            request = self.message(
+                op.type,
+                _with_discriminator(schema, discriminator, op.type, self.components),
+                True,
+                summary=op.summary,
+            )
+            body: dict[str, Any] = {
+                "action": "receive",
+                "channel": _ref("channels", ENDPOINT),
+                "messages": [request],
+            }
+            if op.summary:
+                body["summary"] = op.summary
+            if op.description:
+                body["description"] = op.description
+            if r is not None:
+                body["reply"] = {
+                    "channel": _ref("channels", ENDPOINT),
+                    "messages": [self.message(op.type + "Reply", self.schemas[r], True), error_ref],
+                }
+            self.operations[op.id] = body
+
+    def _pushes(self) -> None:
+        """A ``send`` operation per topic: its events, pushed by the server."""
+        slots = iter(self.event_slots)
+        for topic in self.desc.topics:
+            refs = [
+                self.message(event.name, self.schemas[next(slots)], False, summary=event.summary)
+                for event in topic.events
+            ]
+            key = "".join(w[:1].upper() + w[1:] for w in topic.id.split(".")) or topic.id
+            self.operations[key] = {
+                "action": "send",
+                "channel": _ref("channels", ENDPOINT),
+                "summary": topic.summary or f"Pushed by the server ({topic.address}).",
+                "messages": refs,
+            }
+
+
+def build_framed(desc: AppDescription, *, server_url: str | None = None) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document of ``desc`` (an app in the document framing)."""
+    return _FramedBuilder(desc).build(server_url)

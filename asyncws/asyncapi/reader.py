@@ -4,7 +4,8 @@ Spec-first apps (`asyncws.document_app`), the client generators
 (`asyncws.codegen.framed`) and ``asyncws check`` all read a document through `read_api`, so
 they agree on every frame: which endpoint (websocket address) a channel is on, which
 messages go each way, how a frame is told apart from the others (`asyncws.framing`), and
-how a reply is correlated with its request.
+how a reply is correlated with its request. The description itself is in
+`asyncws.asyncapi.wire` (re-exported here).
 
 The document describes the server (AsyncAPI 3: ``receive`` is what the server receives
 from clients, ``send`` what it sends). How it is read:
@@ -31,8 +32,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +41,7 @@ import yaml
 
 from ..framing import MessageShape, correlation_pointer, indistinct, shape_of
 from .schemas import deref, make_validator, pointer_parts
+from .wire import WireAPI, WireEndpoint, WireMessage, WireOperation, WireParam
 
 __all__ = [
     "WS_PROTOCOLS",
@@ -152,114 +153,6 @@ def resolve_external_refs(document: dict[str, Any], base: Path | None) -> dict[s
         raise SpecError(sorted(set(problems)))
     assert isinstance(resolved, dict)
     return resolved
-
-
-# -- the neutral description ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WireMessage:
-    """One message: its key, name, payload schema (references into the document kept) and
-    the `MessageShape` both sides use to recognise its frames."""
-
-    key: str
-    name: str
-    schema: Any
-    shape: MessageShape
-    title: str | None = None
-    summary: str | None = None
-    description: str | None = None
-    correlation: str | None = None  # the location, as written
-
-
-@dataclass(frozen=True)
-class WireParam:
-    """A parameter of an endpoint address: from the URL path, checked against ``enum`` (or
-    the ``x-asyncws-schema`` constraints)."""
-
-    name: str
-    description: str | None = None
-    enum: tuple[str, ...] | None = None
-    default: str | None = None
-    examples: tuple[str, ...] = ()
-    schema: Mapping[str, Any] | None = None
-
-
-@dataclass
-class WireOperation:
-    """An operation, from the server's side: ``receive`` (clients send ``messages``, the
-    server may answer with one of ``replies``) or ``send`` (the server pushes them)."""
-
-    id: str
-    action: str
-    channel: str
-    messages: list[WireMessage]
-    replies: list[WireMessage] = field(default_factory=list)
-    summary: str | None = None
-    description: str | None = None
-
-
-@dataclass
-class WireEndpoint:
-    """A websocket address and everything that goes over its connections."""
-
-    address: str  # the URL path template, e.g. "/v1/marketdata/{symbol}"
-    channels: list[str]
-    params: dict[str, WireParam]
-    receive: list[WireOperation] = field(default_factory=list)
-    send: list[WireOperation] = field(default_factory=list)
-
-    def inbound(self) -> list[MessageShape]:
-        """What clients send, each shape naming its operation."""
-        return [m.shape for op in self.receive for m in op.messages]
-
-    def outbound(self) -> list[WireMessage]:
-        """What the server sends: replies first (in operation order), then pushes."""
-        seen: dict[str, WireMessage] = {}
-        for op in self.receive:
-            for m in op.replies:
-                seen.setdefault(m.key, m)
-        for op in self.send:
-            for m in op.messages:
-                seen.setdefault(m.key, m)
-        return list(seen.values())
-
-    @property
-    def name(self) -> str:
-        return self.channels[0]
-
-
-@dataclass
-class WireAPI:
-    """A document read in its own framing."""
-
-    title: str
-    version: str
-    description: str | None
-    document: dict[str, Any]
-    endpoints: list[WireEndpoint]
-    servers: dict[str, Any]
-    skipped: list[str] = field(default_factory=list)
-
-    def operation(self, op_id: str) -> tuple[WireEndpoint, WireOperation]:
-        for endpoint in self.endpoints:
-            for op in (*endpoint.receive, *endpoint.send):
-                if op.id == op_id:
-                    return endpoint, op
-        raise KeyError(f"no operation {op_id!r} in the document")
-
-    def validator(self, schema: Any) -> Callable[[Any], list[dict[str, Any]]]:
-        """A function returning the validation errors of an instance of ``schema``."""
-        checker = make_validator(schema, self.document)
-
-        def errors(instance: Any) -> list[dict[str, Any]]:
-            found = sorted(checker.iter_errors(instance), key=lambda e: list(e.absolute_path))
-            return [
-                {"loc": list(e.absolute_path), "msg": e.message, "type": str(e.validator)}
-                for e in found[:50]
-            ]
-
-        return errors
 
 
 def framing_of_document(document: Mapping[str, Any]) -> str:
@@ -409,80 +302,7 @@ class _Reader:
         endpoints: dict[str, WireEndpoint] = {}
         operations = doc.get("operations") or {}
         for op_id, raw in operations.items():
-            op = self.deref(raw, f"operation {op_id!r}")
-            where = f"operation {op_id!r}"
-            key = self.channel_key(op.get("channel"), where)
-            if key is None:
-                continue
-            channel = self.channels[key]
-            address = channel.get("address")
-            if not isinstance(address, str):
-                self.unsupported(f"{where}: channel {key!r} has no address (a dynamic channel)")
-                continue
-            path = pathname + "/" + address.lstrip("/") if address.strip("/") else pathname + "/"
-            action = op.get("action")
-            if action not in ("send", "receive"):
-                self.problems.append(f"{where}: action must be send or receive")
-                continue
-            endpoint = endpoints.get(path)
-            if endpoint is None:
-                endpoint = WireEndpoint(path, [], self.params(key, channel))
-                endpoints[path] = endpoint
-            if key not in endpoint.channels:
-                endpoint.channels.append(key)
-                endpoint.params.update(self.params(key, channel))
-            refs = op.get("messages") or list((channel.get("messages") or {}).values())
-            messages = [
-                m
-                for i, ref in enumerate(refs)
-                if (m := self.message(ref, f"{where} message {i}", op_id)) is not None
-            ]
-            if not messages:
-                self.unsupported(f"{where}: no message this framing can carry")
-                continue
-            wire = WireOperation(
-                op_id,
-                action,
-                key,
-                messages,
-                summary=op.get("summary"),
-                description=op.get("description"),
-            )
-            reply = self.deref(op.get("reply"), where)
-            if isinstance(reply, Mapping):
-                if action == "send":
-                    self.unsupported(
-                        f"{where}: the server sends a request and expects a reply; asyncws "
-                        "serves replies to client requests only"
-                    )
-                    continue
-                if reply.get("address") is not None:
-                    self.unsupported(
-                        f"{where}: its reply goes to a dynamic address (reply.address)"
-                    )
-                    continue
-                reply_key = key
-                if reply.get("channel") is not None:
-                    reply_key = self.channel_key(reply.get("channel"), f"{where} reply") or key
-                reply_channel = self.channels.get(reply_key, {})
-                reply_address = reply_channel.get("address")
-                if not isinstance(reply_address, str) or reply_address.strip("/") != address.strip(
-                    "/"
-                ):
-                    self.unsupported(
-                        f"{where}: its reply goes to channel {reply_key!r} at another address; "
-                        "a reply must come back on the request's connection"
-                    )
-                    continue
-                reply_refs = reply.get("messages") or list(
-                    (reply_channel.get("messages") or {}).values()
-                )
-                wire.replies = [
-                    m
-                    for i, ref in enumerate(reply_refs)
-                    if (m := self.message(ref, f"{where} reply message {i}", None)) is not None
-                ]
-            (endpoint.receive if action == "receive" else endpoint.send).append(wire)
+            self.operation(op_id, raw, pathname, endpoints)
         for endpoint in endpoints.values():
             self.check_endpoint(endpoint)
         if self.problems:
@@ -496,6 +316,90 @@ class _Reader:
             servers=servers,
             skipped=self.skipped,
         )
+
+    def operation(
+        self, op_id: str, raw: Any, pathname: str, endpoints: dict[str, WireEndpoint]
+    ) -> None:
+        """Add an operation to the endpoint of its channel's address (made on first use),
+        or note why it cannot be."""
+        op = self.deref(raw, f"operation {op_id!r}")
+        where = f"operation {op_id!r}"
+        key = self.channel_key(op.get("channel"), where)
+        if key is None:
+            return
+        channel = self.channels[key]
+        address = channel.get("address")
+        if not isinstance(address, str):
+            self.unsupported(f"{where}: channel {key!r} has no address (a dynamic channel)")
+            return
+        path = pathname + "/" + address.lstrip("/") if address.strip("/") else pathname + "/"
+        action = op.get("action")
+        if action not in ("send", "receive"):
+            self.problems.append(f"{where}: action must be send or receive")
+            return
+        endpoint = endpoints.get(path)
+        if endpoint is None:
+            endpoint = WireEndpoint(path, [], self.params(key, channel))
+            endpoints[path] = endpoint
+        if key not in endpoint.channels:
+            endpoint.channels.append(key)
+            endpoint.params.update(self.params(key, channel))
+        refs = op.get("messages") or list((channel.get("messages") or {}).values())
+        messages = [
+            m
+            for i, ref in enumerate(refs)
+            if (m := self.message(ref, f"{where} message {i}", op_id)) is not None
+        ]
+        if not messages:
+            self.unsupported(f"{where}: no message this framing can carry")
+            return
+        wire = WireOperation(
+            op_id,
+            action,
+            key,
+            messages,
+            summary=op.get("summary"),
+            description=op.get("description"),
+        )
+        reply = self.deref(op.get("reply"), where)
+        if isinstance(reply, Mapping):
+            replies = self.replies(reply, where, action, key, address)
+            if replies is None:
+                return
+            wire.replies = replies
+        (endpoint.receive if action == "receive" else endpoint.send).append(wire)
+
+    def replies(
+        self, reply: Mapping[str, Any], where: str, action: str, key: str, address: str
+    ) -> list[WireMessage] | None:
+        """The messages of an operation's reply; None (and why) when the reply is not one
+        asyncws can carry: it must come back on the request's connection."""
+        if action == "send":
+            self.unsupported(
+                f"{where}: the server sends a request and expects a reply; asyncws "
+                "serves replies to client requests only"
+            )
+            return None
+        if reply.get("address") is not None:
+            self.unsupported(f"{where}: its reply goes to a dynamic address (reply.address)")
+            return None
+        reply_key = key
+        if reply.get("channel") is not None:
+            reply_key = self.channel_key(reply.get("channel"), f"{where} reply") or key
+        reply_channel = self.channels.get(reply_key, {})
+        reply_address = reply_channel.get("address")
+        if not isinstance(reply_address, str) or reply_address.strip("/") != address.strip("/"):
+            self.unsupported(
+                f"{where}: its reply goes to channel {reply_key!r} at another address; "
+                "a reply must come back on the request's connection"
+            )
+            return None
+        refs = reply.get("messages") or list((reply_channel.get("messages") or {}).values())
+        return [
+            m
+            for i, ref in enumerate(refs)
+            if (m := self.message(ref, f"{where} reply message {i}", None)) is not None
+        ]
 
     def params(self, key: str, channel: Mapping[str, Any]) -> dict[str, WireParam]:
         out: dict[str, WireParam] = {}

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .framed import FramedClient, describe_framed, render_framed
-from .model import ClientDescription, CodegenError, describe
+from .model import ClientDescription, CodegenError
+from .reader import describe
 
 __all__ = [
     "LANGUAGES",

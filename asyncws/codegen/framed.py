@@ -64,6 +64,20 @@ class Request:
     replies: list[Message]
     summary: str | None
 
+    @property
+    def doc(self) -> str:
+        """What the method does, one line (the templates escape it)."""
+        return self.summary or f"Send {self.message.name}."
+
+    @property
+    def reply_type(self) -> str:
+        """The union of the reply types ("" when the request gets no reply)."""
+        return " | ".join(r.type_name for r in self.replies)
+
+    @property
+    def reply_keys(self) -> list[str]:
+        return [r.key for r in self.replies]
+
 
 @dataclass
 class Push:
@@ -80,6 +94,14 @@ class Param:
     enum: list[str] | None
     description: str | None
 
+    @property
+    def py_type(self) -> str:
+        return "Literal[" + ", ".join(repr(v) for v in self.enum) + "]" if self.enum else "str"
+
+    @property
+    def ts_type(self) -> str:
+        return " | ".join(json.dumps(v) for v in self.enum) if self.enum else "string"
+
 
 @dataclass
 class Endpoint:
@@ -89,6 +111,23 @@ class Endpoint:
     requests: list[Request]
     pushes: list[Push]
     inbound: list[str]  # message keys the server sends, in classification order
+
+    @property
+    def py_doc(self) -> str:
+        """The class docstring of the Python connection (escaped)."""
+        names = ", ".join(f"``{_pydoc(p.name)}``" for p in self.params)
+        about = f" (path parameters: {names})" if self.params else ""
+        return f"A connection to ``{_pydoc(self.address)}``{about}."
+
+    @property
+    def py_params(self) -> str:
+        """The ``params`` dict the Python constructor passes on (path parameters)."""
+        return "{ " + ", ".join(f"{p.name!r}: {p.py_name}" for p in self.params) + " }"
+
+    @property
+    def ts_params(self) -> str:
+        """The type of the TypeScript constructor's ``params``."""
+        return "{ " + "; ".join(f"{json.dumps(p.name)}: {p.ts_type}" for p in self.params) + " }"
 
 
 @dataclass

@@ -28,11 +28,15 @@ __all__ = [
     "ListLit",
     "Or",
     "Sub",
+    "call",
+    "code",
     "jsdoc",
+    "laid",
     "layout",
     "py_docstring",
     "py_str",
     "py_value",
+    "signature",
     "ts_str",
     "ts_value",
 ]
@@ -330,3 +334,36 @@ def layout(expr: Expr, column: int, indent: int, tail: int = 0, nested: bool = F
         for prefix, value in items
     ]
     return opening + "\n" + "\n".join(lines) + "\n" + pad + closing
+
+
+def code(value: str | Expr) -> Expr:
+    """``value`` as an expression: a string is code, taken as it is."""
+    return value if isinstance(value, Expr) else Atom(value)
+
+
+def call(func: str, *args: str | Expr, **kwargs: str | Expr) -> Call:
+    """``func(args..., key=value...)``: strings are code (literals come quoted already)."""
+    items: list[tuple[str | None, Expr]] = [(None, code(a)) for a in args]
+    items += [(k, code(v)) for k, v in kwargs.items()]
+    return Call(func, tuple(items))
+
+
+def laid(indent: int, prefix: str, expr: Expr) -> str:
+    """``prefix`` and ``expr`` laid out on a line indented by ``indent`` (the caller writes
+    the indentation of the first line)."""
+    return prefix + layout(expr, indent + len(prefix), indent)
+
+
+def signature(
+    indent: int, keyword: str, name: str, params: Sequence[str], returns: str, stub: bool = False
+) -> str:
+    """A ``def`` line (``keyword`` is ``def`` or ``async def``) laid out as ``ruff format``
+    lays it out: on one line when it fits, else one parameter per line with a magic
+    trailing comma (stable under any line length from `LIMIT` up). ``stub`` ends it with
+    `` ...`` (an ``@overload``)."""
+    pad = " " * indent
+    end = f") -> {returns}:" + (" ..." if stub else "")
+    flat = f"{pad}{keyword} {name}(" + ", ".join(params) + end
+    if len(flat) <= LIMIT:
+        return flat
+    return f"{pad}{keyword} {name}(\n" + "".join(f"{pad}    {p},\n" for p in params) + pad + end

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..codes import FrameType
 from .layout import jsdoc, ts_str, ts_value
 from .model import (
     AnyNode,
@@ -208,13 +209,13 @@ class _Alias:
 
 @dataclass
 class _Method:
-    """A request method: ``name(data: payload, options)`` resolving with ``reply``."""
+    """A method of the client class, laid out: its doc comment, its head (``name(...): T {``,
+    which may span lines) and the statements of its body."""
 
     name: str
     doc: str
-    frame_type: str  # a literal
-    payload: str | None
-    reply: str | None
+    head: str
+    body: list[str]
 
 
 def _rejects(client: ClientDescription) -> str:
@@ -260,13 +261,15 @@ def _operation(client: ClientDescription, op: OperationDescription, taken: set[s
     details.append(_rejects(client))
     if op.deprecated:
         details.append("@deprecated")
-    return _Method(
-        name=_member(camel(op.id), taken, "Op"),
-        doc=jsdoc(text + "\n\n" + "\n\n".join(details), 2),
-        frame_type=ts_str(op.frame_type),
-        payload=ts_type(op.payload) if op.payload is not None else None,
-        reply=reply,
-    )
+    name = _member(camel(op.id), taken, "Op")
+    data = f"data: {ts_type(op.payload)}, " if op.payload is not None else ""
+    request = f"this.request({ts_str(op.frame_type)}, {'data' if data else 'undefined'}, options)"
+    head = f"async {name}({data}options: RequestOptions = {{}}): Promise<{reply or 'void'}> {{"
+    if reply is not None:
+        body = [f"const answer = await {request};", f"return answer.data as {reply};"]
+    else:
+        body = [f"await {request};"]
+    return _Method(name, jsdoc(text + "\n\n" + "\n\n".join(details), 2), head, body)
 
 
 @dataclass
@@ -278,25 +281,23 @@ class _Param:
     type: str
 
 
-@dataclass
-class _TopicView:
-    method: str
-    doc: str
-    address: str  # a literal
-    params: list[_Param]
-    event_type: str
-    types: list[str]  # literals
-    publish_method: str | None = None
-    publish_doc: str = ""
-    publish_data: str = ""
-    presence_method: str | None = None
-    presence_stats_method: str | None = None
-    presence_doc: str = ""
-    presence_stats_doc: str = ""
+def _head(name: str, params: list[str], returns: str) -> str:
+    """A method head with one parameter per line (the caller indents the first line)."""
+    lines = "".join(f"    {p},\n" for p in params)
+    return f"{name}(\n{lines}  ): {returns} {{"
 
 
-def _topic(client: ClientDescription, topic: TopicDescription, taken: set[str]) -> _TopicView:
-    params = []
+def _object_type(params: list[_Param], optional: bool) -> str:
+    """The type of a topic's ``params`` argument (``Record<string, never>``: it has none)."""
+    if not params:
+        return "Record<string, never>"
+    mark = "?" if optional else ""
+    return "{ " + "; ".join(f"{p.key}{mark}: {p.type}" for p in params) + " }"
+
+
+def _topic(client: ClientDescription, topic: TopicDescription, taken: set[str]) -> list[_Method]:
+    """``subscribe*``, and ``publish*`` and the presence methods where the topic has them."""
+    params: list[_Param] = []
     docs = []
     for param in topic.params:
         if param.enum:
@@ -306,6 +307,56 @@ def _topic(client: ClientDescription, topic: TopicDescription, taken: set[str]) 
         params.append(_Param(ts_key(param.name), ts_str(param.name), kind))
         about = (param.description or "a level of the address").rstrip(".")
         docs.append(f"`{param.name}`: {about}")
+    values = "{ " + ", ".join(f"{p.key}: params[{p.name}]" for p in params) + " }"
+    fill = f"const topic = fillTopic({ts_str(topic.address)}, {values if params else '{}'});"
+    event = topic.event_type
+    types = ", ".join(ts_str(e.frame_type) for e in topic.events)
+    name = _member("subscribe" + pascal(topic.name), taken, "_")
+    methods = [
+        _Method(
+            name,
+            _subscribe_doc(client, topic, docs),
+            _head(
+                name,
+                [
+                    f"params: {_object_type(params, True)} = {{}}",
+                    f"options: SubscribeOptions<{event}> = {{}}",
+                ],
+                f"Promise<Subscription<{event}>>",
+            ),
+            [fill, f"return this.connection.subscription<{event}>(topic, [{types}], options);"],
+        )
+    ]
+    required = f"params: {_object_type(params, False)}"
+    if topic.publish is not None:
+        name = _member("publish" + pascal(topic.name), taken, "_")
+        text = (
+            f"Publish an event to `{topic.address}`: every subscriber receives it. Resolves "
+            "when the server acknowledges it."
+        )
+        if topic.publish_scopes:
+            scopes = ", ".join(f"`{s}`" for s in topic.publish_scopes)
+            text += f" Needs the scopes: {scopes}."
+        request = f"await this.request({ts_str(FrameType.PUBLISH)}, data, {{ ...options, topic }});"
+        methods.append(
+            _Method(
+                name,
+                jsdoc(text + "\n\n" + _rejects(client), 2),
+                "async "
+                + _head(
+                    name,
+                    [f"data: {ts_type(topic.publish)}", required, "options: RequestOptions = {}"],
+                    "Promise<void>",
+                ),
+                [fill, request],
+            )
+        )
+    if topic.presence:
+        methods += _presence(client, topic, taken, required, fill)
+    return methods
+
+
+def _subscribe_doc(client: ClientDescription, topic: TopicDescription, params: list[str]) -> str:
     about = topic.description or topic.summary or ""
     text = f"Subscribe to `{topic.address}`." + (f" {about}" if about else "")
     details = [
@@ -314,47 +365,48 @@ def _topic(client: ClientDescription, topic: TopicDescription, taken: set[str]) 
         "`for await (const event of subscription)`, or pass `options.onEvent`; `close()` "
         "ends it. After a reconnection the client subscribes again.",
     ]
-    if docs:
-        details.append("Parameters (a missing one means any: `+`): " + "; ".join(docs) + ".")
+    if params:
+        details.append("Parameters (a missing one means any: `+`): " + "; ".join(params) + ".")
     if topic.subscribe_scopes:
         scopes = ", ".join(f"`{s}`" for s in topic.subscribe_scopes)
         details.append(f"Needs the scopes: {scopes}.")
-    view = _TopicView(
-        method=_member("subscribe" + pascal(topic.name), taken, "_"),
-        doc=jsdoc(text + "\n\n" + "\n\n".join(details), 2),
-        address=ts_str(topic.address),
-        params=params,
-        event_type=topic.event_type,
-        types=[ts_str(e.frame_type) for e in topic.events],
-    )
-    if topic.publish is not None:
-        view.publish_method = _member("publish" + pascal(topic.name), taken, "_")
-        view.publish_data = ts_type(topic.publish)
-        text = (
-            f"Publish an event to `{topic.address}`: every subscriber receives it. Resolves "
-            "when the server acknowledges it."
-        )
-        if topic.publish_scopes:
-            scopes = ", ".join(f"`{s}`" for s in topic.publish_scopes)
-            text += f" Needs the scopes: {scopes}."
-        view.publish_doc = jsdoc(text + "\n\n" + _rejects(client), 2)
-    if topic.presence:
-        view.presence_method = _member("presence" + pascal(topic.name), taken, "_")
-        view.presence_stats_method = _member("presenceStats" + pascal(topic.name), taken, "_")
-        view.presence_doc = jsdoc(
+    return jsdoc(text + "\n\n" + "\n\n".join(details), 2)
+
+
+def _presence(
+    client: ClientDescription, topic: TopicDescription, taken: set[str], params: str, fill: str
+) -> list[_Method]:
+    """``presence*`` (the members of a concrete topic) and ``presenceStats*``."""
+    members = _member("presence" + pascal(topic.name), taken, "_")
+    stats = _member("presenceStats" + pascal(topic.name), taken, "_")
+    docs = {
+        FrameType.PRESENCE: (
             f"The members of a `{topic.address}` topic, on every server instance (at most the "
-            "server's cap: see `truncated` and `count`).\n\n" + _rejects(client),
-            2,
+            "server's cap: see `truncated` and `count`)."
+        ),
+        FrameType.PRESENCE_STATS: f"The number of members of a `{topic.address}` topic.",
+    }
+    methods = []
+    for kind, name, model in (
+        (FrameType.PRESENCE, members, "Presence"),
+        (FrameType.PRESENCE_STATS, stats, "PresenceStats"),
+    ):
+        request = f"this.request({ts_str(kind)}, undefined, {{ ...options, topic }})"
+        methods.append(
+            _Method(
+                name,
+                jsdoc(docs[kind] + "\n\n" + _rejects(client), 2),
+                "async "
+                + _head(name, [params, "options: RequestOptions = {}"], f"Promise<{model}>"),
+                [fill, f"const answer = await {request};", f"return answer.data as {model};"],
+            )
         )
-        view.presence_stats_doc = jsdoc(
-            f"The number of members of a `{topic.address}` topic.\n\n" + _rejects(client), 2
-        )
-    return view
+    return methods
 
 
-def render(client: ClientDescription, env: Any) -> dict[str, str]:
-    """The module (path relative to the output directory -> text)."""
-    schemas = [_schema(s) for s in sorted(client.schemas.values(), key=lambda s: s.name)]
+def _events(client: ClientDescription) -> tuple[list[_Interface], list[_Alias]]:
+    """An interface per event (``type``, ``topic``, ``data``), a union per topic with
+    several events."""
     events = []
     unions = []
     for topic in client.topics:
@@ -362,70 +414,69 @@ def render(client: ClientDescription, env: Any) -> dict[str, str]:
             text = f"`{event.frame_type}` on `{topic.address}`"
             if event.description:
                 text += f": {event.description}"
-            events.append(
-                _Interface(
-                    event.name,
-                    jsdoc(text, 0),
-                    [
-                        _Prop("type", ts_str(event.frame_type), False, None),
-                        _Prop(
-                            "topic",
-                            "string",
-                            False,
-                            jsdoc(f"The concrete topic: an address of `{topic.address}`.", 2),
-                        ),
-                        _Prop("data", ts_type(event.data), False, None),
-                    ],
-                )
-            )
+            about = jsdoc(f"The concrete topic: an address of `{topic.address}`.", 2)
+            props = [
+                _Prop("type", ts_str(event.frame_type), False, None),
+                _Prop("topic", "string", False, about),
+                _Prop("data", ts_type(event.data), False, None),
+            ]
+            events.append(_Interface(event.name, jsdoc(text, 0), props))
         if topic.union_name:
+            members = " | ".join(e.name for e in topic.events)
             unions.append(
                 _Alias(
                     topic.union_name,
-                    alias_body(
-                        " | ".join(e.name for e in topic.events),
-                        len(f"export type {topic.union_name} ="),
-                    ),
+                    alias_body(members, len(f"export type {topic.union_name} =")),
                     jsdoc(f"An event of `{topic.address}`.", 0),
                 )
             )
-    taken: set[str] = set()
-    operations = [_operation(client, op, taken) for op in client.operations]
-    topics = [_topic(client, t, taken) for t in client.topics]
+    return events, unions
+
+
+def _docs(client: ClientDescription) -> dict[str, str]:
+    """The module's and the client class's doc comments."""
     title = f"{client.title} {client.version}".strip()
+    about = f"\n\n{client.description}" if client.description else ""
+    if client.endpoint is not None:
+        endpoint = f"`{client.endpoint}` (added to a `url` without a path)."
+    else:
+        endpoint = f"`{client.endpoint_address}`: give its parameters in `options.path`."
+    return {
+        "title": title,
+        "module_doc": jsdoc(
+            f"The client of {title}.{about}\n\nOne module, no dependencies: it needs the "
+            "platform `WebSocket` (browsers, Node.js 22 and later; or pass "
+            "`options.WebSocket`).\n\nGenerated by `asyncws codegen` from the AsyncAPI "
+            "document: do not edit.",
+            0,
+        ),
+        "class_doc": jsdoc(
+            f"A client of {title}.{about}\n\nThe websocket endpoint is {endpoint} One method "
+            "per operation, one `subscribe*` method per topic.",
+            0,
+        ),
+    }
+
+
+def render(client: ClientDescription, env: Any) -> dict[str, str]:
+    """The module (path relative to the output directory -> text)."""
+    schemas = [_schema(s) for s in sorted(client.schemas.values(), key=lambda s: s.name)]
+    events, unions = _events(client)
+    taken: set[str] = set()
+    methods = [_operation(client, op, taken) for op in client.operations]
+    for topic in client.topics:
+        methods += _topic(client, topic, taken)
     endpoint_params = [
         _Param(ts_key(p.name), ts_str(p.name), "number" if p.integer else "string")
         for p in client.endpoint_params
     ]
     context = {
         "client": client,
-        "title": title,
-        "module_doc": jsdoc(
-            f"The client of {title}."
-            + (f"\n\n{client.description}" if client.description else "")
-            + "\n\nOne module, no dependencies: it needs the platform `WebSocket` (browsers, "
-            "Node.js 22 and later; or pass `options.WebSocket`)."
-            + "\n\nGenerated by `asyncws codegen` from the AsyncAPI document: do not edit.",
-            0,
-        ),
-        "class_doc": jsdoc(
-            f"A client of {title}."
-            + (f"\n\n{client.description}" if client.description else "")
-            + "\n\n"
-            + (
-                f"The websocket endpoint is `{client.endpoint}` (added to a `url` without a path)."
-                if client.endpoint is not None
-                else f"The websocket endpoint is `{client.endpoint_address}`: give its "
-                "parameters in `options.path`."
-            )
-            + " One method per operation, one `subscribe*` method per topic.",
-            0,
-        ),
+        **_docs(client),
         "schemas": schemas,
         "events": events,
         "unions": unions,
-        "operations": operations,
-        "topics": topics,
+        "methods": methods,
         "errors": client.error_codes,
         "error_code_type": alias_body(
             " | ".join(ts_str(e.code) for e in client.error_codes) or "string",
@@ -435,6 +486,7 @@ def render(client: ClientDescription, env: Any) -> dict[str, str]:
         "endpoint": ts_str(client.endpoint) if client.endpoint is not None else "null",
         "endpoint_address": ts_str(client.endpoint_address),
         "endpoint_params": endpoint_params,
+        "path_type": "{ " + "; ".join(f"{p.key}: {p.type}" for p in endpoint_params) + " }",
         "options_type": client.name + "Options" if client.endpoint_params else "ClientOptions",
         "jsdoc": jsdoc,
         "ts_str": ts_str,

@@ -1,0 +1,247 @@
+"""The websocket endpoint of an `AsyncWS` app: the handshake, then the frame loop.
+
+The handshake checks the origin, the connection limits, authentication and the
+``on_connect`` hooks before accepting, so a refused client gets an HTTP status (403, or
+503 for capacity) and never a half-open websocket. The frame loop then handles one frame at
+a time, in order (a slow handler delays only its own connection), within the rate limit and
+the idle timeout, and ends with the disconnect hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import WebSocketException as StarletteWebSocketException
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from .auth import origin_allowed
+from .calls import send_frame
+from .codes import CloseCode
+from .connection import Connection, ConnectionState
+from .dependencies import Resolver
+from .exceptions import AsyncWSError, ForbiddenError, RateLimitedError
+from .frames import safe_id
+from .handshake import refuse_unavailable
+from .limits import TokenBucket
+
+if TYPE_CHECKING:
+    from .app import AsyncWS
+    from .compiled import Compiled
+
+__all__ = ["default_expiry", "serve"]
+
+logger = logging.getLogger("asyncws.app")
+
+
+async def serve(app: AsyncWS, websocket: WebSocket) -> None:
+    """The websocket endpoint: handshake (origin, auth, hooks), then the frame loop."""
+    compiled = app.compile()
+    conn = await _open(app, websocket, compiled)
+    if conn is None:
+        return
+    expiry = _expiry_timer(app, conn)
+    try:
+        try:
+            await app.attached(conn)
+        except Exception:
+            logger.exception("connection %s: opening it failed; closing with 1011", conn.id)
+            await conn.close(CloseCode.INTERNAL_ERROR, "internal error")
+            return
+        await _frame_loop(app, conn)
+    finally:
+        if expiry is not None:
+            expiry.cancel()
+        await app.manager.disconnect(conn)
+        if app._presence is not None:
+            await app._presence.drop(conn)
+        for hook in compiled.disconnect_hooks:
+            resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
+            try:
+                await resolver.run(hook)
+            except Exception:
+                logger.exception("on_disconnect hook failed")
+            finally:
+                await resolver.aclose()
+
+
+async def _open(app: AsyncWS, websocket: WebSocket, compiled: Compiled) -> Connection | None:
+    """The handshake: the accepted, attached connection, or None when it was refused."""
+    manager = app.manager
+    if not origin_allowed(
+        websocket, app.allowed_origins, server_origin=app.public_address.origin(websocket)
+    ):
+        logger.info("websocket %s: origin not allowed", websocket.url.path)
+        await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
+        return None
+    limits = app.limits
+    # A handshake holds its slot from here (authenticate may await): otherwise every
+    # handshake in flight would see the same free slot.
+    if len(manager.connections) + app._handshaking >= limits.max_connections:
+        logger.warning("connection refused: %d connections (the limit)", limits.max_connections)
+        await refuse_unavailable(websocket, "too many connections")  # HTTP 503
+        return None
+    app._handshaking += 1
+    held = True
+    try:
+        conn = Connection(
+            websocket,
+            manager.new_connection_id(),
+            max_queue=manager.max_queue,
+            max_queue_bytes=manager.max_queue_bytes,
+            slow_consumer=manager.slow_consumer,
+            max_frame_size=manager.max_frame_size,
+        )
+        try:
+            # asyncio.timeout, not wait_for: no extra task per connection (storms)
+            async with asyncio.timeout(limits.handshake_timeout):
+                accepted = await _handshake(app, conn, websocket, compiled)
+        except TimeoutError:
+            logger.warning("handshake timed out after %.1fs", limits.handshake_timeout)
+            if websocket.application_state is WebSocketState.CONNECTING:
+                await websocket.close(CloseCode.TRY_AGAIN_LATER)
+            return None
+        if not accepted:
+            return None
+        if conn.user_id is not None and (
+            len(manager.users.get(conn.user_id, ())) >= limits.max_connections_per_user
+        ):
+            logger.info(
+                "connection refused: user over %d connections",
+                limits.max_connections_per_user,
+            )
+            await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
+            return None
+        subprotocol = getattr(websocket.state, "asyncws_subprotocol", None)
+        # The slot passes to the connection: attach registers it before its first await.
+        app._handshaking -= 1
+        held = False
+        await manager.attach(conn, subprotocol=subprotocol)
+    finally:
+        if held:
+            app._handshaking -= 1
+    if not _is_open(conn):  # refused (shutting down): no websocket
+        return None
+    return conn
+
+
+async def _frame_loop(app: AsyncWS, conn: Connection) -> None:
+    """Handle the connection's frames, one at a time, until it ends or is closed."""
+    limits = app.limits
+    framing = app.framing_of(conn)
+    bucket = TokenBucket(limits.rate, limits.burst)
+    over_rate = 0
+    while True:
+        try:
+            if limits.idle_timeout is None:
+                text = await conn.receive_text()
+            else:
+                text = await asyncio.wait_for(conn.receive_text(), limits.idle_timeout)
+        except WebSocketDisconnect:
+            break
+        except TimeoutError:
+            await conn.close(CloseCode.NORMAL_CLOSURE, "idle timeout")
+            break
+        if not bucket.take():
+            over_rate += 1
+            if over_rate > limits.rate_strikes:
+                logger.warning("connection %s: sustained flood; closing with 1008", conn.id)
+                await conn.close(CloseCode.POLICY_VIOLATION, "rate limit exceeded")
+                break
+            send_frame(
+                conn,
+                framing.error(
+                    RateLimitedError(f"over {limits.rate:g} frames per second; slow down"),
+                    framing.correlation_in(text),
+                ),
+            )
+            continue
+        over_rate = 0
+        try:
+            await app.handle_frame(conn, text)
+        except AsyncWSError as exc:
+            answer = framing.error(exc, framing.correlation_in(text))
+            if not await conn.reject(exc, safe_id(text), text=answer or ""):
+                break
+        except Exception as exc:  # a bug: tell the client nothing, keep the connection
+            logger.error("unhandled %s while handling a frame", type(exc).__name__, exc_info=exc)
+            send_frame(
+                conn,
+                framing.error(AsyncWSError("internal error"), framing.correlation_in(text)),
+            )
+        else:
+            conn.good_frame()
+        if not _is_open(conn):  # closed while handling the frame
+            break
+
+
+def _expiry_timer(app: AsyncWS, conn: Connection) -> asyncio.TimerHandle | None:
+    """Close the connection with 4001 (token expired) when its credentials expire."""
+    if conn.principal is None:
+        return None
+    expires = app._expires_at(conn.principal)
+    if expires is None:
+        return None
+    loop = asyncio.get_running_loop()
+    return loop.call_later(max(0.0, expires - time.time()), _expire, app, conn)
+
+
+def _expire(app: AsyncWS, conn: Connection) -> None:
+    if conn.state is not ConnectionState.OPEN:
+        return
+    logger.info("connection %s: credentials expired; closing with 4001", conn.id)
+    task = asyncio.get_running_loop().create_task(
+        conn.close(CloseCode.TOKEN_EXPIRED, "token expired")
+    )
+    app._closing.add(task)
+    task.add_done_callback(app._closing.discard)
+
+
+async def _handshake(
+    app: AsyncWS, conn: Connection, websocket: WebSocket, compiled: Compiled
+) -> bool:
+    """Authenticate and run on_connect hooks; refuse with 403 (before accept) on failure."""
+    resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
+    try:
+        if compiled.authenticate is not None:
+            principal = await resolver.run(compiled.authenticate)
+            if principal is None:
+                raise ForbiddenError("authentication required")
+            conn.principal = principal
+            if app._user_id is not None:
+                conn.user_id = app._user_id(principal)
+        for hook in compiled.connect_hooks:
+            if await resolver.run(hook) is False:
+                raise ForbiddenError("connection refused")
+    except (
+        AsyncWSError,
+        StarletteWebSocketException,
+        StarletteHTTPException,
+        PydanticValidationError,
+    ) as exc:
+        if websocket.application_state is WebSocketState.CONNECTING:
+            await websocket.close(CloseCode.POLICY_VIOLATION)  # -> HTTP 403
+        logger.info("handshake refused: %s", getattr(exc, "message", exc))
+        return False
+    except Exception:
+        logger.exception("handshake failed")
+        if websocket.application_state is WebSocketState.CONNECTING:
+            await websocket.close(CloseCode.INTERNAL_ERROR)
+        return False
+    finally:
+        await resolver.aclose()
+    return websocket.application_state is WebSocketState.CONNECTING
+
+
+def default_expiry(principal: Any) -> float | None:
+    """The ``exp`` of a principal (a JWT claims dict, or an object with ``exp``), if any."""
+    exp = principal.get("exp") if isinstance(principal, dict) else getattr(principal, "exp", None)
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+
+
+def _is_open(conn: Connection) -> bool:
+    return conn.state is ConnectionState.OPEN
