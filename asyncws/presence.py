@@ -71,6 +71,7 @@ __all__ = [
     "PresenceStore",
     "PresenceTracker",
     "RedisPresenceStore",
+    "check_presence_framing",
     "store_for",
 ]
 
@@ -433,6 +434,23 @@ def store_for(broker: BrokerInterface, namespace: str) -> PresenceStore:
     )
 
 
+def check_presence_framing(framing: Any, topics: Iterable[tuple[str, PresencePolicy]]) -> None:
+    """TypeError for ``join``/``leave`` events in a framing without control frames
+    (`asyncws.framing.DocumentFraming`): its events are their payloads as they are, so a join
+    would look like any other event and match no message of the document. Such an app keeps
+    presence with ``events=False``: members come from server code's subscriptions
+    (``ws.manager.subscribe(conn, topic)``) and it reads them with ``topic.presence()``."""
+    if getattr(framing, "controls", True):
+        return
+    for address, policy in topics:
+        if policy.events:
+            raise TypeError(
+                f"topic {address!r}: {type(framing).__name__} has no join/leave frames (its "
+                f"events are their payloads); declare presence=PresencePolicy(events=False) "
+                f"and read the members with topic.presence()"
+            )
+
+
 # -- the tracker -------------------------------------------------------------------------------
 
 
@@ -612,7 +630,12 @@ class PresenceTracker:
         if kind == "presence_stats":
             return dumps({"count": await self.count(topic)})
         members, count = await self.members(topic, policy.max_members)
-        found = [m.as_dict() for m in members]
+        found = [
+            m.as_dict() for m in {m.member: m for m in members}.values()
+        ]  # (a scan may repeat)
+        # The count and the members are two reads: a member may come or go in between. A
+        # scan that stopped short of the cap saw them all, so its length is the count.
+        count = len(found) if len(found) < policy.max_members else max(count, len(found))
         return dumps({"members": found, "count": count, "truncated": count > len(found)})
 
     async def drop(self, conn: Connection) -> None:

@@ -403,16 +403,11 @@ async def test_seed_and_server_subscriptions_join_presence(redis_url: str) -> No
                 [("join", "wa"), ("join", "sam"), ("join", "sue")]
             ]
             assert await members_of(watcher, topic) == ["sam", "sue", "wa"]
-            # the seed's protocol may ask too (its subscribes follow no topic rules either)
-            asked = await sam.call("presence", topic=topic)
-            assert asked["type"] == "reply", asked
-            assert sorted(m["member"] for m in asked["data"]["members"]) == ["sam", "sue", "wa"]
-            stats = await sam.call("presence_stats", topic=topic)
-            assert stats["type"] == "reply" and stats["data"] == {"count": 3}
-            pattern = await sam.call("presence", topic="rooms/+")
-            assert pattern["type"] == "error" and pattern["code"] == "invalid_topic", pattern
-            plain = await sam.call("presence", topic="plain/x")
-            assert plain["type"] == "error" and plain["code"] == "bad_request", plain
+            # the seed's protocol has no requests (nor topic rules): a clear error
+            for kind in ("presence", "presence_stats"):
+                asked = await sam.call(kind, topic=topic)
+                assert asked["type"] == "error" and asked["code"] == "unknown_type", asked
+                assert "not part of the seed's protocol" in asked["message"], asked
 
             assert (await sam.call("unsubscribe", topic=topic))["type"] == "ack"
             assert (await sue.call("exit", {"room": "mixed"}))["type"] in ("ack", "reply")
@@ -441,7 +436,7 @@ class Greeted(BaseModel):
     name: str
 
 
-def _framed_app(events: bool) -> tuple[FastAPI, Topic[Greeted]]:
+def _framed_app(events: bool) -> tuple[AsyncWS, Topic[Greeted]]:
     """A code-first app in `DocumentFraming`: server code subscribes, no subscribe frames."""
 
     def authenticate(conn: Connection) -> dict[str, str | None]:
@@ -461,15 +456,15 @@ def _framed_app(events: bool) -> tuple[FastAPI, Topic[Greeted]]:
         await ws.manager.subscribe(conn, lobby.topic_for(room="main"))  # joins presence
         return Greeted(name=data.name)
 
-    app = FastAPI(lifespan=ws.lifespan)
-    app.include_router(ws.asgi_router)
-    return app, lobby
+    return ws, lobby
 
 
 async def test_document_framing_presence_is_for_server_code() -> None:
     """No subscribe, presence or join/leave frames in the document framing: members come from
     server-code subscriptions, and the app reads them with ``topic.presence()``."""
-    app, lobby = _framed_app(events=False)
+    ws, lobby = _framed_app(events=False)
+    app = FastAPI(lifespan=ws.lifespan)
+    app.include_router(ws.asgi_router)
     async with TestClient(app) as client:
         async with client.connect("/ws?user=ann") as ann, client.connect("/ws?user=bo") as bo:
             for person, name in ((ann, "ann"), (bo, "bo")):
@@ -478,17 +473,14 @@ async def test_document_framing_presence_is_for_server_code() -> None:
             assert sorted(m.member for m in await lobby.presence(room="main")) == ["ann", "bo"]
             await ann.send_json({"op": "presence", "topic": "lobby/main"})  # not a frame here
             refused = await ann.receive_json()
-            assert refused["code"] == "unknown_type", refused
+            assert refused["error"]["code"] == "unknown_type", refused
         assert await lobby.presence(room="main") == []
 
 
-def test_document_framing_refuses_join_and_leave_events() -> None:
+async def test_document_framing_refuses_join_and_leave_events() -> None:
     """It has no join/leave frames (events are the payloads as they are): refused at startup."""
-    app, _ = _framed_app(events=True)
-    with pytest.raises(TypeError, match="events=False"):
-        asyncio.run(_start(app))
-
-
-async def _start(app: FastAPI) -> None:
-    async with TestClient(app):
-        pass
+    ws, _ = _framed_app(events=True)
+    with pytest.raises(TypeError, match=r"no join/leave frames .*PresencePolicy\(events=False\)"):
+        async with ws.lifespan():
+            pass
+    assert not ws.manager.started  # refused before anything started
