@@ -2,7 +2,9 @@
 
 Declared per topic: ``router.topic("rooms/{room}", Message, presence=True)`` or
 ``presence=PresencePolicy(...)``. A connection is a *member* of a concrete topic while it is
-subscribed to exactly that topic (a wildcard subscription such as ``rooms/+`` joins nothing).
+subscribed to exactly that topic, however it subscribed (a subscribe frame, asyncws's or the
+seed's, or server code: `WebSocketManager` tells the tracker); a wildcard subscription such
+as ``rooms/+`` joins nothing.
 With ``track="user"`` (the default) a member is the connection's user id (its connection id
 when it has none): a user with two tabs is one member, who leaves when the last tab closes,
 on whichever instances the tabs are. With ``track="connection"`` every connection is a member.
