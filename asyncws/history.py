@@ -170,8 +170,9 @@ def honoured(since: Position, read: HistoryRead, limit: int) -> bool:
 
 
 def stream_key(broker_channel: str, topic: str) -> str:
-    """The broker key of a concrete topic's history. The topic is a hash tag (``{...}``), so
-    the stream, its epoch and its idempotency keys live on one Redis Cluster slot."""
+    """The broker key of a concrete topic's history (its stream, epoch and idempotency keys
+    are named after it). A Redis Cluster broker prefixes the hash tag of the partition the
+    topic's channel lives in, so they share the slot of the live channel."""
     return f"{broker_channel}:h:{{{topic}}}"
 
 
@@ -248,7 +249,7 @@ class Recovery:
     async def read(self, topic: str, *, since: int | None, limit: int) -> HistoryRead:
         manager = self.manager
         return await manager.broker.read_history(
-            stream_key(manager.broker_channel, topic), since=since, limit=limit
+            manager._tp + topic, stream_key(manager.broker_channel, topic), since=since, limit=limit
         )
 
     async def events(self, topic: str, *, limit: int = 100) -> list[tuple[Position, str]]:

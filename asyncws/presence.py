@@ -14,12 +14,14 @@ Where members live
 In the broker, so every instance sees the same members:
 
 * ``memory://``: in the process (shared by the brokers of one named hub);
-* ``redis://``: three keys per topic, hash-tagged on the topic so a Redis Cluster keeps them in
-  one slot: ``asyncws:{NS/TOPIC}:ph`` (a sorted set of ``member\\x00instance`` holders, scored
-  by their expiry time), ``...:pi`` (a hash member -> info JSON) and ``...:pr`` (a hash member
-  -> how many instances hold it). The count is ``HLEN`` of the info hash (O(1)), the members an
-  ``HSCAN`` of it (O(members)). ``asyncws:{NS}:ptopics`` (a sorted set) lists the topics that
-  have members, for the sweep.
+* ``redis://``: three keys per topic: ``asyncws:{NS/TOPIC}:ph`` (a sorted set of
+  ``member\\x00instance`` holders, scored by their expiry time), ``...:pi`` (a hash member ->
+  info JSON) and ``...:pr`` (a hash member -> how many instances hold it). The count is
+  ``HLEN`` of the info hash (O(1)), the members an ``HSCAN`` of it (O(members)).
+  ``asyncws:{NS}:ptopics`` (a sorted set) lists the topics that have members, for the sweep;
+* ``redis+cluster://``: the same keys, tagged with one of the broker's partitions, and one
+  topic index per partition, so every script touches one slot
+  (`asyncws.brokers.cluster_presence`).
 
 Every instance refreshes its holders every ``ttl / 3`` seconds (one script call per topic) and
 sweeps every topic of expired holders. An instance that dies (``kill -9``) stops refreshing:
@@ -298,9 +300,9 @@ return gone
 
 
 class RedisPresenceStore(PresenceStore):
-    """Members in Redis (see the module). ``client`` is a ``redis.asyncio`` client, or a
-    callable returning it (the broker's current one). Every command touches the keys of one
-    topic only (one hash slot), except the topic index, which is one key of its own."""
+    """Members in one Redis (see the module). ``client`` is a ``redis.asyncio`` client, or a
+    callable returning it (the broker's current one). A join or a leave touches one topic's
+    keys and the topic index: fine on one node (a cluster uses `ClusterPresenceStore`)."""
 
     sweep_batch = 1000  # expired holders removed per topic and sweep round
 
@@ -412,8 +414,8 @@ def _text(value: Any) -> str:
 
 
 def store_for(broker: BrokerInterface, namespace: str) -> PresenceStore:
-    """The store of ``broker``: its own ``presence_store(namespace)`` when it has one (a
-    cluster broker can give a `RedisPresenceStore` on its cluster client), else by kind."""
+    """The store of ``broker``: its own ``presence_store(namespace)`` when it has one (the
+    cluster broker's `ClusterPresenceStore`), else by kind."""
     own = getattr(broker, "presence_store", None)
     if callable(own):
         store: PresenceStore = own(namespace)
@@ -428,11 +430,12 @@ def store_for(broker: BrokerInterface, namespace: str) -> PresenceStore:
         stores: dict[str, MemoryPresenceStore] = hub.__dict__.setdefault("presence_stores", {})
         return stores.setdefault(namespace, MemoryPresenceStore())
     # Members kept in one process would be wrong as soon as a second instance runs: refuse
-    # at startup rather than answer half the room (redis+cluster:// has no store yet).
+    # at startup rather than answer half the room.
     raise TypeError(
         f"presence topics need a broker that keeps members for every instance: "
-        f"{type(broker).__name__} has no presence store (memory://, redis:// and "
-        f"redis+sentinel:// have one; a custom broker can define presence_store(namespace))"
+        f"{type(broker).__name__} has no presence store (memory://, redis://, "
+        f"redis+sentinel:// and redis+cluster:// have one; a custom broker can define "
+        f"presence_store(namespace))"
     )
 
 

@@ -168,6 +168,23 @@ class RedisClusterServers:
         info = redis_reply(port, "INFO", "replication")
         return "connected_slaves:0" not in info and "connected_slaves:" in info
 
+    def wait_synced(self, port: int, timeout: float = 10.0) -> None:
+        """Wait until every replica of the primary on ``port`` acknowledged all it was sent
+        (its replication offset reached the primary's)."""
+
+        def synced() -> bool:
+            fields = dict(
+                line.strip().split(":", 1)
+                for line in redis_reply(port, "INFO", "replication").splitlines()
+                if ":" in line
+            )
+            top = int(fields.get("master_repl_offset", "-1"))
+            replicas = [v for k, v in fields.items() if k.startswith("slave")]
+            offsets = [int(dict(p.split("=") for p in r.split(","))["offset"]) for r in replicas]
+            return bool(offsets) and min(offsets) >= top
+
+        _wait(f"the replicas of {port} to catch up", synced, timeout)
+
     def node(self, port: int) -> RedisServer:
         return next(node for node in self.nodes if node.port == port)
 

@@ -29,11 +29,13 @@ from typing import Any
 import httpx
 import pytest
 
-from asyncws import BrokerError, BrokerMessage, create_broker
+from asyncws import BrokerError, BrokerMessage, Position, create_broker
 from asyncws.brokers.cluster_layout import decode_feed, key_slot, parse_cluster_url, partition_tags
 from asyncws.brokers.redis_cluster import RedisClusterBroker
 from asyncws.brokers.redis_sentinel import RedisSentinelBroker, parse_sentinel_url
-from tests.clusters import RedisClusterServers, SentinelServers
+from asyncws.history import split_position
+from asyncws.testing import TestClient
+from tests.clusters import RedisClusterServers, SentinelServers, redis_reply
 from tests.servers import UvicornServer
 from tests.test_distributed import (
     APP,
@@ -47,6 +49,7 @@ from tests.test_distributed import (
     test_subscribe_ack_then_publish_from_another_instance,
     uid,
 )
+from tests.wsclient import WsClient
 
 pytestmark = [pytest.mark.cluster]
 
@@ -288,6 +291,218 @@ async def test_detailed_health_and_metrics_per_node(cluster_url: str) -> None:
     assert "asyncws_broker_pending_partitions 0.0" in text
 
 
+# -- history and presence on the session cluster ----------------------------------------------
+
+HISTORY_APP = "tests.apps.history_app:app"
+
+
+async def _keyslot(broker: RedisClusterBroker, part: int, key: str) -> int:
+    """The slot Redis itself computes for ``key`` (asked of the partition's primary)."""
+    return int(await broker.commands.execute(part, "CLUSTER", "KEYSLOT", key))
+
+
+async def test_history_keys_share_the_slot_of_the_live_channel(cluster_url: str) -> None:
+    """The stream, its meta hash and the idempotency key of a history topic live in the
+    slot of the partition its channel is in: one script appends, publishes live (exactly and
+    to the wildcard feed), in one slot; reads and idempotent retries work on the cluster."""
+    pub, exact, wild = (RedisClusterBroker(cluster_url) for _ in range(3))
+    async with pub, exact, wild:
+        channels = [f"hk/t/rooms/{i}" for i in range(40)]  # spread over many partitions
+        for channel in channels:
+            await exact.subscribe(channel)
+        await wild.subscribe("hk/t/rooms/+")
+        positions = []
+        for i, channel in enumerate(channels):
+            key = f"hk:h:{{{channel.removeprefix('hk/t/')}}}"
+            idem = "once" if i % 2 else None
+            first = await pub.publish_history(
+                channel, key, b"aws1:x\n" + str(i).encode(), size=5, ttl=60, idempotency_key=idem
+            )
+            again = await pub.publish_history(
+                channel, key, b"aws1:x\nagain", size=5, ttl=60, idempotency_key=idem
+            )
+            assert again == (first if idem else Position(2, first.epoch))
+            positions.append(first)
+            read = await exact.read_history(channel, key, since=0, limit=10)
+            assert read.position.epoch == first.epoch
+            assert [e.data for e in read.entries][:1] == [b"aws1:x\n" + str(i).encode()]
+            part = pub.partition_of(channel)
+            for suffix in (":s", ":m", *((":i:once",) if idem else ())):
+                name = f"{{{pub.tags[part]}}}{key}{suffix}"
+                assert await pub.commands.execute(part, "EXISTS", name) == 1, name
+                assert await _keyslot(pub, part, name) == pub.slots[part]
+        expected = sum(1 if i % 2 else 2 for i in range(len(channels)))
+        for broker in (exact, wild):
+            got = []
+            async with asyncio.timeout(WAIT):
+                while len(got) < expected:
+                    message = await broker.get_message(timeout=WAIT)
+                    assert message is not None
+                    got.append(message)
+            firsts = {m.channel: m.data for m in got if m.data.startswith(b"awh:1:")}
+            assert set(firsts) == set(channels)
+            for channel, position in zip(channels, positions, strict=True):
+                assert split_position(firsts[channel])[0] == position
+        assert pub.topology()["publish_errors"] == 0
+
+
+async def test_history_epoch_changes_when_the_cluster_loses_the_stream(
+    redis_cluster: RedisClusterServers, cluster_url: str
+) -> None:
+    """FLUSHALL on every primary: the next publish starts a new epoch at offset 1, and a
+    client coming back with a position of the old epoch gets ``recovered: false``."""
+    from tests.test_history import build, numbers, publish
+
+    ws, app = build(cluster_url)
+    async with TestClient(app, timeout=WAIT) as client:
+        old = await publish(ws, 0, 3)
+        await asyncio.to_thread(redis_cluster.flushall)
+        new = await publish(ws, 3, 1)
+        assert new.epoch != old.epoch and new.offset == 1
+        async with client.connect("/ws") as s:
+            ack = await s.subscribe("rooms/lobby", since=old._asdict())
+            assert ack["recovered"] is False
+            assert ack["position"] == new._asdict()
+            await publish(ws, 4, 1)
+            assert await numbers(s, 1) == [4]
+
+
+async def test_an_instance_fills_its_gap_after_its_node_connections_drop(
+    redis_cluster: RedisClusterServers, cluster_url: str
+) -> None:
+    """Instance A's subscribing connections are killed (``CLIENT KILL TYPE pubsub`` on every
+    primary) while B publishes on a history topic: A re-homes its subscriptions on the same
+    primaries (the epoch stays) and fills the gap, so its subscriber gets every event once,
+    in order."""
+    from fastapi import FastAPI
+
+    from asyncws import AsyncWS, HistoryPolicy, WebSocketManager
+    from tests.test_history import Posted, build, numbers, publish
+
+    a_broker = RedisClusterBroker(cluster_url)
+    a = AsyncWS(title="a", manager=WebSocketManager("h", broker=a_broker))
+    a.topic("rooms/{room}", Posted, history=HistoryPolicy(size=1000, ttl=60))
+    app_a = FastAPI(lifespan=a.lifespan)
+    app_a.include_router(a.asgi_router)
+    b, app_b = build(cluster_url, size=1000)
+    total = 300
+    async with (
+        TestClient(app_a, timeout=WAIT) as ca,
+        TestClient(app_b, timeout=WAIT),
+        ca.connect("/ws") as s,
+    ):
+        await s.subscribe("rooms/lobby")
+        await publish(b, 0, 2)
+        assert await numbers(s, 2) == [0, 1]
+        losses = a_broker.node_losses
+
+        async def publisher() -> None:
+            for n in range(2, total):
+                await publish(b, n, 1)
+                if n == 20:  # while events flow
+                    for node in redis_cluster.nodes:
+                        if node.running() and redis_cluster.is_primary(node.port):
+                            redis_reply(node.port, "CLIENT", "KILL", "TYPE", "pubsub")
+
+        task = asyncio.create_task(publisher())
+        got = await numbers(s, total - 2)
+        await task
+        stats = a.manager.history.stats
+    print(
+        f"\nA's pub/sub connections killed under traffic: {a_broker.node_losses - losses} "
+        f"node connection(s) lost; gap fills {stats['gap_fills']}, events filled in "
+        f"{stats['gap_events']}, duplicates dropped {stats['duplicates']}"
+    )
+    assert got == list(range(2, total))
+    assert a_broker.node_losses > losses
+    assert stats["gap_fills"] >= 1
+
+
+@pytest.fixture
+def history_instances(cluster_url: str) -> Iterator[list[UvicornServer]]:
+    servers = [
+        UvicornServer(HISTORY_APP, env={"ASYNCWS_BROKER_URL": cluster_url}, ready_path="/health")
+        for _ in range(3)
+    ]
+    try:
+        start_all(servers)
+        yield servers
+    finally:
+        for server in servers:
+            server.close()
+
+
+async def test_recovery_on_another_instance_on_the_cluster(
+    history_instances: list[UvicornServer],
+) -> None:
+    """test_history_distributed's first test on the cluster: a client reconnects to another
+    instance with ``since`` and gets exactly what it missed, then live events."""
+    from tests import test_history_distributed as distributed
+
+    await distributed.test_a_client_reconnecting_to_another_instance_gets_exactly_what_it_missed(
+        history_instances
+    )
+
+
+async def test_sigkill_of_an_instance_loses_nothing_on_the_cluster(
+    history_instances: list[UvicornServer],
+) -> None:
+    from tests import test_history_distributed as distributed
+
+    await distributed.test_sigkill_of_the_clients_instance_loses_nothing_acknowledged(
+        history_instances
+    )
+
+
+async def test_presence_store_keeps_every_script_in_one_slot(cluster_url: str) -> None:
+    """A topic's presence keys and its partition's topic index share one slot (no
+    CROSSSLOT), and the sweep finds an expired holder in any partition."""
+    from asyncws.brokers.cluster_presence import ClusterPresenceStore
+
+    broker = RedisClusterBroker(cluster_url)
+    async with broker:
+        store = broker.presence_store("pns")
+        assert isinstance(store, ClusterPresenceStore)
+        topics = [f"rooms/{i}" for i in range(60)]
+        now = time.time()
+        for topic in topics:
+            assert await store.add(topic, "i1", {"ann": '{"a":1}', "bo": "null"}, now + 60)
+            assert await store.add(topic, "i2", {"ann": '{"a":1}'}, now - 1) == []
+            part = store.partition_of(topic)
+            for key in (*store.keys(topic), store.index_key(part)):
+                assert await _keyslot(broker, part, key) == broker.slots[part], key
+        assert len({store.partition_of(t) for t in topics}) > 30
+        gone = await store.sweep(time.time())
+        assert gone == []  # ann is still held by i1: i2's expired hold leaves nobody
+        assert await store.remove(topics[0], "i1", "bo") == ("bo", "null")
+        members, count = await store.members(topics[1], 10)
+        assert count == 2 and sorted(m.member for m in members) == ["ann", "bo"]
+        assert await store.count(topics[1]) == 2
+        assert await store.has(topics[1], "bo") and not await store.has(topics[0], "bo")
+        for topic in topics[1:]:
+            assert await store.add(topic, "i1", {"ann": "null", "bo": "null"}, now - 1) == []
+        gone = await store.sweep(time.time())
+        # the last refresh set both infos to null, then every hold expired
+        everyone = [(t, m, "null") for t in topics[1:] for m in ("ann", "bo")]
+        assert sorted(gone) == sorted(everyone)
+        assert await store.count(topics[1]) == 0
+        assert await store.sweep(time.time()) == []
+
+
+async def test_presence_across_three_instances_on_the_cluster(cluster_url: str) -> None:
+    """test_presence's three-instance scenario on the cluster: members from every instance
+    seen from each, join/leave exactly once, two tabs of one user."""
+    from tests import test_presence
+
+    await test_presence.test_presence_across_three_instances(cluster_url)
+
+
+async def test_presence_killed_instance_leaves_on_the_cluster(cluster_url: str) -> None:
+    from tests import test_presence
+
+    await test_presence.test_presence_killed_instance_leaves_within_bound(cluster_url)
+
+
 # -- failures, each on a cluster of its own ---------------------------------------------------
 
 
@@ -506,6 +721,99 @@ async def test_kill_a_primary_under_traffic(disposable_cluster: RedisClusterServ
     assert sub_losses >= 1
     assert refused_counted == flow.refused
     assert flow.sub.reconnects >= 1
+
+
+async def test_kill_the_primary_of_a_history_topic(disposable_cluster: RedisClusterServers) -> None:
+    """kill -9 the primary holding a history topic's slot, its replica in sync. After the
+    promotion the topic is in a new epoch: the broker cannot tell whether a promoted replica
+    had every append, and never lets one position name two events. Offsets go on from the
+    replica's stream; a client back with a position of the old epoch gets ``recovered:
+    false`` with the current position; a connected client receives the new epoch's events,
+    in order; a position of the new epoch recovers."""
+    from tests.test_history_distributed import numbers
+
+    servers = disposable_cluster
+    channels = [f"hist/t/rooms/f{i}" for i in range(100)]
+    room = (await asyncio.to_thread(failover_target, servers, channels)).rsplit("/", 1)[1]
+    topic = f"rooms/{room}"
+    probe = RedisClusterBroker(servers.url)
+    slot = probe.slots[probe.partition_of(f"hist/t/{topic}")]
+    web = [
+        UvicornServer(HISTORY_APP, env={"ASYNCWS_BROKER_URL": servers.url}, ready_path="/health")
+        for _ in range(2)
+    ]
+    try:
+        await asyncio.to_thread(start_all, web)
+        a, b = web
+        async with (
+            WsClient(b.ws_url("/ws"), timeout=WAIT) as live,
+            httpx.AsyncClient(timeout=WAIT) as http,
+        ):
+
+            async def publish(n: int) -> Position | None:
+                response = await http.post(f"{a.url}/publish/{room}?n=1&start={n}")
+                assert response.status_code in (200, 503), response.text
+                if response.status_code == 503:
+                    return None
+                return Position(**response.json()["position"])
+
+            await live.subscribe(topic)
+            before = None
+            for n in range(5):
+                before = await publish(n)
+            assert before == Position(5, before.epoch if before else "")
+            await live.wait_for(lambda evs: len(numbers(evs, topic)) >= 5)
+            victim = await asyncio.to_thread(servers.slot_owner, slot)
+            await asyncio.to_thread(servers.wait_synced, victim)  # the replica has 1..5
+            killed_at = time.monotonic()
+            await asyncio.to_thread(servers.kill, victim)
+            refused, after, n = 0, None, 5
+            for _ in range(1500):  # bounded: about 15 s
+                after = await publish(n)
+                if after is not None:
+                    break
+                refused += 1
+                await asyncio.sleep(0.01)
+            took = time.monotonic() - killed_at
+            assert after is not None, "publishes did not resume"
+            assert after.epoch != before.epoch
+            assert after.offset == before.offset + 1
+            # The connected client gets the new epoch's events (it may miss the ones
+            # published before its instance re-homed the subscription: a new epoch says so).
+            last = after
+            for n in range(6, 300):  # bounded
+                if any(e.get("epoch") == after.epoch for e in live.events):
+                    break
+                published = await publish(n)
+                last = published or last
+                await asyncio.sleep(0.02)
+            await live.wait_for(lambda evs: any(e.get("offset") == last.offset for e in evs))
+            new = [e for e in live.events if e.get("epoch") == after.epoch]
+            old = [e for e in live.events if e.get("epoch") == before.epoch]
+            assert [e["offset"] for e in old] == [1, 2, 3, 4, 5]
+            offsets = [e["offset"] for e in new]
+            assert offsets == list(range(offsets[0], last.offset + 1)) and offsets[0] >= 6
+            assert [e["data"]["n"] for e in new] == [o - 1 for o in offsets]
+            async with WsClient(a.ws_url("/ws"), timeout=WAIT) as back:
+                ack = await back.call("subscribe", topic=topic, since=before._asdict())
+                assert ack["recovered"] is False, ack
+                assert ack["position"] == last._asdict()
+            async with WsClient(a.ws_url("/ws"), timeout=WAIT) as back:
+                since = {"offset": after.offset, "epoch": after.epoch}
+                ack = await back.call("subscribe", topic=topic, since=since)
+                assert ack["recovered"] is True, ack
+                await back.wait_for(lambda evs: len(evs) >= last.offset - after.offset)
+                assert [e["offset"] for e in back.events] == list(
+                    range(after.offset + 1, last.offset + 1)
+                )
+        print(
+            f"\nhistory topic: kill -9 primary {victim}; publishes again after {took:.2f} s "
+            f"({refused} refused, 503); epoch {before.epoch} -> {after.epoch}, offsets go on "
+            f"at {after.offset}; the live client's first event of the new epoch: {offsets[0]}"
+        )
+    finally:
+        for server in web:
+            server.close()
 
 
 # -- Sentinel -------------------------------------------------------------------------------

@@ -50,11 +50,13 @@ def topic(ws: AsyncWS, address: str) -> Any:
     return next(t for t in ws.topics if t.address == address)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", pytest.param("cluster", marks=pytest.mark.cluster)])
 def broker_url(request: pytest.FixtureRequest) -> str:
+    """The contract runs on every broker that keeps history: in process, one Redis, and the
+    session's Redis Cluster (3 primaries + 3 replicas, emptied before each test)."""
     if request.param == "memory":
         return "memory://"
-    url: str = request.getfixturevalue("redis_url")
+    url: str = request.getfixturevalue(f"{request.param}_url")
     return url
 
 
@@ -357,7 +359,7 @@ async def test_the_redis_stream_and_its_epoch_share_a_hash_tag(redis_url: str) -
         assert 0 < ttl <= 5000
         for _ in range(5):
             await broker.publish_history("c", "h:{rooms/a}", b"x\ny", size=3, ttl=5)
-        read = await broker.read_history("h:{rooms/a}", since=0, limit=10)
+        read = await broker.read_history("c", "h:{rooms/a}", since=0, limit=10)
         assert [e.offset for e in read.entries] == [4, 5, 6] and read.first == 4
     finally:
         await broker.disconnect()
@@ -474,7 +476,7 @@ async def test_the_memory_broker_keeps_history_per_hub() -> None:
         message = await two.get_message(timeout=1)
         assert message is not None
         assert split_position(message.data) == (pos, b"h\nx")
-        read = await two.read_history("k", since=0, limit=5)
+        read = await two.read_history("c", "k", since=0, limit=5)
         assert read.position == pos and [e.offset for e in read.entries] == [1]
     finally:
         await one.disconnect()

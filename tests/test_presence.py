@@ -308,13 +308,25 @@ def test_presence_in_the_asyncapi_document_and_page(tmp_path: Path) -> None:
 
 
 def test_a_broker_without_a_presence_store_is_refused_not_kept_per_process() -> None:
-    """Members kept in one process would be wrong with a second instance: refused loudly."""
+    """Members kept in one process would be wrong with a second instance: a broker that
+    keeps no members is refused loudly; the cluster broker brings its own store."""
+    from asyncws.brokers.base import BrokerInterface
+    from asyncws.brokers.cluster_presence import ClusterPresenceStore
     from asyncws.brokers.redis_cluster import RedisClusterBroker
     from asyncws.presence import store_for
 
-    broker = RedisClusterBroker("redis+cluster://127.0.0.1:1")  # never connected
-    with pytest.raises(TypeError, match="RedisClusterBroker has no presence store"):
-        store_for(broker, "chat")
+    class Bare(BrokerInterface):
+        async def connect(self) -> None: ...
+        async def disconnect(self) -> None: ...
+        async def subscribe(self, channel: str) -> None: ...
+        async def unsubscribe(self, channel: str) -> None: ...
+        async def publish(self, channel: str, message: Any) -> None: ...
+        async def get_message(self, **kwargs: Any) -> None: ...
+
+    with pytest.raises(TypeError, match="Bare has no presence store"):
+        store_for(Bare(), "chat")
+    cluster = RedisClusterBroker("redis+cluster://127.0.0.1:1")  # never connected
+    assert isinstance(store_for(cluster, "chat"), ClusterPresenceStore)
 
 
 # -- limits: a big topic's `presence` is capped, the count stays exact ----------------------------

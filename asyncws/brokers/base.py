@@ -169,7 +169,8 @@ class BrokerInterface(ABC):
         idempotency_key: str | None = None,
     ) -> Position:
         """Append ``message`` to the history stream ``key`` and publish it on ``channel``,
-        as one atomic step; returns the position given to it (`asyncws.history`).
+        as one atomic step; returns the position given to it (`asyncws.history`). A sharded
+        broker keeps the stream where ``channel`` lives (`read_history` names it too).
 
         The live message is ``awh:{offset}:{epoch}\\n`` followed by ``message``. The stream
         keeps its last ``size`` entries and lives ``ttl`` seconds after the last append;
@@ -182,10 +183,13 @@ class BrokerInterface(ABC):
 
         raise BrokerError(f"{type(self).__name__} keeps no topic history")
 
-    async def read_history(self, key: str, *, since: int | None, limit: int) -> HistoryRead:
-        """The stream's position (its epoch created when missing) and its entries after
-        offset ``since``, at most ``limit``, oldest first; ``since=None``: the last
-        ``limit`` entries. Raises `BrokerError`."""
+    async def read_history(
+        self, channel: str, key: str, *, since: int | None, limit: int
+    ) -> HistoryRead:
+        """The position of the stream ``key`` whose events are published on ``channel`` (its
+        epoch created when missing) and its entries after offset ``since``, at most
+        ``limit``, oldest first; ``since=None``: the last ``limit`` entries.
+        Raises `BrokerError`."""
         from ..exceptions import BrokerError
 
         raise BrokerError(f"{type(self).__name__} keeps no topic history")

@@ -20,8 +20,13 @@ cluster, as a single Redis ``PSUBSCRIBE *`` would, and Redis does one more ``SPU
 publish; with no pattern anywhere, a publish is one ``SPUBLISH`` plus a ``PUBSUB
 SHARDNUMSUB`` check. Exact topics, connection ids, users and broadcast cost nothing extra.
 
+Keys
 Claims (the manager's connection-id reservations) use the same ``{tag}`` placement: each is
-one key, one slot, one node.
+one key, one slot, one node. A history topic's stream, meta hash and idempotency keys carry
+the tag of the partition its *channel* lives in (`history_keys`), so appending, publishing
+live and copying to the feed are one script on one slot (`asyncws.brokers.redis_scripts`).
+Presence keeps one topic index per partition (`asyncws.brokers.cluster_presence`), so no
+script touches two slots.
 
 The slots of the partitions are what `RedisClusterBroker` maps to primaries (`slot_owners`,
 from a ``CLUSTER SLOTS`` reply).
@@ -35,14 +40,13 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
-    "CLAIM_SCRIPT",
     "DEFAULT_PARTITIONS",
     "FEED",
     "PUBLISH_SCRIPT",
-    "RELEASE_SCRIPT",
     "SLOTS",
     "Address",
     "decode_feed",
+    "history_keys",
     "key_slot",
     "parse_cluster_url",
     "partition_tags",
@@ -64,18 +68,6 @@ if redis.call('PUBSUB', 'SHARDNUMSUB', KEYS[2])[2] > 0 then
   redis.call('SPUBLISH', KEYS[2], #ARGV[1] .. ':' .. ARGV[1] .. ARGV[2])
 end
 return n
-"""
-CLAIM_SCRIPT = """
-local held = redis.call('GET', KEYS[1])
-if (not held) or held == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 
@@ -164,3 +156,13 @@ def decode_feed(data: bytes) -> tuple[str, bytes] | None:
     if end > len(data):
         return None
     return data[colon + 1 : end].decode("utf-8", "replace"), data[end:]
+
+
+def history_keys(tag: str, channel: str, key: str, idempotency_key: str | None) -> list[str]:
+    """The keys of the `CLUSTER_APPEND` script for the history ``key`` of ``channel``, whose
+    partition's hash tag is ``tag``: stream, meta hash, live channel, feed, and the
+    idempotency key when there is one (`CLUSTER_READ` takes the first two)."""
+    keys = [f"{{{tag}}}{key}:s", f"{{{tag}}}{key}:m", f"{{{tag}}}{channel}", f"{{{tag}}}{FEED}"]
+    if idempotency_key is not None:
+        keys.append(f"{{{tag}}}{key}:i:{idempotency_key}")
+    return keys

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -31,7 +32,7 @@ from redis.exceptions import AskError, MovedError, RedisError, ResponseError
 
 from .cluster_layout import Address
 
-__all__ = ["LinkOwner", "NodeLink", "quiet_close"]
+__all__ = ["LinkOwner", "NodeLink", "quiet_close", "watch_links"]
 
 logger = logging.getLogger("asyncws.broker")
 
@@ -226,6 +227,26 @@ class NodeLink:
                 elif name in self.channels:  # Redis dropped it: its slot moved
                     self.channels.discard(name)
                     owner.link_dropped(self, name)
+
+
+async def watch_links(
+    links: Callable[[], Iterable[NodeLink]],
+    interval: float,
+    timeout: float,
+    closed: Callable[[], bool],
+) -> None:
+    """The watchdog: PING the links idle for ``interval``; give up on one still silent
+    ``interval`` after its PING (its reader reports the loss)."""
+    while not closed():
+        await asyncio.sleep(interval if interval < 1.0 else interval / 4)
+        now = time.monotonic()
+        for link in links():
+            if not link.up:
+                continue
+            if link.pinged_at > link.last_seen and now - link.pinged_at > interval:
+                link.give_up()
+            elif now - link.last_seen > interval and link.pinged_at <= link.last_seen:
+                await link.ping(timeout)
 
 
 async def quiet_close(client: Any, within: float = 1.0) -> None:

@@ -246,7 +246,9 @@ class InMemoryBroker(BrokerInterface):
         await self.publish(channel, position_line(stream.offset, stream.epoch) + message)
         return Position(stream.offset, stream.epoch)
 
-    async def read_history(self, key: str, *, since: int | None, limit: int) -> HistoryRead:
+    async def read_history(
+        self, channel: str, key: str, *, since: int | None, limit: int
+    ) -> HistoryRead:
         stream = self.hub.stream(key, None)
         entries = stream.entries
         first = entries[0].offset if entries else 0

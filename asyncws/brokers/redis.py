@@ -15,6 +15,11 @@ published meanwhile are lost (at-most-once). A publish while Redis is unreachabl
 
 `RedisBroker.subscribe` returns once Redis confirmed the subscription, so an application can
 acknowledge a client's subscribe knowing that publishes from any instance now reach it.
+
+Modules: the pub/sub connection's subscriptions, their confirmations, its readers and its
+reconnects share one lock and one reader, kept here (why this file passes 600 lines); publish
+batching (`redis_batch`), the read and its watchdog (`redis_watchdog`) and the Lua scripts
+(`redis_scripts`) are modules of their own.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
@@ -36,16 +40,17 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from ..exceptions import BrokerError
-from ..history import POSITION_PREFIX, HistoryEntry, HistoryRead, Position, new_epoch
+from ..history import POSITION_PREFIX, HistoryRead, Position, new_epoch
 from ..message import Message
 from ..topics import is_pattern
+from . import redis_scripts as scripts
 from .base import BrokerInterface, BrokerMessage, BrokerState, encode_payload, seed_view
+from .redis_batch import PublishBatcher
+from .redis_watchdog import ReadWatch
 
 __all__ = ["RedisBroker", "pattern_to_glob"]
 
 logger = logging.getLogger("asyncws.broker")
-
-_now = time.monotonic  # the watchdog's clock; stamped once per message read
 
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "\\*?[]^"})
 
@@ -63,92 +68,11 @@ def pattern_to_glob(pattern: str) -> str:
     return "/".join(out)
 
 
-#: A publish in a batch: channel, message, the future its publisher awaits (None for the
-#: batch's leader, which writes the batch itself).
-_Publish = tuple[str, Any, "asyncio.Future[None] | None"]
-
-
-class _NoPong(TimeoutError):
-    """The watchdog's PING went unanswered: the blocked read was interrupted."""
-
-
 class _Confirmation(NamedTuple):
     """A (p)subscribe confirmation read from the pub/sub connection."""
 
     kind: str  # "subscribe" or "psubscribe"
     name: str  # the channel, or the glob
-
-
-# Claim KEYS[1] for ARGV[1] for ARGV[2] ms unless someone else holds it (renews our own).
-_CLAIM = """
-local held = redis.call('GET', KEYS[1])
-if (not held) or held == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-# History (asyncws.history): KEYS[1] the stream, KEYS[2] its meta hash (e: epoch, o: last
-# offset), KEYS[3] the idempotency key or ''. A missing meta hash means the history was lost:
-# a new epoch (ARGV[5]), and the stream (if any survived) is dropped, offsets restart at 1.
-_ENSURE_EPOCH = """
-local function epoch_of(stream, meta, fresh)
-  local e = redis.call('HGET', meta, 'e')
-  if not e then
-    e = fresh
-    redis.call('DEL', stream)
-    redis.call('HSET', meta, 'e', e, 'o', 0)
-  end
-  return e
-end
-"""
-# ARGV: 1 channel, 2 message, 3 maxlen, 4 ttl ms, 5 fresh epoch, 6 position prefix
-_APPEND = (
-    _ENSURE_EPOCH
-    + """
-local e = epoch_of(KEYS[1], KEYS[2], ARGV[5])
-if KEYS[3] ~= '' then
-  local seen = redis.call('GET', KEYS[3])
-  if seen then return {tonumber(seen), e} end
-end
-local o = redis.call('HINCRBY', KEYS[2], 'o', 1)
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], '0-' .. o, 'd', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-if KEYS[3] ~= '' then redis.call('SET', KEYS[3], o, 'PX', ARGV[4]) end
-redis.call('PUBLISH', ARGV[1], ARGV[6] .. o .. ':' .. e .. '\\n' .. ARGV[2])
-return {o, e}
-"""
-)
-# ARGV: 1 since ('' for the latest), 2 limit, 3 fresh epoch, 4 ttl ms for a new meta hash
-_READ = (
-    _ENSURE_EPOCH
-    + """
-local fresh = redis.call('EXISTS', KEYS[2]) == 0
-local e = epoch_of(KEYS[1], KEYS[2], ARGV[3])
-if fresh then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
-local o = tonumber(redis.call('HGET', KEYS[2], 'o'))
-local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
-local first = 0
-if #head > 0 then first = tonumber(string.sub(head[1][1], 3)) end
-local limit = tonumber(ARGV[2])
-local entries = {}
-if limit > 0 then
-  if ARGV[1] == '' then
-    entries = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', limit)
-  else
-    entries = redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', limit)
-  end
-end
-return {e, o, first, entries}
-"""
-)
 
 
 class RedisBroker(BrokerInterface):
@@ -179,11 +103,7 @@ class RedisBroker(BrokerInterface):
         **redis_kwargs: Any,
     ) -> None:
         self.url = redis_url
-        #: How long the first publish of a batch waits for more (see `publish`): 0 (the
-        #: default) until the loop ran the callbacks ready with it, None not at all.
-        self.flush_delay = flush_delay
-        self._collecting: list[_Publish] | None = None  # the batch whose leader waits
-        self._write_lock = asyncio.Lock()  # one batch in flight at a time, in order
+        self._batcher = PublishBatcher(lambda: self._redis, flush_delay)
         self.health_interval = health_interval
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -204,19 +124,19 @@ class RedisBroker(BrokerInterface):
         self._read_lock = asyncio.Lock()  # one reader of the pub/sub connection at a time
         self._waiters: dict[_Confirmation, list[asyncio.Future[None]]] = {}
         self._buffer: deque[BrokerMessage] = deque()
-        self._reader: asyncio.Task[Any] | None = None  # the task blocked in a read, if any
-        self._interrupted: asyncio.Task[Any] | None = None  # by `disconnect`: _read returns None
-        self._stale: asyncio.Task[Any] | None = None  # by the watchdog: _read raises _NoPong
-        self._last_seen = 0.0  # when a read last returned something (or the connection opened)
-        self._watchdog: asyncio.Task[None] | None = None
+        self._guard = ReadWatch(
+            current=lambda: self._pubsub,
+            ping=self._ping,
+            closed=self.is_closed,
+            on_stale=self._gave_up,
+        )
+        self._watchdog: asyncio.Task[None] | None = None  # runs `ReadWatch.watch`
         self._keepalive = f"asyncws:keepalive:{uuid.uuid4().hex}"
         #: Times the listener lost Redis and got it back; exposed for metrics.
         self.reconnects = 0
-        self.publish_errors = 0
+        self._history_errors = 0
         self._scripts: dict[str, Any] = {}  # the history scripts, run on any client
         self._history_slots = asyncio.Semaphore(history_concurrency)
-        #: Pipelined writes that carried publishes (a batch may hold one or many).
-        self.publish_batches = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -260,14 +180,7 @@ class RedisBroker(BrokerInterface):
             await asyncio.wait([watchdog], timeout=1.0)
         # Cut a blocked read short before closing its connection: closed under a reader,
         # redis-py would reconnect the pub/sub connection (and leak it).
-        reader = self._reader
-        if reader is not None and reader is not asyncio.current_task() and not reader.done():
-            self._interrupted = reader
-            reader.cancel()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0), self._read_lock:
-                    pass
-            self._interrupted = None
+        await self._guard.interrupt(self._read_lock)
         pubsub, self._pubsub = self._pubsub, None
         for client in (pubsub, self._sub_redis, self._redis):
             await _quiet_close(client, 2.0)
@@ -310,7 +223,7 @@ class RedisBroker(BrokerInterface):
                 await _quiet_close(pubsub)
                 return
             self._pubsub = pubsub
-            self._last_seen = _now()
+            self._guard.seen()
         # Whatever was waiting for a confirmation is subscribed on the new connection.
         self._wake_waiters()
 
@@ -425,7 +338,7 @@ class RedisBroker(BrokerInterface):
                 async with self._read_lock:
                     if future.done() or self._pubsub is not pubsub:
                         break
-                    raw = await self._read(pubsub, left)
+                    raw = await self._guard.read(pubsub, left)
                     item = self._convert(raw)
                     if isinstance(item, BrokerMessage):
                         self._buffer.append(item)
@@ -440,85 +353,29 @@ class RedisBroker(BrokerInterface):
     async def publish(self, channel: str, message: Any) -> None:
         """Publish; returns once Redis took it. Raises `BrokerError` if it did not.
 
-        Publishes are batched. The first publish of a batch leads it: it waits until the loop
-        has run the callbacks that were ready with it (``flush_delay=0``, the default; or
-        ``flush_delay`` seconds; or not at all with None) and until the batch before has been
-        written, collecting every publish issued meanwhile (e.g. the frames many connections
-        sent in one tick, or all that arrive while a batch is in flight), then writes them
-        all in one pipelined round trip. So a publish waits at most ``flush_delay`` (or one
-        loop tick) plus the round trip of the batch in flight before it is written, and this
-        broker's publishes reach Redis in the order they were made. A failed batch fails each
-        of its publishes with its own `BrokerError`.
+        Publishes are batched (`asyncws.brokers.redis_batch`): those made in one loop tick,
+        or while a batch is in flight, go out in one pipelined round trip, in the order they
+        were made; a failed batch fails each of its publishes with its own `BrokerError`.
         """
         message = encode_payload(message)  # a dict too, as the seed published it
         if self._redis is None:
             raise BrokerError("the broker is not connected")
-        batch = self._collecting
-        if batch is not None:  # join the batch being collected; its leader writes it
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            batch.append((channel, message, future))
-            await future
-            return
-        batch = self._collecting = [(channel, message, None)]
-        try:
-            if self.flush_delay is not None:
-                await asyncio.sleep(self.flush_delay)  # 0: one loop tick
-            await self._write_lock.acquire()  # the batch before is written first
-        except BaseException:
-            if self._collecting is batch:
-                self._collecting = None
-            if len(batch) > 1:  # cancelled: whoever joined is still written
-                _spawn_write(self, batch[1:])
-            raise
-        if self._collecting is batch:
-            self._collecting = None
-        try:
-            await self._write(batch)
-        finally:
-            self._write_lock.release()
+        await self._batcher.publish(channel, message)
 
-    async def _write(self, batch: list[_Publish]) -> None:
-        """One pipelined write of ``batch``: resolve its futures; raise the leader's error
-        (the item without a future)."""
-        self.publish_batches += 1
-        redis = self._redis
-        failure: BaseException | None = None
-        results: list[Any] = []
-        if redis is None:
-            failure = BrokerError("the broker is not connected")
-        else:
-            try:
-                if len(batch) == 1:
-                    channel, message, _ = batch[0]
-                    results = [await redis.publish(channel, message)]
-                else:
-                    pipe = redis.pipeline(transaction=False)
-                    for channel, message, _ in batch:
-                        pipe.publish(channel, message)
-                    results = await pipe.execute(raise_on_error=False)
-            except (RedisError, OSError, TimeoutError) as exc:
-                failure = exc
-            except BaseException as exc:  # cancelled: nobody else waits in vain
-                _fail(batch, exc, self)
-                raise
-        if failure is not None:
-            _fail(batch, failure, self)
-            results = [failure] * len(batch)
-        own: BaseException | None = None
-        for (_, _, future), result in zip(batch, results, strict=True):
-            if future is None:
-                if isinstance(result, Exception):
-                    self.publish_errors += 1
-                    own = result
-            elif isinstance(result, Exception):
-                if failure is None:
-                    _fail([(_, _, future)], result, self)
-            elif not future.done():
-                future.set_result(None)
-        if own is not None:
-            if isinstance(own, BrokerError):
-                raise own
-            raise BrokerError("the broker is unavailable; the message was not published") from own
+    @property
+    def flush_delay(self) -> float | None:
+        """How long the first publish of a batch waits for more (see `publish`)."""
+        return self._batcher.flush_delay
+
+    @property
+    def publish_batches(self) -> int:
+        """Pipelined writes that carried publishes (a batch may hold one or many)."""
+        return self._batcher.batches
+
+    @property
+    def publish_errors(self) -> int:
+        """Publishes (plain or history) that raised `BrokerError`."""
+        return self._batcher.errors + self._history_errors
 
     # -- history (asyncws.history) ------------------------------------------------------------
 
@@ -532,28 +389,34 @@ class RedisBroker(BrokerInterface):
         ttl: float,
         idempotency_key: str | None = None,
     ) -> Position:
-        """One Lua script: XADD (trimmed to ``size``) + PUBLISH with the offset; the keys
-        share ``key``'s hash tag, so a cluster broker can run it on the topic's slot."""
+        """One Lua script (`redis_scripts.APPEND`): XADD (trimmed to ``size``) + PUBLISH of
+        the message with its offset."""
         keys = self.history_keys(key, idempotency_key)
         ttl_ms = max(1, int(ttl * 1000))
         args = (channel, message, size, ttl_ms, new_epoch(), POSITION_PREFIX)
-        reply = await self._history_eval(self._redis, _APPEND, keys, args)
-        return Position(int(reply[0]), _text(reply[1]))
+        return scripts.appended(await self._history_eval(self._redis, scripts.APPEND, keys, args))
 
-    async def read_history(self, key: str, *, since: int | None, limit: int) -> HistoryRead:
+    async def read_history(
+        self, channel: str, key: str, *, since: int | None, limit: int
+    ) -> HistoryRead:
         keys = self.history_keys(key, None)
-        args = ("" if since is None else since, max(0, limit), new_epoch(), 3_600_000)
-        reply = await self._history_eval(self._redis, _READ, keys, args)
-        entries = [HistoryEntry(int(_text(eid)[2:]), _field(fields)) for eid, fields in reply[3]]
-        if since is None:
-            entries.reverse()  # XREVRANGE: newest first
-        return HistoryRead(Position(int(reply[1]), _text(reply[0])), int(reply[2]), entries)
+        args = (
+            "" if since is None else since,
+            max(0, limit),
+            new_epoch(),
+            scripts.READ_META_TTL_MS,
+        )
+        reply = await self._history_eval(self._redis, scripts.READ, keys, args)
+        return scripts.history_read(reply, since)
 
     @staticmethod
     def history_keys(key: str, idempotency_key: str | None) -> list[str]:
-        """The stream, its meta hash and the idempotency key (or '') of a history ``key``."""
-        idem = f"{key}:i:{idempotency_key}" if idempotency_key is not None else ""
-        return [f"{key}:s", f"{key}:m", idem]
+        """The stream, its meta hash and (when given) the idempotency key of a history
+        ``key``."""
+        keys = [f"{key}:s", f"{key}:m"]
+        if idempotency_key is not None:
+            keys.append(f"{key}:i:{idempotency_key}")
+        return keys
 
     async def _history_eval(
         self, redis: Redis | None, script: str, keys: list[str], args: tuple[Any, ...]
@@ -570,7 +433,7 @@ class RedisBroker(BrokerInterface):
             async with self._history_slots:
                 return await runner(keys=keys, args=args, client=redis)
         except (RedisError, OSError, TimeoutError) as exc:
-            self.publish_errors += 1
+            self._history_errors += 1
             raise BrokerError("the broker is unavailable (history)") from exc
 
     # -- claims -------------------------------------------------------------------------------
@@ -580,7 +443,7 @@ class RedisBroker(BrokerInterface):
         if redis is None:
             raise BrokerError("the broker is not connected")
         try:
-            granted = await redis.eval(_CLAIM, 1, key, owner, max(1, int(ttl * 1000)))
+            granted = await redis.eval(scripts.CLAIM, 1, key, owner, max(1, int(ttl * 1000)))
         except (RedisError, OSError, TimeoutError) as exc:
             raise BrokerError("the broker is unavailable") from exc
         return bool(granted)
@@ -590,7 +453,7 @@ class RedisBroker(BrokerInterface):
         if redis is None:
             return
         with contextlib.suppress(RedisError, OSError, TimeoutError):  # it expires anyway
-            await redis.eval(_RELEASE, 1, key, owner)
+            await redis.eval(scripts.RELEASE, 1, key, owner)
 
     # -- receive ------------------------------------------------------------------------------
 
@@ -653,7 +516,7 @@ class RedisBroker(BrokerInterface):
                         return self._buffer.popleft()
                     if self.is_closed():
                         return None
-                    raw = await self._read(pubsub, left)
+                    raw = await self._guard.read(pubsub, left)
                 item = self._convert(raw)
                 if isinstance(item, BrokerMessage):
                     return item
@@ -689,7 +552,7 @@ class RedisBroker(BrokerInterface):
     async def listen(self) -> AsyncIterator[BrokerMessage]:
         """Yield messages until `disconnect`; reconnect and resubscribe when Redis goes away.
 
-        Reads block without a timeout: the health check is the watchdog's (`_watch`).
+        Reads block without a timeout: the health check is the watchdog's (`ReadWatch`).
         """
         backoff = self.reconnect_min
         watchdog = self._start_watchdog()
@@ -708,7 +571,7 @@ class RedisBroker(BrokerInterface):
                     async with self._read_lock:
                         if self._buffer or self.is_closed():
                             continue
-                        raw = await self._read(pubsub, None)
+                        raw = await self._guard.read(pubsub, None)
                 except (RedisError, OSError, TimeoutError, BrokerError) as exc:
                     if self.is_closed():
                         return
@@ -734,79 +597,13 @@ class RedisBroker(BrokerInterface):
         """Start the health check for a listener (None if one already runs)."""
         if self.is_closed() or (self._watchdog is not None and not self._watchdog.done()):
             return None
-        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        watch = self._guard.watch(self.health_interval)
+        self._watchdog = asyncio.get_running_loop().create_task(watch)
         return self._watchdog
 
-    async def _watch(self) -> None:
-        """The health check, off the read path (one wake-up per ``health_interval``).
-
-        Nothing read for ``health_interval``: PING. Still nothing read ``health_interval``
-        after the PING while a read is blocked: interrupt that read (it raises `_NoPong`, and
-        the listener's reconnect path runs). While nobody reads (the consumer is busy), an
-        answer may be waiting unread: no verdict until a read blocks.
-        """
-        interval = self.health_interval
-        recheck = min(interval, 0.25)
-        pinged: PubSub | None = None  # the connection an unanswered PING went out on
-        ping_at = 0.0
-        while not self.is_closed():
-            pubsub = self._pubsub
-            now = _now()
-            if pubsub is None:  # reconnecting: the listener deals with it
-                pinged = None
-                wake = now + interval
-            elif pinged is pubsub and self._last_seen <= ping_at:  # PING not answered yet
-                reader = self._reader
-                if now < ping_at + interval:
-                    wake = ping_at + interval
-                elif reader is None or reader.done() or reader is self._stale:
-                    wake = now + recheck
-                else:
-                    logger.warning("Redis did not answer a PING; reconnecting")
-                    self.state = BrokerState.RECONNECTING
-                    self._stale = reader
-                    reader.cancel()
-                    wake = now + recheck  # the next reader too, should this one not drop it
-            elif now < self._last_seen + interval:
-                pinged = None
-                wake = self._last_seen + interval
-            else:
-                pinged, ping_at = pubsub, now
-                await self._ping(pubsub)
-                wake = ping_at + interval
-            await asyncio.sleep(max(wake - _now(), 0.0))
-
-    async def _read(self, pubsub: PubSub, timeout: float | None) -> Any:
-        """One read of the pub/sub connection (the caller holds ``_read_lock``).
-
-        Returns None when `disconnect` interrupted it (callers then see `is_closed`).
-        """
-        task = asyncio.current_task()
-        self._reader = task
-        try:
-            raw = await pubsub.get_message(timeout=timeout)
-            if raw is not None:
-                self._last_seen = _now()  # the watchdog's only per-message cost
-            return raw
-        except asyncio.CancelledError:
-            if task is None:
-                raise
-            stale, interrupted = self._stale is task, self._interrupted is task
-            if not (stale or interrupted):
-                raise
-            if stale:
-                self._stale = None
-                task.uncancel()
-            if interrupted:
-                self._interrupted = None
-                task.uncancel()
-            if task.cancelling():  # somebody else cancelled it as well
-                raise
-            if interrupted:
-                return None
-            raise _NoPong("Redis did not answer a PING") from None
-        finally:
-            self._reader = None
+    def _gave_up(self) -> None:
+        """The watchdog gave up on the blocked read (it raises `NoPong`)."""
+        self.state = BrokerState.RECONNECTING
 
     async def _ping(self, pubsub: PubSub) -> None:
         try:
@@ -822,44 +619,6 @@ class RedisBroker(BrokerInterface):
             if pubsub is not None and self._pubsub is pubsub:
                 self._pubsub = None
         await _quiet_close(pubsub)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _field(fields: Any) -> bytes:
-    """The ``d`` field of a stream entry (its only one)."""
-    value = fields[1] if isinstance(fields, list) else fields.get(b"d", fields.get("d"))
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
-def _fail(batch: list[_Publish], cause: BaseException, broker: RedisBroker) -> None:
-    """Fail every publish of ``batch`` that still waits, each with its own BrokerError
-    (the leader, without a future, is answered by `RedisBroker._write` itself)."""
-    for _, _, future in batch:
-        if future is None or future.done():
-            continue
-        broker.publish_errors += 1
-        error = BrokerError("the broker is unavailable; the message was not published")
-        error.__cause__ = cause
-        future.set_exception(error)
-
-
-_writers: set[asyncio.Task[None]] = set()
-
-
-def _spawn_write(broker: RedisBroker, batch: list[_Publish]) -> None:
-    """Write a batch whose leader was cancelled before writing it (its followers wait)."""
-
-    async def write() -> None:
-        async with broker._write_lock:
-            with contextlib.suppress(BrokerError):
-                await broker._write(batch)
-
-    task = asyncio.get_running_loop().create_task(write())
-    _writers.add(task)
-    task.add_done_callback(_writers.discard)
 
 
 async def _quiet_close(client: Any, within: float = 1.0) -> None:

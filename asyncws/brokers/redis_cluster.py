@@ -4,8 +4,10 @@ URL: ``redis+cluster://[user:password@]host:port[,host:port...]/[?partitions=128
 (``rediss+cluster://`` for TLS). The hosts are seeds: any live one is asked for the slot map
 (``CLUSTER SLOTS``); every instance of one application must use the same ``partitions``.
 
-Where channels and claims live, and how wildcard subscriptions work, is
-`asyncws.brokers.cluster_layout` (128 hash-tagged partitions; per-partition feeds).
+Where channels, claims, history streams and presence live, and how wildcard subscriptions
+work, is `asyncws.brokers.cluster_layout` (128 hash-tagged partitions; per-partition feeds).
+A history topic's stream shares the slot of its channel (`publish_history`, `read_history`:
+one script each, `asyncws.brokers.redis_scripts`); presence is `presence_store`.
 
 Failure and slot moves
     When a node's connection drops (a primary killed) or Redis unsubscribes us from a slot that
@@ -18,6 +20,11 @@ Failure and slot moves
     ``node_losses`` the node connections lost. A watchdog PINGs idle node connections every
     ``health_interval`` seconds and drops one that does not answer within another interval.
 
+Modules: the slot map, the subscriptions wanted and where each one is, and what the node links
+report are one state, kept here (why this file passes 600 lines); running commands (`cluster_commands`), the queue to the
+listener (`cluster_inbox`), the node connections (`cluster_node`), placement (`cluster_layout`)
+and presence (`cluster_presence`) are modules of their own.
+
 Why not redis-py's ``RedisCluster.pubsub()``: its sharded reads poll the node connections in
 turn with a timeout (``get_sharded_message``), so a listener either busy-waits or waits on one
 node while another has messages; and it re-homes channels only when a command run through it
@@ -28,37 +35,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random
-import time
 import uuid
 import zlib
-from collections import deque
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import AskError, MovedError, NoScriptError, RedisError, TryAgainError
+from redis.exceptions import RedisError
 
 from ..exceptions import BrokerError
+from ..history import POSITION_PREFIX, HistoryRead, Position, new_epoch
 from ..topics import TopicIndex, is_pattern
+from . import redis_scripts as scripts
 from .base import BrokerInterface, BrokerMessage, BrokerState
+from .cluster_commands import ClusterCommands
+from .cluster_inbox import Inbox
 from .cluster_layout import (
-    CLAIM_SCRIPT,
     FEED,
     PUBLISH_SCRIPT,
-    RELEASE_SCRIPT,
     Address,
     decode_feed,
+    history_keys,
     key_slot,
     parse_cluster_url,
     partition_tags,
     slot_owners,
 )
-from .cluster_node import NodeLink, quiet_close
+from .cluster_node import NodeLink, watch_links
+
+if TYPE_CHECKING:
+    from .cluster_presence import ClusterPresenceStore
 
 __all__ = ["RedisClusterBroker"]
 
@@ -86,6 +93,7 @@ class RedisClusterBroker(BrokerInterface):
         connect_timeout: float = 3.0,
         command_timeout: float = 5.0,
         max_pending: int = 65536,
+        history_concurrency: int = 32,
         **redis_kwargs: Any,
     ) -> None:
         seeds, options, url_partitions = parse_cluster_url(url)
@@ -102,11 +110,16 @@ class RedisClusterBroker(BrokerInterface):
         self.failover_poll = failover_poll
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
-        self._max_pending = max_pending
         self._options = {**options, **redis_kwargs}
         self._owners: list[Address | None] = [None] * self.partitions
         self._known: list[Address] = list(seeds)
-        self._clients: dict[Address, Redis] = {}  # command connections (publish, claims)
+        #: The command connections (publish, claims, history, presence), one per node.
+        self.commands = ClusterCommands(
+            self, self._options, connect_timeout=connect_timeout, command_timeout=command_timeout
+        )
+        # at most `history_concurrency` history and presence scripts in flight: each one in
+        # flight holds a connection, and a storm of recoveries queues here instead
+        self.script_slots = asyncio.Semaphore(history_concurrency)
         self._links: dict[Address, NodeLink] = {}
         self._opening: dict[Address, asyncio.Future[NodeLink | None]] = {}
         # What we want subscribed: Redis channel name -> partition; and where it is now.
@@ -117,14 +130,11 @@ class RedisClusterBroker(BrokerInterface):
         self._active: set[str] = set()  # exact channels confirmed on a live link
         self._patterns = TopicIndex[str]()
         self._keepalive = f"asyncws:keepalive:{uuid.uuid4().hex}"
-        self._queue: deque[BrokerMessage] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self.space = asyncio.Event()  # cleared while max_pending messages wait (LinkOwner)
-        self.space.set()
+        self._inbox = Inbox(max_pending, closed=self.is_closed, on_restored=self._notify_restored)
+        self.space = self._inbox.space  # cleared while max_pending messages wait (LinkOwner)
         self._dirty = asyncio.Event()
         self._recovery: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
-        self._sha: str | None = None
         self._feeds_pending: asyncio.Future[None] | None = None
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._closing: set[asyncio.Task[None]] = set()  # lost links being closed
@@ -159,7 +169,6 @@ class RedisClusterBroker(BrokerInterface):
             return
         self._started = True
         self.state = BrokerState.DISCONNECTED
-        self._sha = None
         loop = asyncio.get_running_loop()
         if await self._refresh():
             self.state = BrokerState.CONNECTED
@@ -168,7 +177,13 @@ class RedisClusterBroker(BrokerInterface):
             self.state = BrokerState.RECONNECTING
             self._dirty.set()
         self._recovery = loop.create_task(self._recover(), name="asyncws-cluster-recovery")
-        self._watchdog = loop.create_task(self._watch(), name="asyncws-cluster-watchdog")
+        watch = watch_links(
+            lambda: list(self._links.values()),
+            self.health_interval,
+            self._command_timeout,
+            self.is_closed,
+        )
+        self._watchdog = loop.create_task(watch, name="asyncws-cluster-watchdog")
 
     async def disconnect(self) -> None:
         if self.state is BrokerState.CLOSED and not self._started:
@@ -185,31 +200,12 @@ class RedisClusterBroker(BrokerInterface):
         tasks += self._closing
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
-        clients = list(self._clients.values())
-        self._clients.clear()
-        for client in clients:
-            await quiet_close(client)
+        await self.commands.close()
         self._where.clear()
         self._active.clear()
-        self._queue.clear()
-        self._wake()
-        self.space.set()
+        self._inbox.close()
 
     # -- topology -----------------------------------------------------------------------------
-
-    def _client(self, addr: Address) -> Redis:
-        client = self._clients.get(addr)
-        if client is None:
-            client = Redis(
-                host=addr[0],
-                port=addr[1],
-                socket_connect_timeout=self._connect_timeout,
-                socket_timeout=self._command_timeout,
-                retry=Retry(NoBackoff(), retries=0),
-                **self._options,
-            )
-            self._clients[addr] = client
-        return client
 
     async def _refresh(self) -> bool:
         """Re-read the slot map from the first live node; False when none answered."""
@@ -218,7 +214,7 @@ class RedisClusterBroker(BrokerInterface):
         for addr in candidates:
             try:
                 async with asyncio.timeout(self._connect_timeout):
-                    reply = await self._client(addr).execute_command(  # type: ignore[no-untyped-call]
+                    reply = await self.commands.client(addr).execute_command(  # type: ignore[no-untyped-call]
                         "CLUSTER", "SLOTS"
                     )
             except (RedisError, OSError, TimeoutError):
@@ -281,6 +277,11 @@ class RedisClusterBroker(BrokerInterface):
                 self._drop_active(name)
                 await link.unsubscribe([name], self._command_timeout)
             groups.setdefault((owner, part), []).append(name)
+        if groups:
+            # Channels come back on a new subscription: what was published meanwhile was
+            # missed. The listener tells the manager (`on_restored`: history topics fill the
+            # gap) when it reaches this mark, before any message the new subscriptions bring.
+            self._inbox.mark_restored()
         futures: list[asyncio.Future[None]] = []
         for (owner, _part), names in groups.items():
             link = await self._link(owner)
@@ -376,15 +377,7 @@ class RedisClusterBroker(BrokerInterface):
             if name is None:  # unsubscribed meanwhile
                 return False
             item = BrokerMessage(name, data)
-        queue = self._queue
-        queue.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        if len(queue) >= self._max_pending:
-            self.space.clear()
-            return True
-        return False
+        return self._inbox.put(item)
 
     def link_confirmed(self, link: NodeLink, channel: bytes) -> None:
         name = self._names.get(channel)
@@ -432,20 +425,6 @@ class RedisClusterBroker(BrokerInterface):
             self.feed_dropped += 1
             return None
         return BrokerMessage(channel, payload)
-
-    async def _watch(self) -> None:
-        """PING node links idle for ``health_interval``; drop one that stays silent after."""
-        interval = self.health_interval
-        while not self.is_closed():
-            await asyncio.sleep(interval if interval < 1.0 else interval / 4)
-            now = time.monotonic()
-            for link in list(self._links.values()):
-                if not link.up:
-                    continue
-                if link.pinged_at > link.last_seen and now - link.pinged_at > interval:
-                    link.give_up()
-                elif now - link.last_seen > interval and link.pinged_at <= link.last_seen:
-                    await link.ping(self._command_timeout)
 
     # -- subscribe ----------------------------------------------------------------------------
 
@@ -541,57 +520,28 @@ class RedisClusterBroker(BrokerInterface):
             if name not in self._wanted:
                 self._names.pop(name.encode(), None)
 
-    # -- commands (publish, claims) -----------------------------------------------------------
+    # -- where partitions live (`SlotMap`, for `ClusterCommands`) -----------------------------
 
-    async def _execute(self, part: int, *args: Any) -> Any:
-        """Run a one-slot command on the primary of ``part``, following MOVED/ASK once or twice."""
-        addr = self._owners[part]
-        asking = False
-        for attempt in range(5):
-            if addr is None:
-                self._kick()
-                raise BrokerError("no Redis Cluster node serves this channel right now")
-            client = self._client(addr)
-            try:
-                if asking:
-                    async with client.pipeline(transaction=False) as pipe:
-                        pipe.execute_command("ASKING")
-                        pipe.execute_command(*args)
-                        return (await pipe.execute(raise_on_error=True))[1]
-                return await client.execute_command(*args)  # type: ignore[no-untyped-call]
-            except MovedError as exc:
-                if exc.node_addr == addr:  # a node redirecting to itself: its config is settling
-                    await asyncio.sleep(0.01)
-                elif attempt:  # nodes disagree for a moment during a slot move
-                    await asyncio.sleep(0.005 * attempt)
-                addr = exc.node_addr
-                self._owners[part] = addr
-                asking = False
-                self._kick()  # other slots may have moved too
-            except AskError as exc:
-                addr, asking = exc.node_addr, True
-            except TryAgainError:  # a multi-key op during migration; ours are single-key
-                await asyncio.sleep(0.01)
-            except NoScriptError:
-                await client.script_load(PUBLISH_SCRIPT)
-            except (RedisError, OSError, TimeoutError) as exc:
-                self._kick()
-                raise BrokerError("the broker is unavailable") from exc
-        raise BrokerError("the Redis Cluster kept redirecting the command")
+    def owner(self, part: int) -> Address | None:
+        return self._owners[part]
+
+    def redirected(self, part: int, addr: Address) -> None:
+        self._owners[part] = addr
+        self._kick()  # other slots may have moved too
+
+    def kick(self) -> None:
+        self._kick()
+
+    # -- commands (publish, claims, history) --------------------------------------------------
 
     async def publish(self, channel: str, message: Any) -> None:
         if not self._started:
             raise BrokerError("the broker is not connected")
         data = message.encode() if isinstance(message, str) else message
         part = zlib.crc32(channel.encode()) % self.partitions
-        tag = self.tags[part]
-        sha = self._sha
-        if sha is None:
-            sha = self._sha = hashlib.sha1(PUBLISH_SCRIPT.encode()).hexdigest()
+        keys = (f"{{{self.tags[part]}}}{channel}", self._feeds[part])
         try:
-            await self._execute(
-                part, "EVALSHA", sha, 2, f"{{{tag}}}{channel}", self._feeds[part], channel, data
-            )
+            await self.commands.eval(part, PUBLISH_SCRIPT, keys, (channel, data))
         except BrokerError:
             self.publish_errors += 1
             raise
@@ -600,8 +550,8 @@ class RedisClusterBroker(BrokerInterface):
         if not self._started:
             raise BrokerError("the broker is not connected")
         part, name = self._key(key)
-        granted = await self._execute(
-            part, "EVAL", CLAIM_SCRIPT, 1, name, owner, max(1, int(ttl * 1000))
+        granted = await self.commands.eval(
+            part, scripts.CLAIM, (name,), (owner, max(1, int(ttl * 1000)))
         )
         return bool(granted)
 
@@ -610,50 +560,63 @@ class RedisClusterBroker(BrokerInterface):
             return
         part, name = self._key(key)
         with contextlib.suppress(BrokerError):  # it expires anyway
-            await self._execute(part, "EVAL", RELEASE_SCRIPT, 1, name, owner)
+            await self.commands.eval(part, scripts.RELEASE, (name,), (owner,))
 
-    # -- receive ------------------------------------------------------------------------------
+    async def publish_history(
+        self,
+        channel: str,
+        key: str,
+        message: bytes,
+        *,
+        size: int,
+        ttl: float,
+        idempotency_key: str | None = None,
+    ) -> Position:
+        """`redis_scripts.CLUSTER_APPEND` on the primary of ``channel``'s partition: XADD,
+        SPUBLISH with the offset (and the feed copy), one slot (`cluster_layout.history_keys`)."""
+        part = self.partition_of(channel)
+        keys = history_keys(self.tags[part], channel, key, idempotency_key)
+        args = (channel, message, size, max(1, int(ttl * 1000)), new_epoch(), POSITION_PREFIX)
+        try:
+            reply = await self.run_script(part, scripts.CLUSTER_APPEND, keys, args)
+        except BrokerError:
+            self.publish_errors += 1
+            raise
+        return scripts.appended(reply)
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    async def read_history(
+        self, channel: str, key: str, *, since: int | None, limit: int
+    ) -> HistoryRead:
+        part = self.partition_of(channel)
+        keys = history_keys(self.tags[part], channel, key, None)[:2]
+        since_arg = "" if since is None else since
+        args = (since_arg, max(0, limit), new_epoch(), scripts.READ_META_TTL_MS)
+        return scripts.history_read(
+            await self.run_script(part, scripts.CLUSTER_READ, keys, args), since
+        )
 
-    def _took(self) -> None:
-        if not self.space.is_set() and len(self._queue) <= self._max_pending // 2:
-            self.space.set()
+    async def run_script(
+        self, part: int, script: str, keys: list[str], args: tuple[Any, ...]
+    ) -> Any:
+        if not self._started:
+            raise BrokerError("the broker is not connected")
+        async with self.script_slots:
+            return await self.commands.eval(part, script, keys, args)
+
+    def presence_store(self, namespace: str) -> ClusterPresenceStore:
+        """Members on the cluster, one topic index per partition (`asyncws.presence`)."""
+        from .cluster_presence import ClusterPresenceStore
+
+        return ClusterPresenceStore(self, namespace)
+
+    # -- receive (`asyncws.brokers.cluster_inbox`) ------------------------------------------
 
     async def get_message(self, **kwargs: Any) -> BrokerMessage | None:
-        timeout: float | None = kwargs.get("timeout", 0.0)
-        if not self._queue and not self.is_closed() and (timeout is None or timeout > 0):
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait([waiter], timeout=timeout)
-            finally:
-                self._waiter = None
-        if self._queue:
-            item = self._queue.popleft()
-            self._took()
-            return item
-        return None
+        return await self._inbox.get(kwargs.get("timeout", 0.0))
 
-    async def listen(self) -> AsyncIterator[BrokerMessage]:
+    def listen(self) -> AsyncIterator[BrokerMessage]:
         """Yield messages until `disconnect`; node failures are handled by the broker."""
-        queue = self._queue
-        loop = asyncio.get_running_loop()
-        while not self.is_closed():
-            while queue:
-                yield queue.popleft()
-                if not self.space.is_set():
-                    self._took()
-            if self.is_closed():
-                return
-            waiter = self._waiter = loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-            queue = self._queue
+        return self._inbox.drain()
 
     # -- state --------------------------------------------------------------------------------
 

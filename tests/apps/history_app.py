@@ -2,17 +2,18 @@
 
 ``ASYNCWS_BROKER_URL`` picks the broker. ``POST /publish/{room}?n=N&start=S`` publishes N
 numbered events (``n = S .. S+N-1``) and answers with the position of the last one, after
-Redis accepted every one of them: what a publisher was acknowledged.
+Redis accepted every one of them: what a publisher was acknowledged (503 when the broker
+refused one: the ones before it were published).
 """
 
 from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from asyncws import AsyncWS, HistoryPolicy
+from asyncws import AsyncWS, BrokerError, HistoryPolicy
 
 
 class Posted(BaseModel):
@@ -40,8 +41,11 @@ app.include_router(ws.asgi_router)
 @app.post("/publish/{room}")
 async def publish(room: str, n: int = 1, start: int = 0) -> dict[str, object]:
     last = None
-    for i in range(start, start + n):
-        last = await rooms.publish(Posted(n=i), room=room)
+    try:
+        for i in range(start, start + n):
+            last = await rooms.publish(Posted(n=i), room=room)
+    except BrokerError as exc:  # not stored, not sent: what a publisher is told
+        raise HTTPException(503, "broker unavailable") from exc
     return {"position": None if last is None else last.as_json()}
 
 
