@@ -33,6 +33,7 @@ from .exceptions import (
 )
 from .framing import AsyncWSFraming, DocumentFraming, Framing
 from .history import HistoryItem, HistoryPolicy, Position
+from .limits import Limits
 from .manager import WebSocketManager
 from .message import (
     Message,
@@ -80,6 +81,7 @@ __all__ = [
     "InvalidSubscription",
     "InvalidSubscriptionMessage",
     "InvalidTopicError",
+    "Limits",
     "Message",
     "NotFoundError",
     "Operation",

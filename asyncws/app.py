@@ -56,23 +56,74 @@ def _slug(text: str) -> str:
 class AsyncWS(Router):
     """A declarative websocket application: include routers, plug it into FastAPI.
 
-    ``broker`` is a URL (``memory://``, ``redis://host:6379/0``) or pass ``manager=``.
-    ``authenticate`` (resolved like a handler, with ``Depends``) runs at the handshake; its
-    result becomes ``connection.principal`` — return None to refuse with HTTP 403.
-    Browsers may connect from the app's own origin only (same-origin, against cross-site
-    websocket hijacking; others get HTTP 403): ``allowed_origins=[...]`` adds origins,
-    ``["*"]`` allows every origin, and a client that sends no ``Origin`` (not a browser) is
-    allowed (see `asyncws.auth.origin_allowed`). The app's own origin is the request's scheme
-    and ``Host``, or ``public_url`` when pinned (``https://chat.example``: also the server the
-    AsyncAPI document lists); ``X-Forwarded-Proto``/``-Host`` count only from peers in
-    ``forwarded_allow_ips`` (default: none; see `asyncws.forwarded`). When the principal expires (its ``exp``, in epoch
-    seconds, or what ``expires_at(principal)`` returns), the connection is closed with 4001
-    (`CloseCode.TOKEN_EXPIRED`): the client authenticates again and reconnects. ``limits`` (`asyncws.limits.Limits`) bounds
-    connections (per instance, per user), the frame rate, the handshake and idle time.
-    ``framing`` (`asyncws.framing`) says how messages map to frames: asyncws's envelope
-    (`AsyncWSFraming`, the default) or the payload as the frame (`DocumentFraming`), to
-    implement an existing wire protocol. ``asyncapi_version`` is the version of the document
-    it serves: ``"3.0.0"`` (the default) or ``"3.1.0"``.
+    It is a `Router` (``operation``, ``topic``, ``exception_handler``, ``include_router``)
+    with a websocket endpoint (`asgi_router`), a `WebSocketManager` (connections and the
+    broker) and a `lifespan` that starts and stops them. Frames are handled one at a time
+    per connection, in order.
+
+    Args:
+        title: The AsyncAPI ``info.title``; its slug is the default ``broker_channel``.
+        version: The AsyncAPI ``info.version`` (of your API, not of asyncws).
+        description: The AsyncAPI ``info.description`` (Markdown).
+        broker: The broker URL: ``memory://`` (one process; ``memory://name`` shares a hub
+            between the managers of one process), ``redis://host:6379/0``, ``rediss://``,
+            ``redis+cluster://``, ``redis+sentinel://`` (see `asyncws.create_broker`).
+        manager: A `WebSocketManager` to use instead of building one; then ``broker``,
+            ``broker_channel``, ``topic_limits`` and the queue, frame and subscription
+            fields of ``limits`` are the manager's own (its wildcard limits follow
+            ``limits`` when it is given).
+        path: The websocket endpoint's path. It may hold parameters (``/t/{tenant}/ws``)
+            that handlers, hooks and dependencies receive by name.
+        broker_channel: The namespace of this app's broker channels: apps sharing a Redis
+            need different ones.
+        authenticate: Resolved like a handler (``Depends``, the `Connection`, path
+            parameters) at the handshake, before accepting. Its result becomes
+            ``connection.principal``; None, a `ForbiddenError` or a
+            `asyncws.auth.WebSocketAuthError` refuses the handshake with HTTP 403.
+        user_id: ``principal -> str | None``: the connection's user id (``conn.user_id``:
+            sends to a user, per-user limits, presence).
+        scopes_of: ``principal -> scopes``, checked against the ``scopes`` of operations
+            and topics. Default: the principal's ``scopes`` attribute or key (a list, or a
+            space-separated string).
+        allowed_origins: Browser origins allowed to connect besides the app's own (others
+            get HTTP 403, against cross-site websocket hijacking); ``["*"]`` allows every
+            origin. None: the app's own origin only. A client that sends no ``Origin``
+            (not a browser) is allowed (see `asyncws.auth.origin_allowed`).
+        public_url: The app's public address (``https://chat.example``), pinned: the app's
+            own origin and the server the AsyncAPI document lists. None: the request's
+            scheme and ``Host``.
+        forwarded_allow_ips: Peers (IP addresses, CIDR networks or ``"*"``) whose
+            ``X-Forwarded-Proto``/``-Host`` headers count (default: none; see
+            `asyncws.forwarded`).
+        limits: The bounds on connections, frames, queues, subscriptions and fan-out
+            (`Limits`; what happens over each is in `asyncws.limits`).
+        expires_at: ``principal -> epoch seconds | None``: when the credentials expire; the
+            connection is then closed with 4001 (`CloseCode.TOKEN_EXPIRED`) and the client
+            authenticates again. Default: the principal's ``exp`` (attribute or key).
+        topic_limits: The longest topic (256 characters) and the most levels (16) clients
+            may use (`TopicLimits`).
+        contact: The AsyncAPI ``info.contact`` (``{"name", "url", "email"}``).
+        license: The AsyncAPI ``info.license`` (``{"name", "url"}``).
+        info_tags: The AsyncAPI ``info.tags``: names, or ``{"name", "description"}``.
+        servers: The AsyncAPI ``servers``, instead of one built from the request (or from
+            ``public_url``).
+        asyncapi_url: The path of the AsyncAPI document as JSON; None: not served.
+        asyncapi_yaml_url: The path of the document as YAML; None: not served.
+        docs_url: The path of the HTML documentation page; None: not served.
+        tags: Tags of the app's own operations and topics (included routers bring theirs).
+        framing: How messages map to frames (`asyncws.framing`): asyncws's envelope
+            (`AsyncWSFraming`, the default) or the payload as the frame
+            (`DocumentFraming`), to implement an existing wire protocol.
+        asyncapi_version: The version of the document it serves: ``"3.0.0"`` or
+            ``"3.1.0"``.
+        max_queue: Deprecated: ``limits=Limits(max_queue=...)``.
+        max_queue_bytes: Deprecated: ``limits=Limits(max_queue_bytes=...)``.
+        slow_consumer: Deprecated: ``limits=Limits(slow_consumer=...)``.
+        max_frame_size: Deprecated: ``limits=Limits(max_frame_size=...)``.
+        max_subscriptions: Deprecated: ``limits=Limits(max_subscriptions=...)``.
+
+    Raises:
+        ValueError: an ``asyncapi_version`` asyncws does not write, or an invalid limit.
     """
 
     def __init__(
@@ -91,11 +142,6 @@ class AsyncWS(Router):
         allowed_origins: Sequence[str] | None = None,
         public_url: str | None = None,
         forwarded_allow_ips: str | Sequence[str] | None = None,
-        max_queue: int = 2048,
-        max_queue_bytes: int = 1 << 20,
-        slow_consumer: SlowConsumerPolicy = "close",
-        max_frame_size: int = 1 << 20,
-        max_subscriptions: int = 256,
         limits: Limits | None = None,
         expires_at: Callable[[Any], float | None] | None = None,
         topic_limits: TopicLimits = DEFAULT_LIMITS,
@@ -109,6 +155,12 @@ class AsyncWS(Router):
         tags: Sequence[str] = (),
         framing: Framing | None = None,
         asyncapi_version: str = "3.0.0",
+        # deprecated: fields of `limits` now (a DeprecationWarning each)
+        max_queue: int | None = None,
+        max_queue_bytes: int | None = None,
+        slow_consumer: SlowConsumerPolicy | None = None,
+        max_frame_size: int | None = None,
+        max_subscriptions: int | None = None,
     ) -> None:
         super().__init__(tags=tags)
         self._has_history = False
@@ -129,7 +181,14 @@ class AsyncWS(Router):
         self.asyncapi_url = asyncapi_url
         self.asyncapi_yaml_url = asyncapi_yaml_url
         self.docs_url = docs_url
-        self.limits = limits or Limits()
+        self.limits = Limits.with_arguments(
+            limits,
+            max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
+            slow_consumer=slow_consumer,
+            max_frame_size=max_frame_size,
+            max_subscriptions=max_subscriptions,
+        )
         self._expires_at = expires_at or _default_expiry
         self._closing: set[asyncio.Task[None]] = set()
         self.allowed_origins = tuple(allowed_origins) if allowed_origins is not None else None
@@ -142,11 +201,11 @@ class AsyncWS(Router):
             else WebSocketManager(
                 broker_channel or _slug(title),
                 broker_url=broker,
-                max_queue=max_queue,
-                max_queue_bytes=max_queue_bytes,
-                slow_consumer=slow_consumer,
-                max_frame_size=max_frame_size,
-                max_subscriptions=max_subscriptions,
+                max_queue=self.limits.max_queue,
+                max_queue_bytes=self.limits.max_queue_bytes,
+                slow_consumer=self.limits.slow_consumer,
+                max_frame_size=self.limits.max_frame_size,
+                max_subscriptions=self.limits.max_subscriptions,
                 topic_limits=topic_limits,
                 allowed_origins=allowed_origins,
                 limits=self.limits,
@@ -209,11 +268,38 @@ class AsyncWS(Router):
         if topic.history is not None:
             self._has_history = True  # subscribes look for history topics from now on
 
-    def add_operation(self, type: str, func: Callable[..., Any], **options: Any) -> Operation:
-        options.setdefault("path_params", self.path_params)
-        if not self.framing.controls:  # no control frames: `subscribe` may be an operation
-            options.setdefault("reserved", frozenset())
-        op = super().add_operation(type, func, **options)
+    def add_operation(
+        self,
+        type: str,
+        func: Callable[..., Any],
+        *,
+        summary: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        scopes: Sequence[str] = (),
+        deprecated: bool = False,
+        operation_id: str | None = None,
+        path_params: frozenset[str] | None = None,
+        dependencies: Sequence[Any] = (),
+        reserved: frozenset[str] | None = None,
+    ) -> Operation:
+        """`Router.add_operation`; ``path_params`` default to the endpoint's, and without
+        control frames (`DocumentFraming`) no type is reserved."""
+        if reserved is None and not self.framing.controls:
+            reserved = frozenset()  # no control frames: `subscribe` may be an operation
+        op = super().add_operation(
+            type,
+            func,
+            summary=summary,
+            description=description,
+            tags=tags,
+            scopes=scopes,
+            deprecated=deprecated,
+            operation_id=operation_id,
+            path_params=self.path_params if path_params is None else path_params,
+            dependencies=dependencies,
+            reserved=reserved,
+        )
         self._compiled = None
         return op
 

@@ -33,10 +33,12 @@ from typing import Any
 
 import yaml
 
+from .exceptions import UsageError
+
 __all__ = ["CLIError", "find_app", "load_target", "main"]
 
 
-class CLIError(Exception):
+class CLIError(UsageError):
     """A usage problem, reported in one line with exit status 2."""
 
 

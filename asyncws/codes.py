@@ -1,8 +1,9 @@
 """Error codes (sent in error frames), close codes (sent when a connection ends) and the
 frame types of asyncws's own frames.
 
-All are part of the wire protocol: `docs/protocol.md` lists them and the generated AsyncAPI
-document describes them. Close codes follow RFC 6455 section 7.4.1.
+All are part of the wire protocol: `docs/protocol.md` and `docs/reference/errors.md` list
+the codes, and the generated AsyncAPI document describes them. Close codes follow RFC 6455
+section 7.4.1.
 """
 
 from __future__ import annotations
@@ -28,17 +29,22 @@ class FrameType(StrEnum):
 
 
 class CloseCode(IntEnum):
-    """WebSocket close codes asyncws uses (RFC 6455 section 7.4.1)."""
+    """WebSocket close codes asyncws uses (RFC 6455 section 7.4.1).
 
-    NORMAL_CLOSURE = 1000
+    asyncws closes with all but 1002, 1003 and 1012, which it names because the proxy relays
+    them and the AsyncAPI document describes them. A code used before the handshake is
+    accepted becomes an HTTP 403 (or 503, see `asyncws.handshake`), not a close frame.
+    """
+
+    NORMAL_CLOSURE = 1000  # also: idle timeout
     GOING_AWAY = 1001  # server shutting down
     PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
-    POLICY_VIOLATION = 1008  # sustained abuse, auth failure after accept, forbidden origin
+    POLICY_VIOLATION = 1008  # sustained abuse (bad frames, a flood), auth failure, origin
     MESSAGE_TOO_BIG = 1009  # frame over the configured maximum
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
-    TRY_AGAIN_LATER = 1013  # slow consumer: the outgoing queue overflowed
+    TRY_AGAIN_LATER = 1013  # slow consumer: the outgoing queue overflowed (also: capacity)
     BAD_GATEWAY = 1014  # proxy: the upstream failed
     TOKEN_EXPIRED = 4001  # the principal's credentials expired: authenticate and reconnect
 
@@ -54,8 +60,8 @@ class ErrorCode(StrEnum):
     INVALID_TOPIC = "invalid_topic"  # bad syntax, over the length/depth limits
     UNKNOWN_TOPIC = "unknown_topic"  # not a declared topic
     FORBIDDEN = "forbidden"  # authorization refused
-    NOT_FOUND = "not_found"  # what the frame names does not exist (HTTPException 404)
-    BAD_REQUEST = "bad_request"  # refused by the handler (an HTTPException 4xx without a code)
+    NOT_FOUND = "not_found"  # what the frame names does not exist (HTTPException 404, 410)
+    BAD_REQUEST = "bad_request"  # refused: an HTTPException 4xx with no closer code, a bad `since`
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     RATE_LIMITED = "rate_limited"
     BROKER_UNAVAILABLE = "broker_unavailable"  # the message could not be published

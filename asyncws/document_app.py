@@ -343,6 +343,3 @@ def _param_ok(param: WireParam, value: Any) -> bool:
             return False
     max_length = schema.get("maxLength")
     return not (isinstance(max_length, int) and len(value) > max_length)
-
-
-_ = ErrorCode

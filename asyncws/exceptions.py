@@ -2,26 +2,48 @@
 
 Hierarchy::
 
-    AsyncWSError                     base of everything asyncws raises; carries an ErrorCode
+    AsyncWSError                     base of asyncws's own errors; carries an ErrorCode
+                                     (mistakes in declarations are TypeError/ValueError)
     ├── ProtocolError                a frame that does not follow the wire protocol
     │   └── UnknownTypeError         no operation for the frame's ``type``
     ├── PayloadValidationError       a payload that does not match its model (field errors)
     ├── InvalidTopicError            a topic or pattern with bad syntax or over the limits
+    │   │                            (also a ValueError)
     │   └── UnknownTopicError        a topic that is not declared
     ├── ForbiddenError               authorization refused
     ├── NotFoundError                what the frame names does not exist
     ├── TooManySubscriptionsError
     ├── RateLimitedError
     ├── BrokerError                  the broker could not take a message (publish failed)
-    └── WebSocketException           the seed's base: carries the ``connection``
-        ├── InvalidSubscription
-        └── InvalidSubscriptionMessage
+    ├── PresenceError                a presence request on a topic without presence
+    │                                (asyncws.presence)
+    ├── WebSocketException           the seed's base: carries the ``connection``
+    │   ├── InvalidSubscription
+    │   └── InvalidSubscriptionMessage
+    └── UsageError                   asyncws used in a way that cannot work; never a wire
+        │                            error (its text is for the developer, not the client)
+        ├── SpecError                an AsyncAPI document that cannot be served or called
+        │   │                        (asyncws.asyncapi.reader; also a ValueError)
+        │   └── SpecError            ... or that the handlers do not match
+        │                            (asyncws.spec_first)
+        ├── CodegenError             a document no client can be generated from
+        │                            (asyncws.codegen; also a ValueError)
+        └── CLIError                 a bad ``asyncws`` command line (exit status 2)
+
+Outside it: `asyncws.auth.WebSocketAuthError` is Starlette's ``WebSocketException`` (its
+``code`` is the close code, 1008): Starlette and FastAPI close the websocket with it (HTTP 403
+before accept), and asyncws answers it like every ``WebSocketException`` from FastAPI code
+(an error frame, then the close; see `from_websocket_exception`), not like an `AsyncWSError`
+(whose ``code`` is an `ErrorCode` and which leaves the connection open).
 
 An `AsyncWSError` raised while a frame is handled becomes an error frame (``code``, ``message``,
-``errors``, the frame's ``id``); the connection stays open. Any other exception becomes an
+``errors``, the frame's ``id``); the connection stays open (though a client that keeps sending
+frames the framework rejects is closed with 1008, see docs/protocol.md). Any other exception becomes an
 ``internal_error`` frame without details, and its traceback goes to the log, except for the
 exceptions FastAPI code raises: `from_http_exception` and `from_websocket_exception` turn
 ``HTTPException`` and ``WebSocketException`` into error frames (docs/reference/errors.md).
+A `UsageError` that escapes a handler is answered like a bug, ``internal_error`` without its
+text.
 """
 
 from __future__ import annotations
@@ -48,6 +70,7 @@ __all__ = [
     "TooManySubscriptionsError",
     "UnknownTopicError",
     "UnknownTypeError",
+    "UsageError",
     "WebSocketException",
     "from_http_exception",
     "from_websocket_exception",
@@ -134,6 +157,17 @@ class InvalidSubscriptionMessage(WebSocketException):
     """A subscription frame that is malformed or not subscribe/unsubscribe (seed name)."""
 
     code = ErrorCode.INVALID_FRAME
+
+
+class UsageError(AsyncWSError):
+    """asyncws used in a way that cannot work: a document, a generator input, a command
+    line. Raised while setting up, never to answer a frame: ``str(exc)`` says what is wrong
+    and is meant for the developer; ``message`` (what a client would see if one escaped a
+    handler) is only ``"internal error"``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.message = "internal error"
 
 
 class _Mapped(AsyncWSError):

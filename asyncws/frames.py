@@ -1,12 +1,14 @@
 """The declarative protocol's client frames, validated by pydantic in one pass.
 
-Every frame an `AsyncWS` app accepts is one model of a discriminated union (on ``type``):
-``subscribe``, ``unsubscribe``, ``publish`` and one envelope per operation whose ``data`` is
-the operation's payload model. `FrameValidator.validate` parses and validates a frame from its
-JSON text at once (JSON is decoded once, in pydantic-core) and maps every failure to the one
-protocol error that answers it (see `docs/protocol.md`): an unknown tag is ``unknown_type``,
-an error under ``data`` is ``validation_error`` with field locations, anything else in the
-envelope is ``invalid_frame``.
+Every frame an `AsyncWS` app accepts in asyncws's envelope (`asyncws.framing.AsyncWSFraming`)
+is one model of a discriminated union (on ``type``): ``subscribe``, ``unsubscribe``,
+``publish``, ``presence``, ``presence_stats`` and one envelope per operation whose ``data``
+is the operation's payload model. `FrameValidator.validate` parses and validates a frame from
+its JSON text at once (JSON is decoded once, in pydantic-core) and maps every failure to the
+one protocol error that answers it (see `docs/protocol.md`): text that is not JSON is
+``invalid_json``, an unknown tag is ``unknown_type``, an error under ``data`` is
+``validation_error`` with field locations, anything else in the envelope is
+``invalid_frame``.
 """
 
 from __future__ import annotations
@@ -94,7 +96,9 @@ class PresenceStatsFrame(_Base):
 
 
 def safe_id(text: str | None) -> dict[str, Any] | None:
-    """Best effort: the id of a frame that failed (error path only, so decoding again is ok)."""
+    """Best effort, for the error path (decoding again is fine there): the decoded frame
+    when it is an object with a usable ``id`` (`asyncws.protocol.frame_id` reads it), else
+    None. Text over 1 MiB is not decoded."""
     if not text or len(text) > 1 << 20:
         return None
     try:
@@ -105,6 +109,8 @@ def safe_id(text: str | None) -> dict[str, Any] | None:
 
 
 def field_errors(errors: Sequence[Any], skip: int) -> list[dict[str, Any]]:
+    """pydantic's errors as an error frame's ``errors``: the first 50, each ``loc`` without
+    its first ``skip`` parts (the envelope's), with ``msg`` and ``type``."""
     out = []
     for e in errors[:50]:
         loc = [p for p in e["loc"][skip:]]

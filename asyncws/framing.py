@@ -1,8 +1,11 @@
 """Framing: how the messages of an API map to websocket frames, and back. Pure, no I/O.
 
-Every part of asyncws that reads or writes frames goes through a `Framing`: the endpoint
-(`asyncws.app`), spec-first apps, the AsyncAPI reader used by the client generators and
-``asyncws check``. Two framings exist:
+Every part of the declarative layer that reads or writes frames goes through a `Framing`:
+the endpoint (`asyncws.app`), topic events, history positions, spec-first apps; the AsyncAPI
+reader (used by the client generators and ``asyncws check``) describes messages with its
+`MessageShape` and `classify`. The seed's imperative API (`WebSocketManager.receive`,
+``async for message in connection``) speaks its own dialect, with `asyncws.protocol`. Two
+framings exist:
 
 * `AsyncWSFraming` (the default of code-first apps): asyncws's envelope
   ``{"type", "id", "topic", "data"}``, with ``ack``/``reply``/``error`` answers and the
@@ -31,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from .codes import ErrorCode
 from .exceptions import AsyncWSError, PayloadValidationError, ProtocolError, UnknownTypeError
 from .protocol import (
     ack_frame,
@@ -491,6 +493,3 @@ class _DocumentDecoder:
                     "invalid payload", errors=field_errors(exc.errors(include_url=False), 0)
                 ) from None
         return InboundFrame(kind, correlation, data, shape)
-
-
-_ = ErrorCode

@@ -1,10 +1,15 @@
-"""Per-connection and per-instance limits, with documented defaults.
+"""Per-connection and per-instance limits, with documented defaults: the fields of `Limits`.
 
 =============================  ==========  ==================================================
-limit                          default     over it
+field                          default     over it
 =============================  ==========  ==================================================
 ``max_frame_size``             1 MiB       close 1009
 ``max_subscriptions``          256         ``too_many_subscriptions`` error frame
+``max_queue``                  2,048       outgoing messages queued for one connection while
+                                           it pushes back; more: ``slow_consumer`` applies
+``max_queue_bytes``            1 MiB       the same bound in bytes of frames
+``slow_consumer``              ``close``   ``"close"``: close 1013; ``"drop_oldest"``: drop
+                                           the oldest queued messages until it fits
 ``max_wildcards``              32          ``too_many_subscriptions``: wildcard (``+``/``#``)
                                            subscriptions per connection
 ``max_wildcards_per_user``     64          ``too_many_subscriptions``: distinct wildcard
@@ -16,7 +21,8 @@ limit                          default     over it
                                            while ``authenticate`` runs
 ``max_connections_per_user``   32          handshake refused (HTTP 403); per instance
 ``rate`` / ``burst``           50/s, 100   ``rate_limited`` error frame per excess frame;
-                                           close 1008 after ``rate_strikes`` (20) in a row
+                                           close 1008 at the next one after ``rate_strikes``
+                                           (20) in a row
 ``max_recipients``             16          seed ``send_by_conn_id``: distinct ids per frame
                                            (duplicates count once); more: ``invalid_frame``
 ``max_fanout_bytes``           1 MiB       recipients x payload bytes one client frame may
@@ -26,6 +32,13 @@ limit                          default     over it
 ``handshake_timeout``          10 s        the handshake (auth, hooks) is abandoned: 403
 ``idle_timeout``               None (off)  close 1000 when the client sent nothing for so long
 =============================  ==========  ==================================================
+
+``AsyncWS(limits=Limits(...))`` sets them; fields left out keep their defaults. The separate
+``max_queue``, ``max_queue_bytes``, ``slow_consumer``, ``max_frame_size`` and
+``max_subscriptions`` arguments of `AsyncWS` still work, with a ``DeprecationWarning``
+(`Limits.with_arguments`). A `WebSocketManager` built by hand takes the queue, frame and
+subscription bounds as its own arguments (the seed's API) and reads the rest from its
+``limits``.
 
 Each recipient of a seed ``send_by_conn_id`` also takes one token of the frame rate
 (``rate``/``burst``): one frame naming 16 connections costs as much as 16 frames.
@@ -39,16 +52,59 @@ inflated (permessage-deflate) by the server before the app sees it: serve with `
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import ProtocolError, RateLimitedError
 
-__all__ = ["FanoutBudget", "Limits", "TokenBucket"]
+if TYPE_CHECKING:
+    from .connection import SlowConsumerPolicy
+
+#: The arguments of `AsyncWS` that are fields of `Limits` now (deprecated as arguments).
+DEPRECATED_ARGUMENTS = (
+    "max_queue",
+    "max_queue_bytes",
+    "slow_consumer",
+    "max_frame_size",
+    "max_subscriptions",
+)
+
+__all__ = ["DEPRECATED_ARGUMENTS", "FanoutBudget", "Limits", "TokenBucket"]
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Limits of an `AsyncWS` app (see the module docstring for what happens over each)."""
+    """Limits of an `AsyncWS` app: ``AsyncWS(limits=Limits(max_connections=500))``.
+
+    Frozen: derive a variant with `dataclasses.replace`. The module docstring
+    (`asyncws.limits`) says what happens over each limit.
+
+    Attributes:
+        max_connections: Connections per instance (handshakes in progress count).
+        max_connections_per_user: Connections per user id, per instance.
+        rate: Frames per second a connection may send (token bucket refill).
+        burst: Frames a connection may send at once (token bucket size).
+        rate_strikes: Frames over the rate in a row answered with ``rate_limited`` before
+            the connection is closed with 1008.
+        handshake_timeout: Seconds the handshake (``authenticate``, ``on_connect``) may take.
+        idle_timeout: Seconds without a client frame before the connection is closed with
+            1000; None: never.
+        max_wildcards: Wildcard subscriptions per connection.
+        max_wildcards_per_user: Distinct wildcard subscriptions of one user, per instance.
+        max_wildcards_per_instance: Distinct wildcard patterns one instance holds.
+        max_recipients: Distinct connection ids one seed ``send_by_conn_id`` frame may name.
+        max_fanout_bytes: Recipients x payload bytes one client frame may publish.
+        fanout_bytes_rate: The same, per connection and second.
+        max_queue: Outgoing messages queued for a connection that pushes back.
+        max_queue_bytes: The same bound in bytes of frames.
+        slow_consumer: What happens when a message would cross either queue bound:
+            ``"close"`` (close 1013) or ``"drop_oldest"``.
+        max_frame_size: The largest client frame; bigger ones close the connection with
+            1009. asyncws counts the characters of a text frame (bytes of a binary one);
+            ``asyncws run`` also makes it uvicorn's ``--ws-max-size``, in bytes.
+        max_subscriptions: Subscriptions per connection.
+    """
 
     max_connections: int = 10_000
     max_connections_per_user: int = 32
@@ -63,6 +119,11 @@ class Limits:
     max_recipients: int = 16
     max_fanout_bytes: int = 1 << 20
     fanout_bytes_rate: float = float(4 << 20)
+    max_queue: int = 2048
+    max_queue_bytes: int = 1 << 20
+    slow_consumer: SlowConsumerPolicy = "close"
+    max_frame_size: int = 1 << 20
+    max_subscriptions: int = 256
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.burst < 1:
@@ -74,6 +135,37 @@ class Limits:
             < 0
         ):
             raise ValueError("wildcard limits must be >= 0")
+        if min(self.max_queue, self.max_queue_bytes, self.max_frame_size) < 1:
+            raise ValueError("max_queue, max_queue_bytes and max_frame_size must be > 0")
+        if self.max_subscriptions < 0:
+            raise ValueError("max_subscriptions must be >= 0")
+        if self.slow_consumer not in ("close", "drop_oldest"):
+            raise ValueError("slow_consumer must be 'close' or 'drop_oldest'")
+
+    @classmethod
+    def with_arguments(cls, limits: Limits | None, **given: Any) -> Limits:
+        """``limits`` (or the defaults) with the deprecated separate arguments of `AsyncWS`
+        folded in (`DEPRECATED_ARGUMENTS`; a value of None means not given).
+
+        Each one given overrides the field of the same name, so ``AsyncWS(max_frame_size=
+        100)`` keeps working as it did, and warns (one ``DeprecationWarning`` naming them,
+        pointing at the code that called `AsyncWS`).
+        """
+        base = limits if limits is not None else cls()
+        used = {name: value for name, value in given.items() if value is not None}
+        unknown = set(used) - set(DEPRECATED_ARGUMENTS)
+        if unknown:
+            raise TypeError(f"not a deprecated limit argument: {', '.join(sorted(unknown))}")
+        if not used:
+            return base
+        names = ", ".join(f"{name}=" for name in used)
+        fields = ", ".join(f"{name}=..." for name in used)
+        warnings.warn(
+            f"AsyncWS({names}) is deprecated: pass limits=Limits({fields})",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return replace(base, **used)
 
 
 class TokenBucket:

@@ -107,8 +107,11 @@ def untag_broker_message(data: dict[str, Any] | str | bytes) -> tuple[Any, Any, 
     """The seed's helper: ``(type, topic, conn_id, data)`` of a message (a dict or its JSON).
 
     Missing envelope fields are None; ``data`` is a new dict (the input is not mutated).
+    Raises ValueError for text that is not JSON or not a JSON object.
     """
     obj = json.loads(data) if isinstance(data, str | bytes) else dict(data)
+    if not isinstance(obj, dict):
+        raise ValueError("a broker message is not a JSON object")
     return obj.pop("type", None), obj.pop("topic", None), obj.pop("conn_id", None), obj
 
 

@@ -44,7 +44,7 @@ __all__ = ["ServerSettings", "asyncws_apps", "check_server", "run", "server_sett
 logger = logging.getLogger("asyncws.serve")
 
 #: The frame limit when the ASGI app serves no `AsyncWS` (e.g. a `WebSocketProxy` gateway):
-#: the default of both ``AsyncWS(max_frame_size=)`` and ``WebSocketProxy(max_size=)``.
+#: the default of both ``Limits(max_frame_size=)`` and ``WebSocketProxy(max_size=)``.
 DEFAULT_MAX_SIZE = 1 << 20
 
 

@@ -25,6 +25,7 @@ from asyncws import (
     ErrorCode,
     ForbiddenError,
     InvalidTopicError,
+    Limits,
     Router,
 )
 from asyncws.testing import TestClient, WebSocketDenied, WebSocketSession
@@ -642,7 +643,7 @@ async def test_an_abusive_connection_is_closed_with_1008(ws: WebSocketSession) -
 
 
 async def test_a_frame_over_the_size_limit_closes_with_1009() -> None:
-    _, app = build(max_frame_size=100)
+    _, app = build(limits=Limits(max_frame_size=100))
     async with TestClient(app) as c, c.connect("/ws") as s:
         await s.send_json({"type": "ping", "id": 1, "pad": "x" * 200})
         assert await s.expect_closed() == 1009
@@ -1074,7 +1075,7 @@ async def test_a_hook_raising_forbidden_error_is_forbidden(ws: WebSocketSession)
 
 
 async def test_too_many_subscriptions() -> None:
-    _, app = build(max_subscriptions=2)
+    _, app = build(limits=Limits(max_subscriptions=2))
     async with TestClient(app) as c, c.connect("/ws") as s:
         assert (await s.subscribe("rooms/a"))["type"] == "ack"
         assert (await s.subscribe("rooms/b"))["type"] == "ack"

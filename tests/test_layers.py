@@ -117,7 +117,12 @@ CLIENT_READERS = {f"asyncws.codegen.{m}" for m in ("document", "schemas", "opera
     ids=lambda p: p.name,
 )
 def test_the_client_description_imports_only_itself(path: Path) -> None:
-    assert _own(path, "asyncws.") <= DESCRIPTION
+    # and the exception base every layer shares (`CodegenError` is an `AsyncWSError`)
+    assert _own(path, "asyncws.") <= DESCRIPTION | {"asyncws.exceptions"}
+
+
+def test_the_exception_base_imports_only_the_codes() -> None:
+    assert _own(PACKAGE / "exceptions.py", "asyncws.") <= {"asyncws.codes"}
 
 
 RENDERERS = sorted([*PACKAGE.glob("codegen/python/*.py"), PACKAGE / "codegen" / "typescript.py"])

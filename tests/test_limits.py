@@ -111,3 +111,85 @@ async def test_idle_timeout_closes_quiet_connections() -> None:
     async with TestClient(app) as client, client.connect("/ws") as ws:
         assert (await ws.call("ping", {"n": 1}))["type"] == "reply"
         assert await ws.expect_closed(timeout=3) == 1000
+
+
+def test_limits_hold_the_queue_frame_and_subscription_bounds() -> None:
+    limits = Limits()
+    assert (limits.max_queue, limits.max_queue_bytes, limits.slow_consumer) == (
+        2048,
+        1 << 20,
+        "close",
+    )
+    assert (limits.max_frame_size, limits.max_subscriptions) == (1 << 20, 256)
+    for bad in (
+        {"max_queue": 0},
+        {"max_queue_bytes": 0},
+        {"max_frame_size": 0},
+        {"max_subscriptions": -1},
+        {"slow_consumer": "block"},
+    ):
+        with pytest.raises(ValueError):
+            Limits(**bad)  # type: ignore[arg-type]
+
+
+def test_the_app_passes_its_limits_to_its_manager() -> None:
+    limits = Limits(
+        max_queue=8,
+        max_queue_bytes=4096,
+        slow_consumer="drop_oldest",
+        max_frame_size=512,
+        max_subscriptions=3,
+    )
+    manager = AsyncWS(title="folded", limits=limits).manager
+    assert manager.limits is limits
+    assert (manager.max_queue, manager.max_queue_bytes, manager.slow_consumer) == (
+        8,
+        4096,
+        "drop_oldest",
+    )
+    assert (manager.max_frame_size, manager.max_subscriptions) == (512, 3)
+
+
+def test_the_separate_limit_arguments_still_work_with_a_deprecation_warning() -> None:
+    given = Limits(max_connections=7, max_frame_size=1000)
+    with pytest.deprecated_call(match=r"AsyncWS\(max_frame_size=, max_subscriptions=\)"):
+        app = AsyncWS(title="old", limits=given, max_frame_size=100, max_subscriptions=2)
+    # the old arguments override the fields of the same name; the rest stays as given
+    assert app.limits == Limits(max_connections=7, max_frame_size=100, max_subscriptions=2)
+    assert (app.manager.max_frame_size, app.manager.max_subscriptions) == (100, 2)
+    with pytest.deprecated_call(match="limits=Limits"):
+        app = AsyncWS(title="old", max_queue=4, max_queue_bytes=64, slow_consumer="drop_oldest")
+    assert (app.limits.max_queue, app.limits.max_queue_bytes) == (4, 64)
+    assert app.manager.slow_consumer == "drop_oldest"
+
+
+def test_the_deprecation_warning_points_at_the_caller() -> None:
+    with pytest.deprecated_call() as caught:
+        AsyncWS(title="old", max_queue=4)
+    assert [w.filename for w in caught] == [__file__]
+
+
+def test_no_warning_without_the_old_arguments() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert AsyncWS(title="new", limits=Limits(max_queue=4)).manager.max_queue == 4
+
+
+async def test_a_deprecated_frame_size_argument_still_closes_with_1009() -> None:
+    router = Router()
+
+    @router.operation("ping")
+    async def ping(msg: Ping) -> Ping:
+        return msg
+
+    with pytest.deprecated_call():
+        ws = AsyncWS(title="old", max_frame_size=64)
+    ws.include_router(router)
+    app = FastAPI(lifespan=ws.lifespan)
+    app.include_router(ws.asgi_router)
+    async with TestClient(app) as client, client.connect("/ws") as s:
+        assert (await s.call("ping", {"n": 1}))["data"] == {"n": 1}
+        await s.send_json({"type": "ping", "data": {"n": 2}, "pad": "x" * 64})
+        assert await s.expect_closed() == 1009

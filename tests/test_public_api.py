@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import subprocess
 import sys
 from types import ModuleType
@@ -57,6 +58,7 @@ DECLARATIVE_NAMES = [
     "InvalidTopicError",
     "UnknownTopicError",
     "UnknownTypeError",
+    "Limits",
 ]
 
 
@@ -143,3 +145,62 @@ def test_the_errors_reference_lists_every_code() -> None:
         assert f"| `{code.value}` |" in page, code
     for close in asyncws.CloseCode:
         assert f"| {close.value} | `{close.name}` |" in page, close
+
+
+def test_limits_is_exported() -> None:
+    from asyncws.limits import Limits
+
+    assert asyncws.Limits is Limits
+
+
+def test_the_tools_errors_are_asyncws_errors_and_keep_their_bases() -> None:
+    from asyncws.asyncapi.reader import SpecError as ReaderError
+    from asyncws.cli import CLIError
+    from asyncws.codegen import CodegenError
+    from asyncws.exceptions import UsageError
+    from asyncws.spec_first import SpecError
+
+    for cls in (ReaderError, SpecError, CodegenError, CLIError):
+        assert issubclass(cls, UsageError) and issubclass(cls, asyncws.AsyncWSError), cls
+    # callers catch these as ValueError (`except ValueError` around a document load)
+    for cls in (ReaderError, SpecError, CodegenError):
+        assert issubclass(cls, ValueError), cls
+    spec = SpecError(["no handler for operation 'post'"])
+    assert spec.problems == ["no handler for operation 'post'"]
+    assert str(spec).endswith("no handler for operation 'post'")
+    # never shown to a client: an escaped one answers like a bug would
+    assert spec.message == "internal error" and spec.code == asyncws.ErrorCode.INTERNAL_ERROR
+    assert str(CLIError("bad target")) == "bad target"
+    assert CodegenError(["x"]).problems == ["x"]
+
+
+def test_the_auth_error_stays_a_starlette_websocket_exception() -> None:
+    """Its ``code`` is a close code that Starlette closes with; an `AsyncWSError`'s is an
+    error code. So it is drawn beside the hierarchy, not in it (see asyncws.exceptions)."""
+    from starlette.exceptions import WebSocketException
+
+    from asyncws.auth import WebSocketAuthError
+
+    assert issubclass(WebSocketAuthError, WebSocketException)
+    assert not issubclass(WebSocketAuthError, asyncws.AsyncWSError)
+    assert "WebSocketAuthError" in (asyncws.exceptions.__doc__ or "")
+
+
+def test_the_exceptions_docstring_draws_every_asyncws_error() -> None:
+    import asyncws.exceptions
+
+    doc = asyncws.exceptions.__doc__ or ""
+    found: set[str] = set()
+    for name in MODULES:
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, asyncws.AsyncWSError)
+                and not value.__name__.startswith("_")
+                and value.__module__.startswith("asyncws")
+            ):
+                found.add(value.__name__)
+    drawn = set(re.findall(r"[├└]── (\w+)", doc)) | {"AsyncWSError"}
+    assert found - drawn == set()
+    assert {"SpecError", "CodegenError", "CLIError", "UsageError", "PresenceError"} <= found

@@ -35,7 +35,7 @@ from tests.servers import REPO_ROOT
 
 MiB = 1 << 20
 
-small = AsyncWS(title="small", max_frame_size=64 * 1024, limits=Limits(max_connections=500))
+small = AsyncWS(title="small", limits=Limits(max_frame_size=64 * 1024, max_connections=500))
 small_app = FastAPI(lifespan=small.lifespan)
 small_app.include_router(small.asgi_router)
 lifespan_only = FastAPI(lifespan=small.lifespan)  # the AsyncWS found through its lifespan

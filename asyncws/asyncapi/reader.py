@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from ..exceptions import UsageError
 from ..framing import MessageShape, correlation_pointer, indistinct, shape_of
 from .schemas import deref, make_validator, pointer_parts
 from .wire import WireAPI, WireEndpoint, WireMessage, WireOperation, WireParam
@@ -61,7 +62,7 @@ WS_PROTOCOLS = frozenset({"ws", "wss"})
 _MAX_REF_DEPTH = 32
 
 
-class SpecError(ValueError):
+class SpecError(UsageError, ValueError):
     """The document cannot be served or called as it is (one problem a line)."""
 
     def __init__(self, problems: list[str], *, headline: str | None = None) -> None:

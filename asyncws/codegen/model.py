@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..exceptions import UsageError
 from .names import combine, pascal, sentence, snake, words
 from .typetree import (
     AnyNode,
@@ -68,7 +69,7 @@ __all__ = [
 ]
 
 
-class CodegenError(ValueError):
+class CodegenError(UsageError, ValueError):
     """The document cannot give a client (lists every blocking problem, one per line)."""
 
     def __init__(self, problems: Iterable[str]) -> None:
