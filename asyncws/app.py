@@ -41,7 +41,7 @@ from .framing import AsyncWSFraming, Framing
 from .history import HistoryPolicy
 from .limits import Limits
 from .manager import WebSocketManager
-from .presence import PresenceTracker
+from .presence import PresencePolicy, PresenceTracker, check_presence_framing
 from .routing import Operation, Router, Topic
 from .topics import DEFAULT_LIMITS, TopicLimits
 
@@ -234,10 +234,18 @@ class AsyncWS(Router):
         if self._presence is None:
             self._presence = PresenceTracker(self.manager)
             self._presence.framing = self.framing
+            self._presence.policy_for = self._presence_policy
         return self._presence
 
-    def _presence_ttls(self) -> list[float]:
-        return [t.presence_policy.ttl for t in self.topics if t.presence_policy is not None]
+    def _presence_policy(self, topic: str) -> PresencePolicy | None:
+        """The presence policy of the declared topic covering a concrete ``topic``."""
+        for declared in self.topics:
+            if declared.template.covers(topic) is not None:
+                return declared.presence_policy
+        return None
+
+    def _presence_topics(self) -> list[tuple[str, PresencePolicy]]:
+        return [(t.address, t.presence_policy) for t in self.topics if t.presence_policy]
 
     # -- declarations -------------------------------------------------------------------------
 
@@ -354,15 +362,19 @@ class AsyncWS(Router):
             from .asyncapi import link_openapi
 
             link_openapi(app, self)
+        presence = self._presence_topics()
+        check_presence_framing(self.framing, presence)
         await self.manager.startup()
-        ttls = self._presence_ttls()
-        if ttls:
-            self.presence.start(ttls)
+        if presence:
+            self.presence.start(policy.ttl for _, policy in presence)
+            self.manager.presence = self.presence  # every kind of subscription joins
         try:
             yield
         finally:
             if self._presence is not None:
                 await self._presence.stop()  # leave events while the broker is still there
+                if self.manager.presence is self._presence:
+                    self.manager.presence = None
             await self.manager.shutdown()
 
     @property

@@ -44,7 +44,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from .codes import CloseCode, ErrorCode
 from .error_policy import FRAME_TOO_BIG, SLOW_CONSUMER, Where, apply, decide
 from .exceptions import AsyncWSError, ProtocolError, UnknownTypeError
-from .message import CLIENT_TYPES, NEEDS_TOPIC, Message
+from .message import CLIENT_TYPES, NEEDS_TOPIC, NOT_SEED_PRESENCE, Message
 from .protocol import close_reason, decode_json, dumps, error_frame_for, frame_id, parse_frame
 from .topicset import TopicSet
 
@@ -538,6 +538,8 @@ def _client_message(text: str | None) -> Message:
     frame = _json_object(text)
     kind = frame.get("type")
     if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+        if kind in ("presence", "presence_stats"):
+            raise UnknownTypeError(NOT_SEED_PRESENCE)
         raise UnknownTypeError(f"Invalid message type: {str(kind)[:40]}")
     if frame.get("topic") is None and kind in NEEDS_TOPIC:
         raise ProtocolError(f"{kind!r} needs a 'topic'", code=ErrorCode.INVALID_TOPIC)

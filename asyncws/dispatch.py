@@ -29,7 +29,6 @@ from .exceptions import (
 from .frames import PublishFrame, SubscribeFrame, field_errors
 from .history import Position, parse_since
 from .presence import PresenceError
-from .protocol import dumps
 from .routing import Topic, check_authorize
 from .topics import is_pattern, validate_pattern, validate_topic
 
@@ -61,9 +60,7 @@ async def handle_frame(app: AsyncWS, conn: Connection, text: str | None) -> None
         await _subscribe(app, conn, frame)
     elif kind == "unsubscribe":
         pattern = validate_pattern(frame.topic, app.manager.topic_limits)
-        await app.manager.unsubscribe(conn, pattern)
-        if app._presence is not None:
-            await app._presence.leave(conn, pattern)
+        await app.manager.unsubscribe(conn, pattern)  # (it leaves presence too)
         send_frame(conn, app.framing.ack(frame))
     elif kind == "publish":
         await _client_publish(app, conn, frame)
@@ -75,18 +72,15 @@ async def handle_frame(app: AsyncWS, conn: Connection, text: str | None) -> None
 
 async def _subscribe(app: AsyncWS, conn: Connection, frame: SubscribeFrame) -> None:
     pattern = validate_pattern(frame.topic, app.manager.topic_limits)
-    covering, _ = find_topic(app, pattern)  # a declared topic must cover it
+    find_topic(app, pattern)  # a declared topic must cover it
     if not await may_subscribe(app, conn, pattern, frame.id):
         return
-    policy = covering.presence_policy
+    # A concrete topic with presence: manager.subscribe joins it, and its join is published
+    # before the ack (so the subscriber's instance delivers the join first).
     if frame.since is not None or (app._has_history and _history_topic(app, pattern) is not None):
         await _subscribe_history(app, conn, frame, pattern)  # it answers the frame
-        if policy is not None and not is_pattern(pattern) and pattern in conn.topics:
-            await app.presence.join(conn, pattern, policy)
         return
     await app.manager.subscribe(conn, pattern)
-    if policy is not None and not is_pattern(pattern):
-        await app.presence.join(conn, pattern, policy)
     send_frame(conn, app.framing.ack(frame))
 
 
@@ -102,18 +96,7 @@ async def _presence_request(app: AsyncWS, conn: Connection, frame: Any) -> None:
         raise PresenceError("this topic has no presence")
     if not await may_subscribe(app, conn, pattern, frame.id):
         return
-    tracker = app.presence
-    if frame.type == "presence_stats":
-        data = dumps({"count": await tracker.count(pattern)})
-    else:
-        members, count = await tracker.members(pattern, policy.max_members)
-        data = dumps(
-            {
-                "members": [m.as_dict() for m in members],
-                "count": count,
-                "truncated": count > len(members),
-            }
-        )
+    data = await app.presence.request(frame.type, pattern, policy)
     for text in app.framing.replies(frame, data):
         conn.send_text_nowait(text)
 

@@ -64,9 +64,7 @@ async def serve(app: AsyncWS, websocket: WebSocket) -> None:
     finally:
         if expiry is not None:
             expiry.cancel()
-        await app.manager.disconnect(conn)
-        if app._presence is not None:
-            await app._presence.drop(conn)
+        await app.manager.disconnect(conn)  # (it leaves presence too)
         for hook in compiled.disconnect_hooks:
             resolver = Resolver(conn, websocket, path_params=dict(websocket.path_params))
             try:

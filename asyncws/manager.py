@@ -37,7 +37,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketState
@@ -58,6 +58,9 @@ from .message import Message
 from .protocol import dumps, error_frame_for, frame_id
 from .registry import Registry
 from .topics import DEFAULT_LIMITS, TopicIndex, TopicLimits, validate_topic
+
+if TYPE_CHECKING:
+    from .presence import PresenceTracker
 
 __all__ = ["LATENCY_BUCKETS", "WebSocketManager"]
 
@@ -176,6 +179,12 @@ class WebSocketManager:
         self.history = Recovery(self)
         self.bridge.history = self.history
         broker.on_restored(self.history.on_broker_restored)
+        #: The presence tracker of the app on this manager (`asyncws.presence`), set while
+        #: it runs with presence topics: every subscription to a concrete topic with
+        #: presence joins it, however it was made (asyncws's or the seed's subscribe frame,
+        #: ``connection.topics``, server code's `subscribe`), and leaves it on unsubscribe
+        #: or disconnect.
+        self.presence: PresenceTracker | None = None
 
     # -- settings held by the parts -----------------------------------------------------------
 
@@ -423,6 +432,8 @@ class WebSocketManager:
         channels = self._forget(connection)
         if channels or claimed:
             self._spawn(self._cleanup(channels, connection.id if claimed else None))
+        if self.presence is not None and connection in self.presence.held:
+            self._spawn(self.presence.drop(connection))
         return seed.DONE
 
     async def disconnect(self, connection: Connection) -> None:
@@ -431,6 +442,8 @@ class WebSocketManager:
         claimed = connection.id in self.claims
         channels = self._forget(connection)
         await self._cleanup(channels, connection.id if claimed else None)
+        if self.presence is not None:
+            await self.presence.drop(connection)
 
     async def _cleanup(self, channels: list[str], claimed_id: str | None) -> None:
         await self.bridge.unsubscribe_many(channels)
@@ -480,10 +493,13 @@ class WebSocketManager:
     # -- subscriptions ------------------------------------------------------------------------
 
     async def subscribe(self, connection: Connection, pattern: str) -> None:
-        """Subscribe ``connection`` to an MQTT ``pattern`` (validated; InvalidTopicError)."""
+        """Subscribe ``connection`` to an MQTT ``pattern`` (validated; InvalidTopicError).
+        A concrete topic with presence: it joins (and the join is sent) before this returns."""
         channel = self.registry.subscribe(connection, pattern)
         if channel is not None:
             await self.bridge.subscribe(channel)
+        if self.presence is not None:
+            await self.presence.subscribed(connection, pattern)
 
     async def unsubscribe(self, connection: Connection, pattern: str) -> None:
         self.history.unsubscribed(connection, pattern)
@@ -491,6 +507,8 @@ class WebSocketManager:
         if channel is not None:
             self._released((channel,))
             await self.bridge.unsubscribe_many([channel])
+        if self.presence is not None:
+            await self.presence.leave(connection, pattern)
 
     def subscribe_nowait(self, connection: Connection, pattern: str) -> str | None:
         """Update the index now and subscribe the broker in the background.
@@ -500,6 +518,8 @@ class WebSocketManager:
         channel = self.registry.subscribe(connection, pattern)
         if channel is not None:
             self._spawn(self.bridge.subscribe(channel))
+        if self.presence is not None:
+            self._spawn(self.presence.subscribed(connection, pattern))
         return channel
 
     def unsubscribe_nowait(self, connection: Connection, pattern: str) -> None:
@@ -508,6 +528,8 @@ class WebSocketManager:
         if channel is not None:
             self._released((channel,))
             self._spawn(self.bridge.unsubscribe_many([channel]))
+        if self.presence is not None:
+            self._spawn(self.presence.leave(connection, pattern))
 
     def _released(self, channels: Iterable[str]) -> None:
         """Topic channels no local connection needs now: their history positions go."""

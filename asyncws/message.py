@@ -37,6 +37,13 @@ CLIENT_TYPES = frozenset(
     {"connect", "subscribe", "unsubscribe", "broadcast", "send", "send_by_conn_id"}
 )
 
+#: What a seed client asking ``presence``/``presence_stats`` is told (``unknown_type``): the
+#: seed's protocol has no requests and no topic rules; the app's endpoint answers them, to
+#: those its topics' subscribe rules let ask (docs/presence.md).
+NOT_SEED_PRESENCE = (
+    "presence requests are not part of the seed's protocol: ask on the app's asyncws endpoint"
+)
+
 
 class Message:
     """A seed message: ``type``, ``topic``, ``conn_id`` and the remaining fields as ``data``."""

@@ -2,7 +2,9 @@
 
 Declared per topic: ``router.topic("rooms/{room}", Message, presence=True)`` or
 ``presence=PresencePolicy(...)``. A connection is a *member* of a concrete topic while it is
-subscribed to exactly that topic (a wildcard subscription such as ``rooms/+`` joins nothing).
+subscribed to exactly that topic, however it subscribed (a subscribe frame, asyncws's or the
+seed's, or server code: `WebSocketManager` tells the tracker); a wildcard subscription such
+as ``rooms/+`` joins nothing.
 With ``track="user"`` (the default) a member is the connection's user id (its connection id
 when it has none): a user with two tabs is one member, who leaves when the last tab closes,
 on whichever instances the tabs are. With ``track="connection"`` every connection is a member.
@@ -25,8 +27,10 @@ Every instance refreshes its holders every ``ttl / 3`` seconds (one script call 
 sweeps every topic of expired holders. An instance that dies (``kill -9``) stops refreshing:
 its members are gone within ``ttl`` plus one sweep interval (``ttl * 4 / 3``; 40 s with the
 default ``ttl=30``), and a ``leave`` event is sent for each by the instance whose sweep removed
-it (the removal is atomic: exactly one instance sends it). When Redis restarts, the next
-refresh re-registers every member of the live connections (and sends ``join`` again for them).
+it (the removal is atomic: exactly one instance sends it). When Redis is unreachable, joins
+and leaves are kept here and reconciled as soon as it answers again; when it restarts (its
+data gone), every instance registers the members of its live connections again (and sends
+``join`` again for them). See `PresenceTracker` and docs/presence.md.
 
 Events and requests
 -------------------
@@ -47,13 +51,15 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .codes import ErrorCode
-from .exceptions import AsyncWSError, BrokerError
+from .exceptions import AsyncWSError, BrokerError, InvalidTopicError
 from .protocol import dumps
+from .topics import is_pattern
 
 if TYPE_CHECKING:
     from .brokers.base import BrokerInterface
@@ -69,6 +75,7 @@ __all__ = [
     "PresenceStore",
     "PresenceTracker",
     "RedisPresenceStore",
+    "check_presence_framing",
     "store_for",
 ]
 
@@ -171,6 +178,12 @@ class PresenceStore:
     async def count(self, topic: str) -> int:
         raise NotImplementedError
 
+    async def has(self, topic: str, member: str) -> bool:
+        """Whether ``member`` is a member of ``topic`` (held by any instance). This default
+        reads the members; the stores here answer in O(1)."""
+        found, _ = await self.members(topic, 2**31)
+        return any(m.member == member for m in found)
+
 
 @dataclass
 class _TopicState:
@@ -238,6 +251,10 @@ class MemoryPresenceStore(PresenceStore):
     async def count(self, topic: str) -> int:
         state = self.topics.get(topic)
         return 0 if state is None else len(state.info)
+
+    async def has(self, topic: str, member: str) -> bool:
+        state = self.topics.get(topic)
+        return state is not None and member in state.info
 
 
 # KEYS: holders, info, refs, topics index; ARGV: topic, instance, expiry, then member/info pairs
@@ -383,6 +400,14 @@ class RedisPresenceStore(PresenceStore):
         except (RedisError, OSError, TimeoutError) as exc:
             raise BrokerError("the broker is unavailable") from exc
 
+    async def has(self, topic: str, member: str) -> bool:
+        from redis.exceptions import RedisError
+
+        try:
+            return bool(await self.client().hexists(self.keys(topic)[1], member))
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise BrokerError("the broker is unavailable") from exc
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -414,12 +439,46 @@ def store_for(broker: BrokerInterface, namespace: str) -> PresenceStore:
     )
 
 
+def check_presence_framing(framing: Any, topics: Iterable[tuple[str, PresencePolicy]]) -> None:
+    """TypeError for ``join``/``leave`` events in a framing without control frames
+    (`asyncws.framing.DocumentFraming`): its events are their payloads as they are, so a join
+    would look like any other event and match no message of the document. Such an app keeps
+    presence with ``events=False``: members come from server code's subscriptions
+    (``ws.manager.subscribe(conn, topic)``) and it reads them with ``topic.presence()``."""
+    if getattr(framing, "controls", True):
+        return
+    for address, policy in topics:
+        if policy.events:
+            raise TypeError(
+                f"topic {address!r}: {type(framing).__name__} has no join/leave frames (its "
+                f"events are their payloads); declare presence=PresencePolicy(events=False) "
+                f"and read the members with topic.presence()"
+            )
+
+
 # -- the tracker -------------------------------------------------------------------------------
 
 
 class PresenceTracker:
     """This instance's members (refcounted per connection) and the heartbeat that keeps them
-    alive in the store. One per app; `asyncws.app.AsyncWS` drives it."""
+    alive in the store. One per app; `asyncws.app.AsyncWS` drives it.
+
+    **When the broker cannot be reached**, connections still come and go here. A member that
+    joined meanwhile is registered by the next heartbeat that reaches the broker (its ``join``
+    sent then); one that left is removed by it (its ``leave`` sent then, also when a Redis
+    restart lost the member: the subscribers still count it). Until that is done the heartbeat
+    tries every ``retry_interval`` seconds, and at once when the broker's connection comes
+    back (`BrokerInterface.on_restored`), so an outage is reconciled about as soon as it ends,
+    not when ``ttl`` expires the holders.
+
+    **Pub/sub keeps nothing**: an instance that has not resubscribed yet misses the events sent
+    meanwhile. So after this instance's broker connection came back, or a heartbeat
+    reconciled something, the events it sent from ``resend_after`` seconds before that on are
+    sent once more ``resend_after`` seconds later (by then every instance has reconnected: the
+    broker's longest reconnect delay, jittered, plus a second), those that still hold. Around
+    an outage a subscriber may thus get a ``join`` of a member it knows or a ``leave`` of one
+    it does not: events are to be applied as set operations.
+    """
 
     def __init__(self, manager: WebSocketManager) -> None:
         self.manager = manager
@@ -429,10 +488,26 @@ class PresenceTracker:
         self.policies: dict[str, PresencePolicy] = {}  # topic -> its policy
         self.held: dict[Connection, set[str]] = {}  # connection -> its presence topics
         self._info: dict[tuple[str, str], str] = {}
-        self._task: asyncio.Task[None] | None = None
+        # joined here while the broker was unreachable (never registered by this instance)
+        self._unregistered: set[tuple[str, str]] = set()
+        # left here while the broker was unreachable: (info, whether it had been registered)
+        self._departed: dict[tuple[str, str], tuple[str, bool]] = {}
         self.interval = 10.0
+        self.retry_interval = 1.0
+        self._failing = False  # the last heartbeat could not reach the broker
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None  # made by start(), on the loop it runs on
+        # the events sent lately: (monotonic time, kind, topic, member, info)
+        self._recent: deque[tuple[float, str, str, str, str]] = deque(maxlen=10_000)
+        self._again_since: float | None = None  # send the events since then again
+        self._resender: asyncio.Task[None] | None = None
+        self.resend_after = 1.5 * float(getattr(manager.broker, "reconnect_max", 5.0)) + 1.0
+        manager.broker.on_restored(self._restored)
         #: The app's framing (`asyncws.framing.Framing`) for the join/leave event frames.
         self.framing: Any = None
+        #: The policy of a concrete topic, None when it has no presence: the app sets it
+        #: from its declared topics.
+        self.policy_for: Callable[[str], PresencePolicy | None] = lambda topic: None
 
     @property
     def instance(self) -> str:
@@ -442,19 +517,27 @@ class PresenceTracker:
         ttl = min(ttls, default=30.0)
         self.interval = ttl / 3
         if self._task is None:
+            self._wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(
-                self._heartbeat(), name="asyncws-presence"
+                self._heartbeat(self._wake), name="asyncws-presence"
             )
 
     async def stop(self) -> None:
         """Leave every topic this instance holds (leave events), stop the heartbeat."""
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [t for t in (self._task, self._resender) if t is not None]
+        self._task = self._resender = self._wake = None
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for conn in list(self.held):
             await self.drop(conn)
+        # what is left to retry belongs to this run (the holders expire in the broker)
+        self._departed.clear()
+        self._unregistered.clear()
+        self._recent.clear()
+        self._again_since = None
+        self._failing = False
 
     async def join(self, conn: Connection, topic: str, policy: PresencePolicy) -> None:
         member = policy.member_of(conn)
@@ -470,13 +553,18 @@ class PresenceTracker:
         self._info[key] = info
         if len(holders) > 1:
             return
+        # back before the broker heard that it left: it never left for the subscribers
+        departed = self._departed.pop(key, None)
         try:
             joined = await self.store.add(
                 topic, self.instance, {member: info}, time.time() + policy.ttl
             )
         except BrokerError:
             logger.warning("presence: could not register %r on %r; retrying", member, topic)
-            return  # the heartbeat registers it when the broker is back
+            if departed is None or not departed[1]:
+                self._unregistered.add(key)
+            self._wake_up()  # the heartbeat registers it when the broker is back
+            return
         if joined:
             await self._event("join", topic, member, info)
 
@@ -496,23 +584,78 @@ class PresenceTracker:
         if holders:
             return
         del self.local[key]
-        self._info.pop(key, None)
+        info = self._info.pop(key, "null")
+        registered = key not in self._unregistered
+        self._unregistered.discard(key)
         try:
-            left = await self.store.remove(topic, self.instance, key[1])
+            await self._remove(key, info, registered)
         except BrokerError:
-            return  # it expires
+            self._departed[key] = (info, registered)
+            self._wake_up()  # the heartbeat removes it when the broker is back
+
+    async def _remove(self, key: tuple[str, str], info: str, registered: bool) -> bool:
+        """Drop this instance's hold of a member; ``leave`` when nobody holds it now.
+        Returns whether it sent one."""
+        topic, member = key
+        left = await self.store.remove(topic, self.instance, member)
         if left is not None:
             await self._event("leave", topic, *left)
+            return True
+        if not registered or await self.store.has(topic, member):
+            return False
+        # This instance's hold was gone too: the broker lost its data (a Redis restart) and
+        # nobody registered the member again, but the subscribers still count it.
+        await self._event("leave", topic, member, info)
+        if await self.store.has(topic, member):
+            # another instance registered it again meanwhile, and its join may have gone out
+            # before this leave: the last event must say it is there
+            await self._event("join", topic, member, info)
+        return True
+
+    async def subscribed(self, conn: Connection, pattern: str) -> None:
+        """``conn`` subscribed to ``pattern``, whichever way (a subscribe frame in asyncws's
+        framing or the seed's, server code): it joins when that is a concrete topic with
+        presence."""
+        if is_pattern(pattern):
+            return
+        policy = self.policy_for(pattern)
+        if policy is not None:
+            await self.join(conn, pattern, policy)
+
+    async def request(self, kind: str, topic: str, policy: PresencePolicy | None = None) -> str:
+        """The data (JSON) answering a ``presence`` or ``presence_stats`` request for
+        ``topic``; raises `InvalidTopicError` for a pattern, `PresenceError` for a topic
+        without presence, `BrokerError` when the broker cannot answer. Authorization is the
+        caller's."""
+        if is_pattern(topic):
+            raise InvalidTopicError("presence needs a concrete topic, not a pattern")
+        policy = policy or self.policy_for(topic)
+        if policy is None:
+            raise PresenceError("this topic has no presence")
+        if kind == "presence_stats":
+            return dumps({"count": await self.count(topic)})
+        members, count = await self.members(topic, policy.max_members)
+        found = [
+            m.as_dict() for m in {m.member: m for m in members}.values()
+        ]  # (a scan may repeat)
+        # The count and the members are two reads: a member may come or go in between. A
+        # scan that stopped short of the cap saw them all, so its length is the count.
+        count = len(found) if len(found) < policy.max_members else max(count, len(found))
+        return dumps({"members": found, "count": count, "truncated": count > len(found)})
 
     async def drop(self, conn: Connection) -> None:
         """Leave every presence topic of ``conn`` (it disconnected)."""
         for topic in list(self.held.get(conn, ())):
             await self.leave(conn, topic)
 
-    async def _event(self, kind: str, topic: str, member: str, info: str) -> None:
+    async def _event(
+        self, kind: str, topic: str, member: str, info: str, *, record: bool = True
+    ) -> None:
         policy = self.policies.get(topic)
         if policy is not None and not policy.events:
             return
+        if record:
+            self._recent.append((time.monotonic(), kind, topic, member, info))
         data = '{"member":' + dumps(member) + ',"info":' + info + "}"
         try:
             await self.manager.publish(topic, text=self._frame(kind, topic, data))
@@ -529,28 +672,93 @@ class PresenceTracker:
         return text
 
     async def refresh(self) -> None:
-        """One heartbeat: re-register this instance's members, then sweep expired ones."""
+        """One heartbeat: re-register this instance's members (sending the joins that the
+        broker missed or lost), remove those that left while it was unreachable, then sweep
+        expired holders of every instance. Raises `BrokerError` when the broker is down."""
         by_topic: dict[str, dict[str, str]] = {}
         for (topic, member), info in list(self._info.items()):
             by_topic.setdefault(topic, {})[member] = info
         now = time.time()
+        reconciled = False
         for topic, members in by_topic.items():
             policy = self.policies[topic]
             joined = await self.store.add(topic, self.instance, members, now + policy.ttl)
-            for member in joined:  # e.g. Redis restarted and lost them
+            self._unregistered.difference_update((topic, m) for m in members)
+            for member in joined:  # joined while the broker was down, or Redis lost it
                 await self._event("join", topic, member, members[member])
+                reconciled = True
+        for key, (info, registered) in list(self._departed.items()):
+            if key not in self.local:  # (one that came back here was refreshed above)
+                reconciled = await self._remove(key, info, registered) or reconciled
+            self._departed.pop(key, None)
+        if reconciled:
+            self._send_again()
         for topic, member, info in await self.store.sweep(now):
             await self._event("leave", topic, member, info)
 
-    async def _heartbeat(self) -> None:
+    def _restored(self) -> None:
+        """The broker's connection came back: reconcile now, and send lately sent events
+        again for the instances that were not subscribed when they went out."""
+        self._wake_up()
+        self._send_again()
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _send_again(self) -> None:
+        if self._task is None:  # not started, or stopped
+            return
+        since = time.monotonic() - self.resend_after
+        if self._again_since is None or since < self._again_since:
+            self._again_since = since
+        if self._resender is None:
+            self._resender = asyncio.get_running_loop().create_task(
+                self._resend(), name="asyncws-presence-again"
+            )
+
+    async def _resend(self) -> None:
+        """After ``resend_after`` seconds: the events sent since ``_again_since`` once more,
+        those that still hold (a join of a member held here, a leave of a member gone)."""
+        await asyncio.sleep(self.resend_after)
+        since, self._again_since, self._resender = self._again_since or 0.0, None, None
+        for sent, kind, topic, member, info in list(self._recent):
+            if sent < since:
+                continue
+            here = (topic, member) in self.local
+            if kind == "join" and not here:
+                continue
+            try:
+                if kind == "leave" and (here or await self.store.has(topic, member)):
+                    continue
+            except BrokerError:
+                return  # down again: its next reconnect sends them
+            await self._event(kind, topic, member, info, record=False)
+
+    async def _heartbeat(self, wake: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            wait = self.interval
+            if self._failing or self._departed or self._unregistered:
+                wait = min(wait, self.retry_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), wait)
+            wake.clear()
             try:
                 await self.refresh()
             except BrokerError as exc:
-                logger.warning("presence heartbeat failed (%s); next in %.1fs", exc, self.interval)
+                if not self._failing:
+                    logger.warning(
+                        "presence heartbeat failed (%s); retrying every %.1fs",
+                        exc,
+                        min(self.interval, self.retry_interval),
+                    )
+                self._failing = True
             except Exception:
                 logger.exception("presence heartbeat failed")
+            else:
+                if self._failing:
+                    logger.warning("presence heartbeat reached the broker again")
+                self._failing = False
 
     async def members(self, topic: str, limit: int) -> tuple[list[Member], int]:
         return await self.store.members(topic, limit)

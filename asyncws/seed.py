@@ -18,7 +18,7 @@ from .codes import ErrorCode
 from .connection import Connection, ConnectionState
 from .error_policy import Where, apply, decide
 from .exceptions import ProtocolError, UnknownTypeError
-from .message import CLIENT_TYPES, Message
+from .message import CLIENT_TYPES, NOT_SEED_PRESENCE, Message
 from .protocol import ack_frame, dumps, error_frame_for, frame_id
 from .topics import validate_pattern, validate_topic
 
@@ -113,6 +113,8 @@ async def handle(manager: WebSocketManager, connection: Connection, raw: Any) ->
     kind = msg.type
     if not isinstance(kind, str) or kind not in CLIENT_TYPES:
         counts["invalid"] = counts.get("invalid", 0) + 1
+        if kind in ("presence", "presence_stats"):
+            raise UnknownTypeError(NOT_SEED_PRESENCE)
         raise UnknownTypeError(f"unknown message type {str(kind)[:40]!r}")
     counts[kind] = counts.get(kind, 0) + 1
     if kind in ("subscribe", "unsubscribe"):

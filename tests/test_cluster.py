@@ -478,6 +478,7 @@ async def test_presence_store_keeps_every_script_in_one_slot(cluster_url: str) -
         members, count = await store.members(topics[1], 10)
         assert count == 2 and sorted(m.member for m in members) == ["ann", "bo"]
         assert await store.count(topics[1]) == 2
+        assert await store.has(topics[1], "bo") and not await store.has(topics[0], "bo")
         for topic in topics[1:]:
             assert await store.add(topic, "i1", {"ann": "null", "bo": "null"}, now - 1) == []
         gone = await store.sweep(time.time())

@@ -14,17 +14,21 @@ import contextlib
 import json
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
 
-from tests.servers import REPO_ROOT, RedisServer, UvicornServer
+from asyncws import AsyncWS, Connection, DocumentFraming, Router, Topic
+from asyncws.presence import PresencePolicy
+from asyncws.testing import TestClient
+from tests.servers import REPO_ROOT, UvicornServer
 from tests.wsclient import WsClient
 
 APP = "tests.apps.presence_app:app"
@@ -256,21 +260,6 @@ async def test_presence_killed_instance_leaves_within_bound(redis_url: str) -> N
                     await d.close()
 
 
-@pytest.mark.redis
-@pytest.mark.slow
-async def test_presence_rebuilt_after_redis_restart(fresh_redis: RedisServer) -> None:
-    topic = "rooms/again"
-    with running(servers_on(fresh_redis.url, 2)) as (a, b):
-        async with clients((a, "wa"), (b, "wb"), (b, "zed")) as (wa, wb, zed):
-            for client in (wa, wb, zed):
-                await client.subscribe(topic)
-            assert await members_of(wa, topic) == ["wa", "wb", "zed"]
-            fresh_redis.restart()  # every key is gone
-            took = await wait_members(wb, topic, ["wa", "wb", "zed"], within=WAIT)
-            assert await members_of(wa, topic) == ["wa", "wb", "zed"]
-            print(f"presence rebuilt {took:.2f}s after the Redis restart")
-
-
 # -- the AsyncAPI document, the HTML page and the generated client -------------------------------
 
 
@@ -312,51 +301,10 @@ def test_presence_in_the_asyncapi_document_and_page(tmp_path: Path) -> None:
     assert [d for d in result["diagnostics"] if d["severity"] == "error"] == []
     # the HTML page shows the requests and the events
     html = render_html(document)
-    for text in ("presenceRoomsRoom", "presenceStatsRoomsRoom", "AsyncwsPresenceMember"):
+    shown = ("presenceRoomsRoom", "presenceStatsRoomsRoom", "AsyncwsPresenceMember")
+    for text in (*shown, "roomsRoomJoin", "roomsRoomLeave", "A member arrived"):
         assert text in html, text
-
-
-@pytest.mark.slow
-async def test_generated_python_client_presence(tmp_path: Path) -> None:
-    from asyncws import codegen
-    from asyncws.asyncapi import build_document
-    from tests.apps.presence_app import ws
-
-    codegen.generate(build_document(ws), "python", tmp_path, name="rooms")
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import rooms_client  # type: ignore[import-not-found]
-
-        with running(servers_on("memory://", 1)) as (server,):
-            url = server.ws_url("/")
-            async with (
-                rooms_client.RoomsClient(url, params={"user": "ann"}, timeout=WAIT) as ann,
-                rooms_client.RoomsClient(url, params={"user": "bob"}, timeout=WAIT) as bob,
-                ann.subscribe_rooms(room="lobby") as events,
-            ):
-                async with bob.subscribe_rooms(room="lobby"):
-                    joined = await asyncio.wait_for(anext(events), WAIT)
-                    if joined.data.member == "ann":  # ann's own join, when it came after the
-                        joined = await asyncio.wait_for(anext(events), WAIT)  # registration
-                    assert isinstance(joined, rooms_client.JoinEvent)  # typed
-                    assert joined.data.member == "bob"
-                    found = await bob.presence_rooms(room="lobby")
-                    assert isinstance(found, rooms_client.Presence)
-                    assert sorted(m.member for m in found.members) == ["ann", "bob"]
-                    assert found.count == 2 and found.truncated is False
-                    stats = await ann.presence_stats_rooms(room="lobby")
-                    assert stats.count == 2
-                    with pytest.raises(rooms_client.RoomsClientError) as refused:
-                        await bob.presence_staff(room="x")  # only admin may subscribe
-                    assert type(refused.value).__name__ == "Forbidden"
-                left = await asyncio.wait_for(anext(events), WAIT)
-                assert isinstance(left, rooms_client.LeaveEvent) and left.data.member == "bob"
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in [
-            m for m in sys.modules if m == "rooms_client" or m.startswith("rooms_client.")
-        ]:
-            del sys.modules[name]
+    assert "tabsRoomJoin" not in html  # events=False: no join/leave messages
 
 
 def test_a_broker_without_a_presence_store_is_refused_not_kept_per_process() -> None:
@@ -379,3 +327,174 @@ def test_a_broker_without_a_presence_store_is_refused_not_kept_per_process() -> 
         store_for(Bare(), "chat")
     cluster = RedisClusterBroker("redis+cluster://127.0.0.1:1")  # never connected
     assert isinstance(store_for(cluster, "chat"), ClusterPresenceStore)
+
+
+# -- limits: a big topic's `presence` is capped, the count stays exact ----------------------------
+
+
+async def test_presence_answer_is_capped_at_max_members() -> None:
+    class Line(BaseModel):
+        text: str
+
+    router = Router()
+    hall = router.topic("hall/{room}", Line, presence=PresencePolicy(max_members=3))
+
+    def authenticate(conn: Connection) -> dict[str, str | None]:
+        return {"name": conn.websocket.query_params.get("user")}
+
+    ws = AsyncWS(title="capped", authenticate=authenticate, user_id=lambda p: p["name"])
+    ws.include_router(router)
+    app = FastAPI(lifespan=ws.lifespan)
+    app.include_router(ws.asgi_router)
+    async with TestClient(app) as client, contextlib.AsyncExitStack() as stack:
+        people = [
+            await stack.enter_async_context(client.connect(f"/ws?user=u{i}")) for i in range(5)
+        ]
+        for person in people:
+            assert (await person.subscribe("hall/big"))["type"] == "ack"
+        answer = await people[0].call("presence", topic="hall/big")
+        assert answer["type"] == "reply", answer
+        data = answer["data"]
+        assert len(data["members"]) == 3 and data["count"] == 5 and data["truncated"] is True
+        assert {m["member"] for m in data["members"]} <= {f"u{i}" for i in range(5)}
+        stats = await people[0].call("presence_stats", topic="hall/big")
+        assert stats["data"] == {"count": 5}
+        # the server API: no cap unless limit= is given
+        assert len(await hall.presence(room="big")) == 5
+        assert len(await hall.presence(room="big", limit=2)) == 2
+
+
+@pytest.mark.redis
+async def test_redis_store_pages_a_big_topic(redis_url: str) -> None:
+    """10,000 members on a real Redis: a capped read returns the cap, the count is exact."""
+    from asyncws import WebSocketManager
+    from asyncws.presence import store_for
+
+    manager = WebSocketManager("capped", broker_url=redis_url)
+    await manager.startup()
+    try:
+        store = store_for(manager.broker, "capped")
+        expiry = time.time() + 60
+        for start in range(0, 10_000, 1000):
+            members = {f"m{i:05d}": "null" for i in range(start, start + 1000)}
+            joined = await store.add("hall/big", "inst-a", members, expiry)
+            assert len(joined) == 1000
+        found, count = await store.members("hall/big", 1000)
+        assert count == 10_000 and len(found) == 1000
+        assert len({m.member for m in found}) == 1000
+        assert await store.count("hall/big") == 10_000
+        assert await store.has("hall/big", "m09999") and not await store.has("hall/big", "x")
+        everyone, _ = await store.members("hall/big", 20_000)
+        assert len({m.member for m in everyone}) == 10_000
+    finally:
+        await manager.shutdown()
+
+
+# -- members from every kind of subscription: the seed's protocol and server code -----------------
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_seed_and_server_subscriptions_join_presence(redis_url: str) -> None:
+    """A seed-protocol client (``WebSocketManager.receive`` on the app's manager) and a
+    connection subscribed by server code (``ws.manager.subscribe``) are members like any."""
+    topic = "rooms/mixed"
+    with running(servers_on(redis_url, 2)) as (a, b):
+        async with (
+            WsClient(a.ws_url("/ws?user=wa"), timeout=WAIT) as watcher,
+            WsClient(b.ws_url("/seed/sam"), timeout=WAIT) as sam,
+            WsClient(b.ws_url("/ws?user=sue"), timeout=WAIT) as sue,
+        ):
+            await watcher.subscribe(topic)
+            ack = await sam.call("subscribe", topic=topic)  # the seed's subscribe frame
+            assert ack["type"] == "ack", ack
+            assert (await sam.call("subscribe", topic="rooms/+"))["type"] == "ack"  # no member
+            entered = await sue.call("enter", {"room": "mixed"})  # server code subscribes
+            assert entered["type"] in ("ack", "reply"), entered
+            assert await mark(watcher, [watcher], topic) == [
+                [("join", "wa"), ("join", "sam"), ("join", "sue")]
+            ]
+            assert await members_of(watcher, topic) == ["sam", "sue", "wa"]
+            # the seed's protocol has no requests (nor topic rules): a clear error
+            for kind in ("presence", "presence_stats"):
+                asked = await sam.call(kind, topic=topic)
+                assert asked["type"] == "error" and asked["code"] == "unknown_type", asked
+                assert "not part of the seed's protocol" in asked["message"], asked
+
+            assert (await sam.call("unsubscribe", topic=topic))["type"] == "ack"
+            assert (await sue.call("exit", {"room": "mixed"}))["type"] in ("ack", "reply")
+            assert await mark(watcher, [watcher], topic) == [[("leave", "sam"), ("leave", "sue")]]
+            await sam.call("subscribe", topic=topic)
+            await sue.call("enter", {"room": "mixed"})
+            assert await members_of(watcher, topic) == ["sam", "sue", "wa"]
+            await sam.close()  # the seed's endpoint removes the connection
+            await sue.close()
+            gone = {("leave", "sam"), ("leave", "sue")}
+            await watcher.wait_for(lambda ev: gone <= set(presence_events(ev, topic)))
+            (seen,) = await mark(watcher, [watcher], topic)
+            assert seen[:2] == [("join", "sam"), ("join", "sue")]
+            assert sorted(seen[2:]) == sorted(gone)
+            assert await members_of(watcher, topic) == ["wa"]
+
+
+# -- an app in the document framing (no control frames) --------------------------------------------
+
+
+class Hello(BaseModel):
+    op: Literal["hello"]
+    name: str
+
+
+class Greeted(BaseModel):
+    op: Literal["greeted"] = "greeted"
+    name: str
+
+
+def _framed_app(events: bool) -> tuple[AsyncWS, Topic[Greeted]]:
+    """A code-first app in `DocumentFraming`: server code subscribes, no subscribe frames."""
+
+    def authenticate(conn: Connection) -> dict[str, str | None]:
+        return {"name": conn.websocket.query_params.get("user")}
+
+    ws = AsyncWS(
+        title="framed presence",
+        framing=DocumentFraming(discriminator="op"),
+        authenticate=authenticate,
+        user_id=lambda p: p["name"],
+    )
+    lobby: Topic[Greeted] = Topic("lobby/{room}", Greeted, presence=PresencePolicy(events=events))
+    ws.add_topic(lobby)
+
+    @ws.operation("hello")
+    async def hello(data: Hello, conn: Connection) -> Greeted:
+        await ws.manager.subscribe(conn, lobby.topic_for(room="main"))  # joins presence
+        return Greeted(name=data.name)
+
+    return ws, lobby
+
+
+async def test_document_framing_presence_is_for_server_code() -> None:
+    """No subscribe, presence or join/leave frames in the document framing: members come from
+    server-code subscriptions, and the app reads them with ``topic.presence()``."""
+    ws, lobby = _framed_app(events=False)
+    app = FastAPI(lifespan=ws.lifespan)
+    app.include_router(ws.asgi_router)
+    async with TestClient(app) as client:
+        async with client.connect("/ws?user=ann") as ann, client.connect("/ws?user=bo") as bo:
+            for person, name in ((ann, "ann"), (bo, "bo")):
+                await person.send_json({"op": "hello", "name": name})
+                assert await person.receive_json() == {"op": "greeted", "name": name}
+            assert sorted(m.member for m in await lobby.presence(room="main")) == ["ann", "bo"]
+            await ann.send_json({"op": "presence", "topic": "lobby/main"})  # not a frame here
+            refused = await ann.receive_json()
+            assert refused["error"]["code"] == "unknown_type", refused
+        assert await lobby.presence(room="main") == []
+
+
+async def test_document_framing_refuses_join_and_leave_events() -> None:
+    """It has no join/leave frames (events are the payloads as they are): refused at startup."""
+    ws, _ = _framed_app(events=True)
+    with pytest.raises(TypeError, match=r"no join/leave frames .*PresencePolicy\(events=False\)"):
+        async with ws.lifespan():
+            pass
+    assert not ws.manager.started  # refused before anything started

@@ -502,7 +502,8 @@ class _Builder:
                 description=(
                     f"Ask {what} of a concrete topic of `{topic.address}`, on every "
                     "instance. Who may subscribe to it may ask. Answered with `reply` or "
-                    "`error` (`invalid_topic` for a pattern, `forbidden`)."
+                    "`error` (`invalid_topic` for a pattern, `forbidden`, "
+                    "`broker_unavailable` while the broker cannot be reached)."
                 ),
             )
             self._secure(operation, (), topic.subscribe_scopes)

@@ -143,3 +143,9 @@ class ClusterPresenceStore(PresenceStore):
     async def count(self, topic: str) -> int:
         part = self.partition_of(topic)
         return int(await self._broker.commands.execute(part, "HLEN", self.keys(topic)[1]))
+
+    async def has(self, topic: str, member: str) -> bool:
+        part = self.partition_of(topic)
+        return bool(
+            await self._broker.commands.execute(part, "HEXISTS", self.keys(topic)[1], member)
+        )

@@ -1,13 +1,18 @@
 """The app of the presence tests and benchmark: rooms with presence, on any broker.
 
 Environment: ``ASYNCWS_BROKER_URL`` (default ``memory://``), ``ASYNCWS_PRESENCE_TTL``
-(seconds, default 30), ``ASYNCWS_HEALTH_INTERVAL`` (the Redis watchdog, seconds).
+(seconds, default 30), ``ASYNCWS_HEALTH_INTERVAL`` (the Redis watchdog, seconds; with it,
+``ASYNCWS_COMMAND_TIMEOUT``, seconds, default 5).
 
 Clients: ``/ws?user=NAME`` (optional). Topics: ``rooms/{room}`` (presence by user, the info is
 ``{"name": ..., "pid": ...}``), ``tabs/{room}`` (presence by connection, no events),
 ``plain/{room}`` (no presence), ``staff/{room}`` (presence; only the user ``admin`` may
 subscribe). Operations: ``members`` {room} answers the server API's view
-(`Topic.presence` and `Topic.presence_stats`) from this instance.
+(`Topic.presence` and `Topic.presence_stats`) from this instance; ``held`` {room} the members
+of ``rooms/{room}`` this instance holds itself (its tracker, no broker involved: a test knows
+from it that a disconnect was handled); ``enter`` / ``exit`` {room}: server code subscribes
+the connection to ``rooms/{room}`` (``ws.manager.subscribe``) and unsubscribes it.
+``/seed/{user}``: the seed's protocol (``WebSocketManager.receive``) on this app's manager.
 HTTP: ``/health``.
 """
 
@@ -16,7 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from pydantic import BaseModel, Field
 
 from asyncws import AsyncWS, Connection, Router
@@ -73,6 +78,7 @@ if BROKER_URL.startswith("redis") and os.environ.get("ASYNCWS_HEALTH_INTERVAL"):
         "asyncws-presence",
         broker_url=BROKER_URL,
         health_interval=float(os.environ["ASYNCWS_HEALTH_INTERVAL"]),
+        command_timeout=float(os.environ.get("ASYNCWS_COMMAND_TIMEOUT", "5")),
         reconnect_max=0.5,
     )
 
@@ -95,9 +101,40 @@ async def members(room: Room) -> Members:
     return Members(members=sorted(m.member for m in found), count=stats.count, pid=os.getpid())
 
 
+class Held(BaseModel):
+    members: list[str]
+
+
+@router.operation("held")
+async def held(room: Room) -> Held:
+    """The members of rooms/{room} held by this instance's own connections."""
+    topic = rooms.topic_for(room=room.room)
+    return Held(members=sorted(m for t, m in ws.presence.local if t == topic))
+
+
+@router.operation("enter")
+async def enter(room: Room, conn: Connection) -> None:
+    """Server code subscribes the connection to rooms/{room} (it joins presence)."""
+    await ws.manager.subscribe(conn, rooms.topic_for(room=room.room))
+
+
+@router.operation("exit")
+async def exit_room(room: Room, conn: Connection) -> None:
+    await ws.manager.unsubscribe(conn, rooms.topic_for(room=room.room))
+
+
 ws.include_router(router)
 app = FastAPI(lifespan=ws.lifespan)
 app.include_router(ws.asgi_router)
+
+
+@app.websocket("/seed/{user}")
+async def seed(websocket: WebSocket, user: str) -> None:
+    """The seed's protocol on the app's manager: its subscribes join presence too."""
+    connection = await ws.manager.new_connection(websocket, user_id=user)
+    async for msg in connection.iter_json():
+        await ws.manager.receive(connection, msg)
+    await ws.manager.remove_connection(connection)
 
 
 @app.get("/health")

@@ -172,7 +172,6 @@ export type RoomsMembersEvent = MemberEvent | JoinEvent | LeaveEvent;
 
 // -- errors ---------------------------------------------------------------------------------
 
-/** The error codes the document lists (a server may send others). */
 /** A member of a topic with presence: its id (user or connection id) and its info. */
 export interface PresenceMember {
   member: string;
@@ -191,6 +190,7 @@ export interface PresenceStats {
   count: number;
 }
 
+/** The error codes the document lists (a server may send others). */
 export type ErrorCode =
   | "invalid_json"
   | "invalid_frame"
