@@ -2,7 +2,8 @@
 
     ASYNCWS_BENCH_REDIS=redis://127.0.0.1:6379/0 uvicorn benchmarks.compat_app:app
 
-Client frames: ``{"type":"subscribe","topic":"bench/t"}`` and
+``/ws/{conn_id}`` is the seed's route with an id the client chose (claimed on the broker;
+benchmarks/storm.py's ``ids`` system). Client frames: ``{"type":"subscribe","topic":"bench/t"}`` and
 ``{"type":"send","topic":"bench/t", <payload fields>}``; recipients get the payload fields.
 """
 
@@ -38,6 +39,14 @@ app = FastAPI(lifespan=lifespan)
 @app.websocket("/ws")
 async def endpoint(websocket: WebSocket) -> None:
     connection = await manager.new_connection(websocket)
+    async for message in connection.iter_json():
+        await manager.receive(connection, message)
+    manager.remove_connection(connection)
+
+
+@app.websocket("/ws/{conn_id}")
+async def endpoint_with_id(websocket: WebSocket, conn_id: str) -> None:
+    connection = await manager.new_connection(websocket, conn_id)
     async for message in connection.iter_json():
         await manager.receive(connection, message)
     manager.remove_connection(connection)

@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/storm.py                 # N=10,000 over 100 topics
     .venv/bin/python benchmarks/storm.py -n 2000         # a quicker look
+    .venv/bin/python benchmarks/storm.py --systems raw,ids   # client-chosen ids only
 
 What an instance restart behind a load balancer looks like: every client reconnects at once
 and subscribes again. Per system, one uvicorn instance (peerbench's flags) on a private Redis;
@@ -11,7 +12,10 @@ flight per process), and each connection sends one subscribe frame with an id, t
 ``bench/s{i mod T}``, and waits for the ack. The time is from the first connect to the last
 ack. Systems: ``raw`` (benchmarks/raw_app.py: Starlette, acks once its Redis subscription
 holds), ``declarative`` (benchmarks/bench_app.py) and ``compat`` (benchmarks/compat_app.py,
-the seed-compatible ``WebSocketManager``; server-assigned ids). Each process needs N/2 + a
+the seed-compatible ``WebSocketManager``; server-assigned ids) and ``ids`` (the same app on
+the seed's ``/ws/{conn_id}``: each connection asks for its own id, ``storm-{i}``, which the
+server claims on Redis and subscribes a channel for; a connection whose id the server replaced
+with one of its own, with ``set_conn_id``, counts as failed: column ``renamed``). Each process needs N/2 + a
 few file descriptors (and the server N): N is lowered to fit ``ulimit -n`` (printed).
 Exit status 1 if a connection or a subscription failed.
 """
@@ -43,7 +47,24 @@ SYSTEMS = {
     "raw": "benchmarks.raw_app:app",
     "declarative": "benchmarks.bench_app:app",
     "compat": "benchmarks.compat_app:app",
+    "ids": "benchmarks.compat_app:app",
 }
+#: The websocket path per system (``{i}``: the connection's index); ``/ws`` when not listed.
+PATHS = {"ids": "/ws/storm-{i}"}
+
+
+async def redis_counts(url: str) -> tuple[int, int]:
+    """Redis's commands served and connections accepted so far (INFO commandstats, stats)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        commands = await client.info("commandstats")
+        stats = await client.info("stats")
+    finally:
+        await client.aclose()
+    calls = sum(int(v["calls"]) for v in commands.values())
+    return calls, int(stats["total_connections_received"])
 
 
 async def run(name: str, args: argparse.Namespace, redis: RedisServer, log_dir: Path) -> Any:
@@ -55,6 +76,7 @@ async def run(name: str, args: argparse.Namespace, redis: RedisServer, log_dir: 
         workers = [await LoadWorker.spawn(f"{name}-storm{k}", 1, log_dir, 1) for k in range(2)]
         await asyncio.sleep(0.3)
         rss0, cpu0, redis0 = rss_kib(server.pid), cpu_s(server.pid), cpu_s(redis.pid)
+        calls0, conns0 = await redis_counts(redis.url)
         n = args.n
         shares = [n - n // 2, n // 2]
         t0 = time.monotonic()
@@ -65,6 +87,7 @@ async def run(name: str, args: argparse.Namespace, redis: RedisServer, log_dir: 
                     timeout=300,
                     group="storm",
                     ports=[server.port],
+                    path=PATHS.get(name, "/ws"),
                     count=c,
                     topics=["bench/s{t}"],
                     spread=args.topics,
@@ -77,16 +100,21 @@ async def run(name: str, args: argparse.Namespace, redis: RedisServer, log_dir: 
             )
         )
         elapsed = time.monotonic() - t0
+        calls1, conns1 = await redis_counts(redis.url)
         opened = sum(r["opened"] for r in res)
         errors = sum(r["n_errors"] for r in res)
         out = {
             "opened": opened,
             "errors": errors,
+            "renamed": sum(r.get("renamed", 0) for r in res),
             "error_samples": [e for r in res for e in r["errors"]][:3],
             "seconds": elapsed,
             "server_cpu_s": cpu_s(server.pid) - cpu0,
             "redis_cpu_s": cpu_s(redis.pid) - redis0,
             "rss_kib_per_conn": (rss_kib(server.pid) - rss0) / max(opened, 1),
+            # INFO's own calls (4) are not subtracted
+            "redis_commands": calls1 - calls0,
+            "redis_connections": conns1 - conns0,
         }
     finally:
         for w in workers:
@@ -106,16 +134,22 @@ async def amain(args: argparse.Namespace) -> int:
         f"connection storm: {args.n} connections, each subscribing to one of {args.topics} "
         f"topics (acked), {args.concurrency} handshakes in flight per client process (2)\n"
     )
-    print("| system | seconds | ÷raw | server CPU s | Redis CPU s | RSS KiB/conn | failed |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| system | seconds | ÷raw | server CPU s | Redis CPU s | RSS KiB/conn | failed "
+        "| renamed | Redis commands | Redis connections |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = results.get("raw", {}).get("seconds")
     problems = []
     for name, r in results.items():
         ratio = f"{r['seconds'] / base:.2f}" if base else "-"
         print(
             f"| {name} | {r['seconds']:.2f} | {ratio} | {r['server_cpu_s']:.2f} | "
-            f"{r['redis_cpu_s']:.2f} | {r['rss_kib_per_conn']:.1f} | {r['errors']} |"
+            f"{r['redis_cpu_s']:.2f} | {r['rss_kib_per_conn']:.1f} | {r['errors']} | "
+            f"{r['renamed']} | {r['redis_commands']} | {r['redis_connections']} |"
         )
+        if r["renamed"]:
+            problems.append(f"{name}: {r['renamed']} requested ids replaced by the server")
         if r["errors"] or r["opened"] != args.n:
             problems.append(f"{name}: {r['opened']}/{args.n} opened; {r['error_samples']}")
         if r["server_log_errors"]:

@@ -79,6 +79,7 @@ class WS(asyncio.Protocol):
         self._buf = b""
         self.replies: dict[int, asyncio.Future[bytes]] = {}
         self.other = 0
+        self.renamed = 0  # set_conn_id frames: the server replaced the id the path asked for
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -186,6 +187,8 @@ class WS(asyncio.Protocol):
                     return
             if mo is None:
                 self.other += 1
+                if payload.startswith(b'{"type":"set_conn_id"'):
+                    self.renamed += 1
             return
         seq = int(mo.group(1))
         if seq < 0:
@@ -316,7 +319,13 @@ class Worker:
         await asyncio.gather(*(one(k) for k in range(count)))
         conns = [c for c in out if c is not None]
         self.groups.setdefault(group, []).extend(conns)
-        return {"opened": len(conns), "errors": errors[:5], "n_errors": len(errors)}
+        return {
+            "opened": len(conns),
+            "errors": errors[:5],
+            "n_errors": len(errors),
+            # ids the server replaced (set_conn_id; it comes before the acks)
+            "renamed": sum(c.renamed for c in conns),
+        }
 
     def _next_id(self) -> int:
         self._ids += 1
