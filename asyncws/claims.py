@@ -3,19 +3,32 @@
 A client-requested id is claimed on the broker before it is used (`BrokerInterface.claim`:
 ``SET NX PX`` on Redis), renewed every ``ttl / 3`` while this instance holds it, and released
 on disconnect. If another instance holds it, or the broker cannot answer, the claim fails and
-the server assigns an id instead: a client must never get an id that may belong to someone
-else. Server-assigned ids need no claim (they carry their instance, see `asyncws.channels`).
+the server assigns an id instead (and tells the client with ``set_conn_id``): a client must
+never get an id that may belong to someone else. A claim the broker could not answer is
+logged (a warning, with the count in ``unanswered``), so a replaced id is never silent on the
+server either. Server-assigned ids need no claim (they carry their instance, see
+`asyncws.channels`).
+
+Claims are made concurrently: a broker that batches them (the Redis brokers: all the claims
+of one loop tick in one pipelined write) answers a storm of connects, or the renewal of every
+held id, in a few round trips.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from .brokers import BrokerInterface
 from .channels import Channels
 from .exceptions import AsyncWSError
 
 __all__ = ["IdClaims"]
+
+logger = logging.getLogger("asyncws.claims")
+
+#: Renewals made at once (the Redis brokers pipeline each tick's claims, up to 1,000).
+RENEW_CHUNK = 1000
 
 
 class IdClaims:
@@ -28,6 +41,8 @@ class IdClaims:
         #: How long a claim lives without renewal (seconds).
         self.ttl = 300.0
         self.held: set[str] = set()
+        #: Claims the broker could not answer (the client got a server-assigned id).
+        self.unanswered = 0
 
     def __contains__(self, conn_id: object) -> bool:
         return conn_id in self.held
@@ -38,7 +53,11 @@ class IdClaims:
             granted = await self.broker.claim(
                 self.channels.claim(conn_id), self.instance_id, self.ttl
             )
-        except AsyncWSError:
+        except AsyncWSError as exc:
+            self.unanswered += 1
+            logger.warning(
+                "claim on connection id %r not answered (%s): the server assigns one", conn_id, exc
+            )
             granted = False
         if granted:
             self.held.add(conn_id)
@@ -55,10 +74,26 @@ class IdClaims:
         """Renew the claims well before they expire (they expire if this instance dies)."""
         while True:
             await asyncio.sleep(self.ttl / 3)
-            for conn_id in list(self.held):
-                try:
-                    await self.broker.claim(
-                        self.channels.claim(conn_id), self.instance_id, self.ttl
-                    )
-                except AsyncWSError:
-                    break  # the broker is down: try again next round
+            await self.renew()
+
+    async def renew(self) -> int:
+        """Renew every held claim now, `RENEW_CHUNK` at once; the number renewed. Stops at
+        the first chunk the broker could not answer (the next round tries again)."""
+        held = list(self.held)
+        renewed = 0
+        for start in range(0, len(held), RENEW_CHUNK):
+            chunk = held[start : start + RENEW_CHUNK]
+            results = await asyncio.gather(
+                *(
+                    self.broker.claim(self.channels.claim(c), self.instance_id, self.ttl)
+                    for c in chunk
+                ),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, AsyncWSError):
+                    raise result
+            renewed += sum(result is True for result in results)
+            if any(isinstance(result, AsyncWSError) for result in results):
+                break  # the broker is down: try again next round
+        return renewed

@@ -15,10 +15,13 @@ published meanwhile are lost (at-most-once). A publish while Redis is unreachabl
 
 `RedisBroker.subscribe` returns once Redis confirmed the subscription, so an application can
 acknowledge a client's subscribe knowing that publishes from any instance now reach it.
+Subscriptions and claims made in one loop tick are batched (`redis_claims`): one
+``SUBSCRIBE`` with many channels and one wait for their confirmations; one pipelined write of
+claims.
 
 Modules: the pub/sub connection's subscriptions, their confirmations, its readers and its
 reconnects share one lock and one reader, kept here (why this file passes 600 lines); publish
-batching (`redis_batch`), the read and its watchdog (`redis_watchdog`) and the Lua scripts
+batching (`redis_batch`), claim and subscription batching (`redis_claims`), the read and its watchdog (`redis_watchdog`) and the Lua scripts
 (`redis_scripts`) are modules of their own.
 """
 
@@ -46,6 +49,7 @@ from ..topics import is_pattern
 from . import redis_scripts as scripts
 from .base import BrokerInterface, BrokerMessage, BrokerState, encode_payload, seed_view
 from .redis_batch import PublishBatcher
+from .redis_claims import ClaimBatcher, PubSubCommand, SubscriptionBatcher, runs
 from .redis_watchdog import ReadWatch
 
 __all__ = ["RedisBroker", "pattern_to_glob"]
@@ -104,6 +108,8 @@ class RedisBroker(BrokerInterface):
     ) -> None:
         self.url = redis_url
         self._batcher = PublishBatcher(lambda: self._redis, flush_delay)
+        self._claims = ClaimBatcher(lambda: self._redis)
+        self._pubsub_commands = SubscriptionBatcher(self._send_commands)
         self.health_interval = health_interval
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -289,27 +295,46 @@ class RedisBroker(BrokerInterface):
             await self._command("unsubscribe", channel)
 
     async def _command(self, name: str, arg: str) -> None:
-        """Send (P)(UN)SUBSCRIBE; if Redis is down, the set is replayed on reconnect.
+        """Send (P)(UN)SUBSCRIBE, batched with those of this loop tick (`_send_commands`);
+        if Redis is down, the set is replayed on reconnect.
 
         A (p)subscribe waits (bounded) for Redis' confirmation.
         """
-        key = _Confirmation(name, arg) if name in ("subscribe", "psubscribe") else None
-        future: asyncio.Future[None] | None = None
+        await self._pubsub_commands.submit((name, arg))
+
+    async def _send_commands(self, items: list[PubSubCommand]) -> None:
+        """Send a batch of (P)(UN)SUBSCRIBEs, in order, consecutive ones of a kind as one
+        command; then wait (bounded) until Redis confirmed every (p)subscribe of it."""
+        loop = asyncio.get_running_loop()
+        waiting: list[tuple[_Confirmation, asyncio.Future[None]]] = []
         async with self._lock:
             pubsub = self._pubsub
             if pubsub is None:
                 return
-            if key is not None:
-                future = asyncio.get_running_loop().create_future()
-                self._waiters.setdefault(key, []).append(future)
-            try:
-                await asyncio.wait_for(getattr(pubsub, name)(arg), self._command_timeout)
-            except (RedisError, OSError, TimeoutError) as exc:
-                logger.warning("Redis %s %r failed (%s); replayed on reconnect", name, arg, exc)
-                self._forget_waiter(key, future)
-                return
-        if key is not None and future is not None:
-            await self._confirmed(pubsub, key, future)
+            for name, args in runs(items):
+                pending: list[tuple[_Confirmation, asyncio.Future[None]]] = []
+                if name in ("subscribe", "psubscribe"):
+                    for arg in args:
+                        key, future = _Confirmation(name, arg), loop.create_future()
+                        self._waiters.setdefault(key, []).append(future)
+                        pending.append((key, future))
+                try:
+                    async with asyncio.timeout(self._command_timeout):
+                        await getattr(pubsub, name)(*args)
+                except (RedisError, OSError, TimeoutError) as exc:
+                    logger.warning(
+                        "Redis %s of %d (%r...) failed (%s); replayed on reconnect",
+                        name,
+                        len(args),
+                        args[0],
+                        exc,
+                    )
+                    for key, future in (*waiting, *pending):
+                        self._forget_waiter(key, future)
+                    return
+                waiting += pending
+        if waiting:
+            await self._confirmed(pubsub, waiting)
 
     def _forget_waiter(
         self, key: _Confirmation | None, future: asyncio.Future[None] | None
@@ -323,22 +348,25 @@ class RedisBroker(BrokerInterface):
                 del self._waiters[key]
 
     async def _confirmed(
-        self, pubsub: PubSub, key: _Confirmation, future: asyncio.Future[None]
+        self, pubsub: PubSub, waiting: list[tuple[_Confirmation, asyncio.Future[None]]]
     ) -> None:
-        """Wait until ``future`` is resolved by whoever reads the connection (or read it here)."""
+        """Wait until every future of ``waiting`` is resolved by whoever reads the connection
+        (or read it here)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._command_timeout
+        futures = [future for _, future in waiting]
+        every: asyncio.Future[Any] = futures[0] if len(futures) == 1 else asyncio.gather(*futures)
         try:
-            while not future.done() and self._pubsub is pubsub:
+            while not every.done() and self._pubsub is pubsub:
                 left = deadline - loop.time()
                 if left <= 0:
                     raise TimeoutError
                 if self._read_lock.locked():
                     # A reader resolves it; look again now and then in case it stops reading.
-                    await asyncio.wait([future], timeout=min(left, 0.05))
+                    await asyncio.wait([every], timeout=min(left, 0.05))
                     continue
                 async with self._read_lock:
-                    if future.done() or self._pubsub is not pubsub:
+                    if every.done() or self._pubsub is not pubsub:
                         break
                     raw = await self._guard.read(pubsub, left)
                     item = self._convert(raw)
@@ -346,9 +374,16 @@ class RedisBroker(BrokerInterface):
                         self._buffer.append(item)
         except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
             # Redis went away: the subscription is replayed when the listener reconnects.
-            logger.warning("Redis did not confirm %s %r (%r)", key.kind, key.name, exc)
+            left_over = [key for key, future in waiting if not future.done()]
+            logger.warning(
+                "Redis did not confirm %d subscriptions (%s %r...) (%r)",
+                len(left_over),
+                *(left_over[0] if left_over else ("subscribe", "?")),
+                exc,
+            )
         finally:
-            self._forget_waiter(key, future)
+            for key, future in waiting:
+                self._forget_waiter(key, future)
 
     # -- publish ------------------------------------------------------------------------------
 
@@ -451,21 +486,27 @@ class RedisBroker(BrokerInterface):
     # -- claims -------------------------------------------------------------------------------
 
     async def claim(self, key: str, owner: str, ttl: float) -> bool:
-        redis = self._redis
-        if redis is None:
+        """Claim ``key`` (`redis_scripts.CLAIM`), batched with the claims of this loop tick:
+        one pipelined write (`redis_claims`). Raises `BrokerError` when Redis cannot answer."""
+        if self._redis is None:
             raise BrokerError("the broker is not connected")
-        try:
-            granted = await redis.eval(scripts.CLAIM, 1, key, owner, max(1, int(ttl * 1000)))
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise BrokerError("the broker is unavailable") from exc
-        return bool(granted)
+        return bool(await self._claims.submit(("claim", key, owner, max(1, int(ttl * 1000)))))
 
     async def release(self, key: str, owner: str) -> None:
-        redis = self._redis
-        if redis is None:
+        if self._redis is None:
             return
-        with contextlib.suppress(RedisError, OSError, TimeoutError):  # it expires anyway
-            await redis.eval(scripts.RELEASE, 1, key, owner)
+        with contextlib.suppress(BrokerError):  # it expires anyway
+            await self._claims.submit(("release", key, owner, 0))
+
+    @property
+    def claim_batches(self) -> int:
+        """Pipelined writes that carried claims or releases."""
+        return self._claims.batches
+
+    @property
+    def subscribe_batches(self) -> int:
+        """Batches of (P)(UN)SUBSCRIBEs sent (one command per run of a kind in each)."""
+        return self._pubsub_commands.batches
 
     # -- receive ------------------------------------------------------------------------------
 

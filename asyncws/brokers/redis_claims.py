@@ -1,0 +1,108 @@
+"""Batched claims and pub/sub subscriptions for `RedisBroker` (`redis_batch.TickBatcher`).
+
+A connection storm (an instance restart behind a load balancer: everyone reconnects at once)
+with ids the clients chose costs each connection a claim (`BrokerInterface.claim`) and a
+``SUBSCRIBE`` of its own channel. Made one by one, the claims took a pooled connection each:
+past the pool's 100 connections redis-py refused them (``MaxConnectionsError``), the claim
+failed and the server replaced the client's id with one of its own. Batched, the claims and
+releases made in one loop tick are one pipelined write (``EVALSHA`` of `redis_scripts.CLAIM`
+or `RELEASE` each, one read of all the answers), and the (P)(UN)SUBSCRIBEs of one tick are one
+command per run of the same kind (``SUBSCRIBE c1 c2 ...``) with one wait for Redis to confirm
+them all. Each caller still gets its own answer; a batch that fails fails each of its calls
+with its own `BrokerError`. At most `redis_batch.MAX_BATCH` calls go in one batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from ..exceptions import BrokerError
+from . import redis_scripts as scripts
+from .redis_batch import TickBatcher
+
+__all__ = ["ClaimBatcher", "SubscriptionBatcher", "runs"]
+
+#: A claim or a release: ("claim" or "release", key, owner, ttl in ms (0 for a release)).
+Claim = tuple[str, str, str, int]
+#: A pub/sub command: ("subscribe", "psubscribe", "unsubscribe" or "punsubscribe", name).
+PubSubCommand = tuple[str, str]
+
+_SCRIPTS = {"claim": scripts.CLAIM, "release": scripts.RELEASE}
+_SHAS = {op: hashlib.sha1(text.encode()).hexdigest() for op, text in _SCRIPTS.items()}
+
+
+class ClaimBatcher(TickBatcher[Claim, int]):
+    """Claims and releases on ``client()`` (the broker's command client), one pipelined
+    write per batch; each answer is the script's (1: granted or released, 0: not)."""
+
+    shielded = True  # one connection's handshake cancelled must not fail the others' claims
+
+    def __init__(self, client: Callable[[], Redis | None]) -> None:
+        super().__init__(flush_delay=0.0)
+        self._client = client
+
+    async def write(self, items: list[Claim]) -> list[int | BaseException]:
+        redis = self._client()
+        if redis is None:
+            raise BrokerError("the broker is not connected")
+        results = await self._run(redis, items)
+        # Redis lost its script cache (restarted, SCRIPT FLUSH): load and run those again.
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            for op in {items[i][0] for i in missing}:
+                await redis.script_load(_SCRIPTS[op])
+            again = await self._run(redis, [items[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        return [r if isinstance(r, BaseException) else int(r) for r in results]
+
+    @staticmethod
+    async def _run(redis: Redis, items: list[Claim]) -> list[Any]:
+        pipe = redis.pipeline(transaction=False)
+        for op, key, owner, ttl_ms in items:
+            if op == "claim":
+                pipe.evalsha(_SHAS[op], 1, key, owner, ttl_ms)
+            else:
+                pipe.evalsha(_SHAS[op], 1, key, owner)
+        return list(await pipe.execute(raise_on_error=False))
+
+    def failure(self, cause: BaseException | None) -> BrokerError:
+        error = BrokerError("the broker is unavailable (claim)")
+        error.__cause__ = cause
+        return error
+
+
+class SubscriptionBatcher(TickBatcher[PubSubCommand, None]):
+    """(P)(UN)SUBSCRIBEs of one tick, sent by ``send`` (the broker's: it knows the pub/sub
+    connection and its confirmations) in the order they were made."""
+
+    shielded = True
+
+    def __init__(self, send: Callable[[list[PubSubCommand]], Awaitable[None]]) -> None:
+        super().__init__(flush_delay=0.0)
+        self._send = send
+
+    async def write(self, items: list[PubSubCommand]) -> list[BaseException | None]:
+        await self._send(items)
+        return [None] * len(items)
+
+    def failure(self, cause: BaseException | None) -> BrokerError:
+        error = BrokerError("the broker is unavailable (subscribe)")
+        error.__cause__ = cause
+        return error
+
+
+def runs(items: list[PubSubCommand]) -> list[tuple[str, list[str]]]:
+    """Consecutive commands of one kind as one: [(command, [names...]), ...], in order."""
+    out: list[tuple[str, list[str]]] = []
+    for command, name in items:
+        if out and out[-1][0] == command:
+            out[-1][1].append(name)
+        else:
+            out.append((command, [name]))
+    return out
