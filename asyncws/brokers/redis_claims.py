@@ -45,6 +45,7 @@ class ClaimBatcher(TickBatcher[Claim, int]):
     def __init__(self, client: Callable[[], Redis | None]) -> None:
         super().__init__(flush_delay=0.0)
         self._client = client
+        self._loaded = False  # the scripts are in Redis's cache (as far as we know)
 
     async def write(self, items: list[Claim]) -> list[int | BaseException]:
         redis = self._client()
@@ -54,22 +55,28 @@ class ClaimBatcher(TickBatcher[Claim, int]):
         # Redis lost its script cache (restarted, SCRIPT FLUSH): load and run those again.
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:
-            for op in {items[i][0] for i in missing}:
-                await redis.script_load(_SCRIPTS[op])
+            self._loaded = False
             again = await self._run(redis, [items[i] for i in missing])
             for i, result in zip(missing, again, strict=True):
                 results[i] = result
         return [r if isinstance(r, BaseException) else int(r) for r in results]
 
-    @staticmethod
-    async def _run(redis: Redis, items: list[Claim]) -> list[Any]:
+    async def _run(self, redis: Redis, items: list[Claim]) -> list[Any]:
+        """One pipelined write: the items' EVALSHAs (after SCRIPT LOADs, the first time)."""
         pipe = redis.pipeline(transaction=False)
+        loads = 0 if self._loaded else len(_SCRIPTS)
+        if loads:
+            for text in _SCRIPTS.values():
+                pipe.script_load(text)
         for op, key, owner, ttl_ms in items:
             if op == "claim":
                 pipe.evalsha(_SHAS[op], 1, key, owner, ttl_ms)
             else:
                 pipe.evalsha(_SHAS[op], 1, key, owner)
-        return list(await pipe.execute(raise_on_error=False))
+        results = list(await pipe.execute(raise_on_error=False))
+        if loads and not any(isinstance(r, BaseException) for r in results[:loads]):
+            self._loaded = True
+        return results[loads:]
 
     def failure(self, cause: BaseException | None) -> BrokerError:
         error = BrokerError("the broker is unavailable (claim)")
