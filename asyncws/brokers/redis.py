@@ -110,6 +110,7 @@ class RedisBroker(BrokerInterface):
         self._batcher = PublishBatcher(lambda: self._redis, flush_delay)
         self._claims = ClaimBatcher(lambda: self._redis)
         self._pubsub_commands = SubscriptionBatcher(self._send_commands)
+        self._confirming: set[asyncio.Task[None]] = set()  # waits for batches' confirmations
         self.health_interval = health_interval
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -300,17 +301,20 @@ class RedisBroker(BrokerInterface):
 
         A (p)subscribe waits (bounded) for Redis' confirmation.
         """
-        await self._pubsub_commands.submit((name, arg))
+        confirmed = await self._pubsub_commands.submit((name, arg))
+        if confirmed is not None:
+            await asyncio.shield(confirmed)  # shared by the batch: never cancel it
 
-    async def _send_commands(self, items: list[PubSubCommand]) -> None:
+    async def _send_commands(self, items: list[PubSubCommand]) -> asyncio.Task[None] | None:
         """Send a batch of (P)(UN)SUBSCRIBEs, in order, consecutive ones of a kind as one
-        command; then wait (bounded) until Redis confirmed every (p)subscribe of it."""
+        command; return the task that waits (bounded) until Redis confirmed every
+        (p)subscribe of it (None when there is none)."""
         loop = asyncio.get_running_loop()
         waiting: list[tuple[_Confirmation, asyncio.Future[None]]] = []
         async with self._lock:
             pubsub = self._pubsub
             if pubsub is None:
-                return
+                return None
             for name, args in runs(items):
                 pending: list[tuple[_Confirmation, asyncio.Future[None]]] = []
                 if name in ("subscribe", "psubscribe"):
@@ -331,10 +335,14 @@ class RedisBroker(BrokerInterface):
                     )
                     for key, future in (*waiting, *pending):
                         self._forget_waiter(key, future)
-                    return
+                    return None
                 waiting += pending
-        if waiting:
-            await self._confirmed(pubsub, waiting)
+        if not waiting:
+            return None
+        task = loop.create_task(self._confirmed(pubsub, waiting))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
+        return task
 
     def _forget_waiter(
         self, key: _Confirmation | None, future: asyncio.Future[None] | None

@@ -14,6 +14,7 @@ with its own `BrokerError`. At most `redis_batch.MAX_BATCH` calls go in one batc
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +33,7 @@ Claim = tuple[str, str, str, int]
 #: A pub/sub command: ("subscribe", "psubscribe", "unsubscribe" or "punsubscribe", name).
 PubSubCommand = tuple[str, str]
 
+_CONFIRMED = ("subscribe", "psubscribe")  # Redis confirms these; we wait for it
 _SCRIPTS = {"claim": scripts.CLAIM, "release": scripts.RELEASE}
 _SHAS = {op: hashlib.sha1(text.encode()).hexdigest() for op, text in _SCRIPTS.items()}
 
@@ -84,19 +86,25 @@ class ClaimBatcher(TickBatcher[Claim, int]):
         return error
 
 
-class SubscriptionBatcher(TickBatcher[PubSubCommand, None]):
+class SubscriptionBatcher(TickBatcher[PubSubCommand, "asyncio.Task[None] | None"]):
     """(P)(UN)SUBSCRIBEs of one tick, sent by ``send`` (the broker's: it knows the pub/sub
-    connection and its confirmations) in the order they were made."""
+    connection and its confirmations) in the order they were made. ``send`` returns the task
+    that waits for the batch's confirmations (None: nothing to wait for): each (p)subscribe
+    gets it and awaits it, outside the batcher, so the next batch is sent meanwhile."""
 
-    shielded = True
+    shielded = True  # one connection's handshake cancelled must not fail the others'
 
-    def __init__(self, send: Callable[[list[PubSubCommand]], Awaitable[None]]) -> None:
+    def __init__(
+        self, send: Callable[[list[PubSubCommand]], Awaitable[asyncio.Task[None] | None]]
+    ) -> None:
         super().__init__(flush_delay=0.0)
         self._send = send
 
-    async def write(self, items: list[PubSubCommand]) -> list[BaseException | None]:
-        await self._send(items)
-        return [None] * len(items)
+    async def write(
+        self, items: list[PubSubCommand]
+    ) -> list[asyncio.Task[None] | BaseException | None]:
+        confirmed = await self._send(items)
+        return [confirmed if command in _CONFIRMED else None for command, _ in items]
 
     def failure(self, cause: BaseException | None) -> BrokerError:
         error = BrokerError("the broker is unavailable (subscribe)")
