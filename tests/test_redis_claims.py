@@ -24,6 +24,7 @@ from asyncws.brokers.redis import RedisBroker
 from asyncws.channels import Channels
 from asyncws.claims import IdClaims
 from asyncws.exceptions import BrokerError
+from tests.clusters import RedisClusterServers
 from tests.servers import RedisServer, UvicornServer
 
 pytestmark = pytest.mark.redis
@@ -232,3 +233,55 @@ async def test_a_storm_of_client_chosen_ids_keeps_every_id(redis_url: str, ns: s
     finally:
         await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
         server.stop()
+
+
+async def _cluster_calls(ports: list[int], names: tuple[str, ...]) -> dict[str, int]:
+    """Calls of ``names`` summed over the cluster's nodes (INFO commandstats)."""
+    out = dict.fromkeys(names, 0)
+    for port in ports:
+        async with admin(f"redis://127.0.0.1:{port}/0") as node:
+            commands = await node.info("commandstats")
+        for name in names:
+            out[name] += int(commands.get(f"cmdstat_{name}", {}).get("calls", 0))
+    return out
+
+
+@pytest.mark.cluster
+async def test_cluster_claims_and_subscribes_are_batched(
+    redis_cluster: RedisClusterServers, cluster_url: str, ns: str
+) -> None:
+    from asyncws.brokers.redis_cluster import RedisClusterBroker
+
+    n = 400
+    ports = list(redis_cluster.ports)
+    async with RedisClusterBroker(cluster_url) as a, RedisClusterBroker(cluster_url) as b:
+        async with asyncio.timeout(WAIT):
+            assert all(
+                await asyncio.gather(
+                    *(b.claim(f"{ns}/claim/{i}", "b", 60.0) for i in range(0, n, 4))
+                )
+            )
+        before, batches = await _cluster_calls(ports, ("evalsha",)), a.claim_batches
+        async with asyncio.timeout(WAIT):
+            granted = await asyncio.gather(
+                *(a.claim(f"{ns}/claim/{i}", "a", 60.0) for i in range(n))
+            )
+        assert granted == [i % 4 != 0 for i in range(n)]  # b's ids refused, the others a's
+        assert a.claim_batches - batches == 1
+        after = await _cluster_calls(ports, ("evalsha",))
+        assert after["evalsha"] - before["evalsha"] == n  # each claim its own script run
+
+        before = await _cluster_calls(ports, ("ssubscribe",))
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*(a.subscribe(f"{ns}/c/{i}") for i in range(n)))
+        after = await _cluster_calls(ports, ("ssubscribe",))
+        # one SSUBSCRIBE per partition (128) at most, not one per channel
+        assert after["ssubscribe"] - before["ssubscribe"] <= a.partitions
+        got: list[str] = []
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*(b.publish(f"{ns}/c/{i}", b"%d" % i) for i in range(n)))
+            async for message in a.listen():
+                got.append(message.channel)
+                if len(got) == n:
+                    break
+        assert sorted(got) == sorted(f"{ns}/c/{i}" for i in range(n))

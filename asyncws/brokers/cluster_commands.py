@@ -25,7 +25,10 @@ from ..exceptions import BrokerError
 from .cluster_layout import Address
 from .cluster_node import quiet_close
 
-__all__ = ["ClusterCommands", "SlotMap"]
+__all__ = ["RETRY_CONCURRENCY", "ClusterCommands", "SlotMap"]
+
+#: Calls of a batch retried at once after a redirection (each holds a pooled connection).
+RETRY_CONCURRENCY = 32
 
 
 class SlotMap(Protocol):
@@ -95,11 +98,19 @@ class ClusterCommands:
         )
 
     async def eval_many(
-        self, calls: Sequence[tuple[int, str, Sequence[str], Sequence[Any]]]
+        self,
+        calls: Sequence[tuple[int, str, Sequence[str], Sequence[Any]]],
+        *,
+        return_exceptions: bool = False,
     ) -> list[Any]:
         """Run many ``(part, script, keys, args)`` calls: one pipeline per primary (one round
-        trip each), then, one by one through `eval`, those that failed there (a redirection,
-        a script the node does not know, a connection error). Raises `BrokerError`."""
+        trip each; a node that did not know a script loads it and gets one more pipeline of
+        those calls), then, one by one through `eval`, those that failed there (a
+        redirection, a connection error). Raises `BrokerError`, or with
+        ``return_exceptions`` puts each call's own `BrokerError` in its place; then a
+        pipeline that failed (a node down or frozen) fails its calls at once, as one call
+        would, and the redirected ones are retried concurrently (`RETRY_CONCURRENCY` at a
+        time), so one slow node does not hold a batch for a timeout per call."""
         by_owner: dict[Address, list[int]] = {}
         results: list[Any] = [None] * len(calls)
         retry: list[int] = []
@@ -110,23 +121,57 @@ class ClusterCommands:
             else:
                 by_owner.setdefault(owner, []).append(i)
         for owner, indexes in by_owner.items():
-            try:
-                async with self.client(owner).pipeline(transaction=False) as pipe:
+            for attempt in range(2):
+                try:
+                    replies = await self._pipeline(owner, [calls[i] for i in indexes])
+                except (RedisError, OSError, TimeoutError) as exc:
+                    if not return_exceptions:
+                        retry += indexes
+                        break
+                    self._slots.kick()
                     for i in indexes:
-                        _, script, keys, args = calls[i]
-                        pipe.execute_command("EVALSHA", self.sha(script), len(keys), *keys, *args)
-                    replies = await pipe.execute(raise_on_error=False)
-            except (RedisError, OSError, TimeoutError):
-                retry += indexes
-                continue
-            for i, reply in zip(indexes, replies, strict=True):
-                if isinstance(reply, Exception):
-                    retry.append(i)
-                else:
-                    results[i] = reply
-        for i in retry:
-            results[i] = await self.eval(*calls[i])
+                        error = BrokerError("the broker is unavailable")
+                        error.__cause__ = exc
+                        results[i] = error
+                    break
+                unknown = [i for i, r in zip(indexes, replies, strict=True) if _no_script(r)]
+                for i, reply in zip(indexes, replies, strict=True):
+                    if isinstance(reply, Exception):
+                        if not (unknown and attempt == 0 and _no_script(reply)):
+                            retry.append(i)
+                    else:
+                        results[i] = reply
+                if not unknown or attempt:
+                    break
+                try:  # the node lost its script cache (restarted, failed over): load, again
+                    for script in {calls[i][1] for i in unknown}:
+                        await self.client(owner).script_load(script)
+                except (RedisError, OSError, TimeoutError):
+                    retry += unknown
+                    break
+                indexes = unknown
+        if not return_exceptions:
+            for i in retry:
+                results[i] = await self.eval(*calls[i])
+            return results
+        for start in range(0, len(retry), RETRY_CONCURRENCY):
+            chunk = retry[start : start + RETRY_CONCURRENCY]
+            again = await asyncio.gather(
+                *(self.eval(*calls[i]) for i in chunk), return_exceptions=True
+            )
+            for i, result in zip(chunk, again, strict=True):
+                if isinstance(result, BaseException) and not isinstance(result, BrokerError):
+                    raise result
+                results[i] = result
         return results
+
+    async def _pipeline(
+        self, owner: Address, calls: Sequence[tuple[int, str, Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        async with self.client(owner).pipeline(transaction=False) as pipe:
+            for _, script, keys, args in calls:
+                pipe.execute_command("EVALSHA", self.sha(script), len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
 
     async def execute(self, part: int, *args: Any, script: str | None = None) -> Any:
         """Run a one-slot command on the primary of ``part``, following MOVED/ASK; on
@@ -169,3 +214,7 @@ class ClusterCommands:
                 self._slots.kick()
                 raise BrokerError("the broker is unavailable") from exc
         raise BrokerError("the Redis Cluster kept redirecting the command")
+
+
+def _no_script(reply: Any) -> bool:
+    return isinstance(reply, NoScriptError)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -26,7 +26,10 @@ from ..exceptions import BrokerError
 from . import redis_scripts as scripts
 from .redis_batch import TickBatcher
 
-__all__ = ["ClaimBatcher", "SubscriptionBatcher", "runs"]
+if TYPE_CHECKING:
+    from .cluster_commands import ClusterCommands
+
+__all__ = ["ClaimBatcher", "ClusterClaimBatcher", "SubscriptionBatcher", "runs"]
 
 #: A claim or a release: ("claim" or "release", key, owner, ttl in ms (0 for a release)).
 Claim = tuple[str, str, str, int]
@@ -79,6 +82,33 @@ class ClaimBatcher(TickBatcher[Claim, int]):
         if loads and not any(isinstance(r, BaseException) for r in results[:loads]):
             self._loaded = True
         return results[loads:]
+
+    def failure(self, cause: BaseException | None) -> BrokerError:
+        error = BrokerError("the broker is unavailable (claim)")
+        error.__cause__ = cause
+        return error
+
+
+class ClusterClaimBatcher(TickBatcher[Claim, int]):
+    """`ClaimBatcher` for Redis Cluster: one pipeline per primary per batch
+    (`ClusterCommands.eval_many`: redirections and unknown scripts handled there).
+    ``locate`` maps a claim key to its partition and its hash-tagged name."""
+
+    shielded = True
+
+    def __init__(self, commands: ClusterCommands, locate: Callable[[str], tuple[int, str]]) -> None:
+        super().__init__(flush_delay=0.0)
+        self._commands = commands
+        self._locate = locate
+
+    async def write(self, items: list[Claim]) -> list[int | BaseException]:
+        calls: list[tuple[int, str, tuple[str], tuple[Any, ...]]] = []
+        for op, key, owner, ttl_ms in items:
+            part, name = self._locate(key)
+            args: tuple[Any, ...] = (owner, ttl_ms) if op == "claim" else (owner,)
+            calls.append((part, _SCRIPTS[op], (name,), args))
+        results = await self._commands.eval_many(calls, return_exceptions=True)
+        return [r if isinstance(r, BaseException) else int(r) for r in results]
 
     def failure(self, cause: BaseException | None) -> BrokerError:
         error = BrokerError("the broker is unavailable (claim)")

@@ -63,6 +63,8 @@ from .cluster_layout import (
     slot_owners,
 )
 from .cluster_node import NodeLink, watch_links
+from .redis_batch import ClusterPublishBatcher
+from .redis_claims import ClusterClaimBatcher, PubSubCommand, SubscriptionBatcher, runs
 
 if TYPE_CHECKING:
     from .cluster_presence import ClusterPresenceStore
@@ -137,6 +139,11 @@ class RedisClusterBroker(BrokerInterface):
         self._watchdog: asyncio.Task[None] | None = None
         self._feeds_pending: asyncio.Future[None] | None = None
         self._subscribing: dict[str, asyncio.Future[None]] = {}
+        # claims, and exact channels' (un)subscribes, of one loop tick go together
+        self._claims = ClusterClaimBatcher(self.commands, self._key)
+        self._publishes = ClusterPublishBatcher(self.commands, PUBLISH_SCRIPT)
+        self._pubsub_commands = SubscriptionBatcher(self._send_commands)
+        self._confirming: set[asyncio.Task[None]] = set()  # waits for batches' confirmations
         self._closing: set[asyncio.Task[None]] = set()  # lost links being closed
         self._started = False
         #: Recoveries after a lost node or a moved slot (subscriptions re-homed).
@@ -460,17 +467,45 @@ class RedisClusterBroker(BrokerInterface):
                 await asyncio.wait([pending], timeout=self._command_timeout * 2)
             return
         self._channels.add(channel)
-        part = self.partition_of(channel)
         done = self._subscribing[channel] = asyncio.get_running_loop().create_future()
         try:
-            await self._subscribe_names(self._want([(self.redis_channel(channel), part, channel)]))
+            confirmed = await self._pubsub_commands.submit(("subscribe", channel))
+            if confirmed is not None:
+                await asyncio.shield(confirmed)  # shared by the batch: never cancel it
         finally:
             del self._subscribing[channel]
             done.set_result(None)
 
+    async def _send_commands(self, items: list[PubSubCommand]) -> asyncio.Task[None] | None:
+        """Send a batch of subscribes and unsubscribes of exact channels, in order: one
+        SSUBSCRIBE (SUNSUBSCRIBE) per slot for each run of a kind; return the task that waits
+        (bounded) for the confirmations (None: nothing to wait for)."""
+        futures: list[asyncio.Future[None]] = []
+        for command, channels in runs(items):
+            if command == "subscribe":
+                wanted = ((self.redis_channel(c), self.partition_of(c), c) for c in channels)
+                futures += await self._send_names(self._want(wanted))
+            else:
+                await self._unsubscribe_names([self.redis_channel(c) for c in channels])
+        if not futures:
+            return None
+        task = asyncio.get_running_loop().create_task(self._confirmed(futures))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
+        return task
+
+    async def _confirmed(self, futures: list[asyncio.Future[None]]) -> None:
+        await asyncio.wait(futures, timeout=self._command_timeout)
+
     async def _subscribe_names(self, names: list[str]) -> None:
+        futures = await self._send_names(names)
+        if futures:
+            await asyncio.wait(futures, timeout=self._command_timeout)
+
+    async def _send_names(self, names: list[str]) -> list[asyncio.Future[None]]:
+        """SSUBSCRIBE ``names`` (wanted already), one command per slot; their confirmations."""
         if not names or self.is_closed():
-            return
+            return []
         by_owner: dict[tuple[Address, int], list[str]] = {}
         for name in names:
             part = self._wanted[name]
@@ -487,8 +522,7 @@ class RedisClusterBroker(BrokerInterface):
                 self._kick()
                 continue
             futures += await self._send_subscribe(link, group)
-        if futures:
-            await asyncio.wait(futures, timeout=self._command_timeout)
+        return futures
 
     async def unsubscribe(self, channel: str) -> None:
         if is_pattern(channel):
@@ -501,7 +535,7 @@ class RedisClusterBroker(BrokerInterface):
             return
         self._channels.discard(channel)
         self._active.discard(channel)
-        await self._unsubscribe_names([self.redis_channel(channel)])
+        await self._pubsub_commands.submit(("unsubscribe", channel))
 
     async def _unsubscribe_names(self, names: list[str]) -> None:
         by_link: dict[NodeLink, list[str]] = {}
@@ -541,26 +575,33 @@ class RedisClusterBroker(BrokerInterface):
         part = zlib.crc32(channel.encode()) % self.partitions
         keys = (f"{{{self.tags[part]}}}{channel}", self._feeds[part])
         try:
-            await self.commands.eval(part, PUBLISH_SCRIPT, keys, (channel, data))
+            await self._publishes.submit((part, keys, (channel, data)))
         except BrokerError:
             self.publish_errors += 1
             raise
 
     async def claim(self, key: str, owner: str, ttl: float) -> bool:
+        """Claim ``key``, batched with the claims of this loop tick: one pipeline per
+        primary (`redis_claims.ClusterClaimBatcher`)."""
         if not self._started:
             raise BrokerError("the broker is not connected")
-        part, name = self._key(key)
-        granted = await self.commands.eval(
-            part, scripts.CLAIM, (name,), (owner, max(1, int(ttl * 1000)))
-        )
-        return bool(granted)
+        return bool(await self._claims.submit(("claim", key, owner, max(1, int(ttl * 1000)))))
 
     async def release(self, key: str, owner: str) -> None:
         if not self._started:
             return
-        part, name = self._key(key)
         with contextlib.suppress(BrokerError):  # it expires anyway
-            await self.commands.eval(part, scripts.RELEASE, (name,), (owner,))
+            await self._claims.submit(("release", key, owner, 0))
+
+    @property
+    def claim_batches(self) -> int:
+        """Batches of claims or releases written (one pipeline per primary each)."""
+        return self._claims.batches
+
+    @property
+    def subscribe_batches(self) -> int:
+        """Batches of subscribes and unsubscribes sent (one command per slot and run)."""
+        return self._pubsub_commands.batches
 
     async def publish_history(
         self,
