@@ -498,7 +498,13 @@ class RedisBroker(BrokerInterface):
         one pipelined write (`redis_claims`). Raises `BrokerError` when Redis cannot answer."""
         if self._redis is None:
             raise BrokerError("the broker is not connected")
-        return bool(await self._claims.submit(("claim", key, owner, max(1, int(ttl * 1000)))))
+        item = ("claim", key, owner, max(1, int(ttl * 1000)))
+        try:
+            # bounded even behind batches that wait for a frozen Redis (each one its timeout)
+            async with asyncio.timeout(self._connect_timeout + 2 * self._command_timeout):
+                return bool(await self._claims.submit(item))
+        except TimeoutError as exc:
+            raise BrokerError("the broker did not answer the claim in time") from exc
 
     async def release(self, key: str, owner: str) -> None:
         if self._redis is None:
