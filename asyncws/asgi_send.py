@@ -19,6 +19,7 @@ forward): a user's middleware that wraps ``send`` stays in the path and sees eve
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
 from types import CodeType
 from typing import Any
@@ -60,17 +61,24 @@ _SENDER = _starlette_sender()
 
 def direct_send(websocket: Any) -> Send | None:
     """The ASGI ``send`` beneath ``websocket``'s Starlette layers, or None when ``websocket``
-    is not a plain Starlette `WebSocket` (a subclass that overrides ``send``, a stand-in)."""
+    is not a plain Starlette `WebSocket` (a subclass that overrides ``send``, a stand-in).
+
+    `Connection.push` steps the coroutine the send returns by hand, so the send found must be
+    a coroutine function: where the server's is not (Granian's returns a future its Rust side
+    resolves), the deepest Starlette layer above it that is one is used instead."""
     if not isinstance(websocket, WebSocket) or type(websocket).send is not WebSocket.send:
         return None
     send: Any = getattr(websocket, "_send", None)
-    if send is None:
+    if send is None or not inspect.iscoroutinefunction(send):
         return None
     if _SENDER is not None:
         code, cell = _SENDER
         for _ in range(8):  # one per layer; a handful at most
-            closure = getattr(send, "__closure__", None)
-            if getattr(send, "__code__", None) is not code or closure is None:
+            closure = getattr(send, "__code__", None) is code and getattr(send, "__closure__", None)
+            if not closure:
                 break
-            send = closure[cell].cell_contents
+            inner = closure[cell].cell_contents
+            if not inspect.iscoroutinefunction(inner):
+                break
+            send = inner
     return send  # type: ignore[no-any-return]

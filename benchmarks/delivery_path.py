@@ -398,7 +398,8 @@ def main() -> int:
 
 def _report(out: dict[str, Any], args: argparse.Namespace) -> None:
     unit = "instructions" if args.callgrind else "µs CPU"
-    print(f"per broker message, K={args.k}, {unit} (median of {args.rounds} rounds)")
+    rounds = 1 if args.callgrind else args.rounds
+    print(f"per broker message, K={args.k}, {unit} (median of {rounds} round(s))")
     print(
         "system        "
         + "".join(f"{'N=' + str(n):>12}" for n in args.n)

@@ -10,6 +10,7 @@ even when one of them goes away in the middle of it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -141,6 +142,30 @@ async def test_no_direct_send_for_what_is_not_a_plain_starlette_websocket() -> N
     assert direct_send(Own(scope(), server.receive, server.send)) is None
     assert direct_send(object()) is None
     assert direct_send(WebSocket(scope(), server.receive, server.send)) == server.send
+
+
+async def test_a_server_send_that_is_not_a_coroutine_function_is_not_stepped() -> None:
+    """Granian's ``send`` returns a future its Rust side resolves: the layer above it is used."""
+    server = Server()
+    sent: list[Any] = []
+
+    def future_send(message: Any) -> asyncio.Future[None]:
+        sent.append(message)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    server.send = future_send  # type: ignore[assignment,method-assign]
+    send, websocket = await resolve(starlette_app, server)
+    assert send is not None and send != future_send
+    assert inspect.iscoroutinefunction(send)
+    conn = Connection(websocket, "g")
+    websocket.application_state = WebSocketState.CONNECTED
+    conn.mark_open()
+    assert conn.push({"type": "websocket.send", "text": "x"})
+    await conn.drain(WAIT)
+    assert sent[-1] == {"type": "websocket.send", "text": "x"}
+    assert conn.state is ConnectionState.OPEN
 
 
 class Note(BaseModel):
