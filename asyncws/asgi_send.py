@@ -6,7 +6,7 @@ and one ``sender`` coroutine per ``wrap_app_handling_exceptions`` (Starlette's
 ``ExceptionMiddleware``; FastAPI routes add their own), which only notes whether an HTTP
 response has started. For a ``websocket.send`` message on an open websocket none of them
 does anything but forward it, and together they cost about as much per delivery as
-asyncws's own work (see docs/performance.md, "Round 2: the delivery path"). So
+asyncws's own work (docs/performance.md, "The delivery path"). So
 `Connection` sends such messages to the ``send`` beneath them (`direct_send`) and keeps
 Starlette's state itself, as ``WebSocket.send`` would (an ``OSError`` from the server marks
 the websocket disconnected); any other message, or a websocket in another state, still goes
@@ -43,7 +43,8 @@ def _nested(code: CodeType | None, name: str) -> CodeType | None:
 
 def _starlette_sender() -> tuple[CodeType, int] | None:
     """The code of ``wrap_app_handling_exceptions``'s ``sender`` and its ``send`` cell, when
-    that code is the pass-through it is in Starlette 0.3x-1.x (no other names or constants)."""
+    that code is the pass-through it is in Starlette 1.10 (no other names or constants); None
+    otherwise, and then no sender is skipped."""
     outer = getattr(_exception_handler, "wrap_app_handling_exceptions", None)
     sender = _nested(_nested(getattr(outer, "__code__", None), "wrapped_app"), "sender")
     if (
