@@ -72,6 +72,7 @@ class BrokerBridge:
         self._users = registry.users
         self._index = registry.index
         self._tp = channels.topic_prefix
+        self._tp_len = len(self._tp)
         self._cp = channels.conn_prefix
         self._up = channels.user_prefix
         self._ic = channels.instance
@@ -182,14 +183,15 @@ class BrokerBridge:
         stats = self.stats
         stats["broker_messages"] += 1
         position = None
-        if data.startswith(POSITION_PREFIX):  # an event of a history topic
-            position, data = split_position(data)
+        if not data.startswith(MAGIC):  # (checked first: the common case costs one test)
+            if data.startswith(POSITION_PREFIX):  # an event of a history topic
+                position, data = split_position(data)
+            if not data.startswith(MAGIC):
+                self._malformed(channel)
+                return
         nl = data.find(b"\n", 0, 64)
-        if nl < 0 or not data.startswith(MAGIC):
-            stats["broker_malformed"] += 1
-            logger.warning(
-                "skipped a broker message without an asyncws header on %r", channel[:200]
-            )
+        if nl < 0:
+            self._malformed(channel)
             return
         header = data[:nl]
         if header == self._last_header:
@@ -220,9 +222,10 @@ class BrokerBridge:
         text = data[nl + 1 :].decode()  # UnicodeDecodeError: logged and skipped by listen
         targets: Iterable[Connection]
         if channel.startswith(self._tp):
-            targets = self._index.match(channel[len(self._tp) :])
+            topic = channel[self._tp_len :]
+            targets = self._index.match(topic)
             if position is not None and self.history is not None:
-                self.history.deliver(channel[len(self._tp) :], targets, text, position)
+                self.history.deliver(topic, targets, text, position)
                 return
         elif channel.startswith(self._cp):
             conn = self._connections.get(unquote(channel[len(self._cp) :]))
@@ -234,6 +237,10 @@ class BrokerBridge:
         else:
             return
         self.deliver(targets, text)
+
+    def _malformed(self, channel: str) -> None:
+        self.stats["broker_malformed"] += 1
+        logger.warning("skipped a broker message without an asyncws header on %r", channel[:200])
 
     def deliver(self, targets: Iterable[Connection], text: str) -> int:
         """Push ``text`` to each target as one shared ASGI message; how many took it."""

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from .asgi_send import Send, direct_send
 from .codes import CloseCode, ErrorCode
 from .error_policy import FRAME_TOO_BIG, SLOW_CONSUMER, Where, apply, decide
 from .exceptions import AsyncWSError, ProtocolError, UnknownTypeError
@@ -114,6 +115,7 @@ class Connection:
 
     __slots__ = (
         "__weakref__",
+        "_asgi_send",
         "_closed",
         "_drained",
         "_queue",
@@ -149,6 +151,8 @@ class Connection:
         max_queue_bytes: int = 1 << 20,
     ) -> None:
         self.websocket = websocket
+        # The server's send beneath Starlette's layers (`asyncws.asgi_send`), for deliveries.
+        self._asgi_send: Send | None = direct_send(websocket)
         self.id: str = conn_id or new_connection_id()
         self.user_id = user_id
         self._topics = TopicSet(self, (topic,) if topic else ())
@@ -273,11 +277,50 @@ class Connection:
 
     def push(self, message: Outgoing) -> bool:
         """Send or queue an ASGI send message (shared, never mutated). False if it was not
-        taken: the connection is not open, or the ``"close"`` policy just closed it."""
-        if self._state is not ConnectionState.OPEN and not self._opened_meanwhile():
+        taken: the connection is not open, or the ``"close"`` policy just closed it.
+
+        With nothing pending, the ASGI send is run until it completes or would wait for the
+        transport; in the latter case a writer task finishes it and sends the backlog, then
+        ends. (One function: this runs once per delivery.)
+        """
+        if self._state is not _OPEN and not self._opened_meanwhile():
             return False
-        if self._writer is None:  # nothing pending: write now
-            return self._send_now(message)
+        if self._writer is not None:
+            return self._enqueue(message)
+        send = self._asgi_send  # see `_send`
+        coro: Any
+        if (
+            send is not None
+            and self.websocket.application_state is _WS_CONNECTED
+            and message["type"] == "websocket.send"
+        ):
+            coro = send(message)
+        else:
+            coro = self.websocket.send(message)
+        try:
+            step = coro.send(None)
+            # A bare yield is a checkpoint (``asyncio.sleep(0)``; anyio's memory streams, as in
+            # Starlette's TestClient, start every send with one), not a wait: step past it.
+            for _ in range(_CHECKPOINTS):
+                if step is not None:
+                    break
+                step = coro.send(None)
+        except StopIteration:
+            return True
+        except Exception as exc:  # the socket went away: the reader ends the connection
+            self._send_failed(exc)
+            return False
+        if self._queue is None:
+            self._queue = deque()
+        size = _size(message)
+        self._queued_bytes += size  # held until sent, like the queued ones
+        self._writer = asyncio.get_running_loop().create_task(
+            self._write_loop(_Resume(coro, step), size)
+        )
+        return True
+
+    def _enqueue(self, message: Outgoing) -> bool:
+        """Queue behind the writer, applying the slow-consumer policy at the bounds."""
         queue = self._queue
         assert queue is not None
         size = _size(message)
@@ -308,32 +351,30 @@ class Connection:
             return True
         return False
 
-    def _send_now(self, message: Outgoing) -> bool:
-        """Run the ASGI send until it completes or would wait for the transport; in the
-        latter case a writer task finishes it and sends the backlog, then ends."""
-        coro = self.websocket.send(message)
-        try:
-            step = coro.send(None)
-            # A bare yield is a checkpoint (``asyncio.sleep(0)``; anyio's memory streams, as in
-            # Starlette's TestClient, start every send with one), not a wait: step past it.
-            for _ in range(_CHECKPOINTS):
-                if step is not None:
-                    break
-                step = coro.send(None)
-        except StopIteration:
-            return True
-        except Exception:  # the socket went away: the reader ends the connection
-            if self._state is ConnectionState.OPEN:
-                self._enter(ConnectionState.CLOSING)
-            return False
-        if self._queue is None:
-            self._queue = deque()
-        size = _size(message)
-        self._queued_bytes += size  # held until sent, like the queued ones
-        self._writer = asyncio.get_running_loop().create_task(
-            self._write_loop(_Resume(coro, step), size)
-        )
-        return True
+    def _send(self, message: Outgoing) -> Any:
+        """The coroutine that sends ``message`` (the writer's; `push` has it inline): a
+        ``websocket.send`` on a websocket Starlette holds open goes straight to the server's
+        send (`asyncws.asgi_send`: Starlette's ``WebSocket.send`` would only check that state
+        and forward it); anything else goes through ``WebSocket.send``."""
+        send = self._asgi_send
+        if (
+            send is not None
+            and self.websocket.application_state is _WS_CONNECTED
+            and message["type"] == "websocket.send"
+        ):
+            return send(message)
+        return self.websocket.send(message)
+
+    def _send_failed(self, exc: Exception) -> None:
+        """A send raised: the socket went away (or was closed under us). Keep Starlette's
+        state as its ``WebSocket.send`` does (an OSError from the server: disconnected) and
+        stop sending; the reader ends the connection."""
+        if isinstance(exc, OSError) and self._asgi_send is not None:
+            ws = self.websocket
+            if ws.application_state is _WS_CONNECTED:
+                ws.application_state = WebSocketState.DISCONNECTED
+        if self._state is _OPEN:
+            self._enter(ConnectionState.CLOSING)
 
     @property
     def queued(self) -> int:
@@ -396,24 +437,22 @@ class Connection:
 
         A message's bytes count against ``max_queue_bytes`` until its send has completed.
         """
-        send = self.websocket.send
         try:
             await first
             self._queued_bytes -= size
             queue = self._queue
             while queue:
                 message = queue.popleft()
-                await send(message)
+                await self._send(message)
                 self._queued_bytes -= _size(message)
             if self._drained is not None:
                 self._drained.set()
                 self._drained = None
         except asyncio.CancelledError:
             raise
-        except Exception:  # the socket went away: stop sending, the reader ends the connection
+        except Exception as exc:  # the socket went away: stop sending, the reader ends it
             self._clear_queue()
-            if self._state is ConnectionState.OPEN:
-                self._enter(ConnectionState.CLOSING)
+            self._send_failed(exc)
         finally:
             if self._writer is asyncio.current_task():
                 self._writer = None
@@ -563,7 +602,10 @@ def parse_json_text(text: str | None) -> Any:
     return decode_json(text)
 
 
-_CHECKPOINTS = 4  # bare yields stepped past inline by `Connection._send_now`
+_CHECKPOINTS = 4  # bare yields stepped past inline by `Connection.push`
+# Looked up once: an Enum member read through its class costs ~0.1 µs, on every delivery.
+_OPEN = ConnectionState.OPEN
+_WS_CONNECTED = WebSocketState.CONNECTED
 _KNOWN_KINDS = frozenset({"ack", "reply", "error", "set_conn_id"})
 
 
@@ -594,7 +636,7 @@ def _finished(task: asyncio.Task[Any]) -> None:
 
 
 class _Resume:
-    """Await the rest of a coroutine that was stepped once by hand (see `_send_now`).
+    """Await the rest of a coroutine that was stepped once by hand (see `Connection.push`).
 
     It forwards what the task sends or throws into the coroutine, exactly as if the task had
     driven the coroutine from its start.

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from asyncws.connection import Connection, ConnectionState, SlowConsumerPolicy
 from asyncws.exceptions import BrokerError, ProtocolError
@@ -22,7 +22,8 @@ WAIT = 2.0
 
 class FakeASGI:
     """The server side of one websocket: ``receive`` hands out what the test queued;
-    ``send`` records each message, suspending first while ``gate`` is shut."""
+    ``send`` records each message, suspending first while ``gate`` is shut, and raises
+    ``OSError`` once ``gone`` is set (as uvicorn's ``ClientDisconnected`` does)."""
 
     def __init__(self) -> None:
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -31,11 +32,14 @@ class FakeASGI:
         self.gate = asyncio.Event()
         self.gate.set()
         self.waiting = 0  # sends suspended at the gate right now
+        self.gone = False
 
     async def receive(self) -> dict[str, Any]:
         return await self.inbox.get()
 
     async def send(self, message: dict[str, Any]) -> None:
+        if self.gone:
+            raise OSError("connection reset")
         if not self.gate.is_set():
             self.waiting += 1
             try:
@@ -214,15 +218,50 @@ async def test_frames_queued_are_reported_by_type() -> None:
 async def test_a_send_failing_marks_the_connection_closing() -> None:
     asgi = FakeASGI()
     conn, _ = await opened(asgi)
-
-    async def broken(message: dict[str, Any]) -> None:
-        raise OSError("connection reset")
-
-    conn.websocket._send = broken  # type: ignore[method-assign]  # the transport is gone
+    asgi.gone = True  # the transport is gone
     assert not conn.push(msg("lost"))
     assert conn.state is ConnectionState.CLOSING
+    # Starlette's state is kept as its WebSocket.send keeps it (the send bypassed it)
+    assert conn.websocket.application_state is WebSocketState.DISCONNECTED
     with pytest.raises(RuntimeError, match="closing"):
         await conn.send_text("also lost")
+
+
+async def test_a_send_failing_in_the_writer_marks_the_connection_closing() -> None:
+    asgi = FakeASGI()
+    conn, _ = await opened(asgi)
+    asgi.gate.clear()
+    assert conn.push(msg("held")) and conn.push(msg("queued"))  # a writer, a queue
+    asgi.gone = True
+    asgi.gate.set()
+    await conn.drain(WAIT)
+    assert conn.state is ConnectionState.CLOSING and conn.queued == 0
+    assert conn.websocket.application_state is WebSocketState.DISCONNECTED
+    assert asgi.texts() == ["held"]
+
+
+async def test_a_delivery_goes_to_the_server_send_and_the_message_is_not_changed() -> None:
+    """`push` skips Starlette's ``WebSocket.send`` (`asyncws.asgi_send`): the server gets the
+    very message object shared by every recipient, unchanged, and Starlette's state stays."""
+    asgi = FakeASGI()
+    conn, _ = await opened(asgi)
+    assert conn._asgi_send == asgi.send
+    shared = msg("hello")
+    assert conn.push(shared) and conn.push(shared)
+    assert asgi.sent[-2] is shared and asgi.sent[-1] is shared
+    assert shared == {"type": "websocket.send", "text": "hello"}
+    assert conn.websocket.application_state is WebSocketState.CONNECTED
+
+
+async def test_a_websocket_closed_directly_is_not_sent_to() -> None:
+    """Closed through Starlette behind the connection's back: the send goes through
+    ``WebSocket.send``, which refuses it, and the connection stops sending."""
+    asgi = FakeASGI()
+    conn, _ = await opened(asgi)
+    await conn.websocket.close(1000)
+    assert not conn.push(msg("after close"))
+    assert conn.state is ConnectionState.CLOSING
+    assert asgi.texts() == []
 
 
 # -- states -----------------------------------------------------------------------------------

@@ -528,6 +528,14 @@ class RedisBroker(BrokerInterface):
         """A message, a subscription confirmation (its waiters are woken), or None."""
         if raw is None:
             return None
+        if type(raw) is list:  # a published message as Redis sent it (`next_reply`)
+            channel, data = raw[-2], raw[-1]  # [kind, (glob,) channel, data]
+            if type(channel) is bytes:
+                try:
+                    channel = channel.decode()
+                except UnicodeDecodeError:
+                    channel = channel.decode("utf-8", "replace")
+            return _new_tuple(BrokerMessage, (channel, _as_bytes(data)))
         kind = raw.get("type")
         if isinstance(kind, bytes):
             kind = kind.decode()
@@ -536,9 +544,7 @@ class RedisBroker(BrokerInterface):
             data = raw["data"]
             if isinstance(channel, bytes):
                 channel = channel.decode("utf-8", "replace")
-            if isinstance(data, str):
-                data = data.encode()
-            return BrokerMessage(channel, data)
+            return BrokerMessage(channel, _as_bytes(data))
         if kind in ("subscribe", "psubscribe"):
             name = raw["channel"]
             if isinstance(name, bytes):
@@ -624,7 +630,7 @@ class RedisBroker(BrokerInterface):
         backoff = self.reconnect_min
         watchdog = self._start_watchdog()
         try:
-            while not self.is_closed():
+            while self.state is not _CLOSED:
                 if self._buffer:
                     yield self._buffer.popleft()
                     continue
@@ -636,7 +642,7 @@ class RedisBroker(BrokerInterface):
                         backoff = self.reconnect_min
                         continue
                     async with self._read_lock:
-                        if self._buffer or self.is_closed():
+                        if self._buffer or self.state is _CLOSED:
                             continue
                         raw = await self._guard.read(pubsub, None)
                 except (RedisError, OSError, TimeoutError, BrokerError) as exc:
@@ -652,7 +658,7 @@ class RedisBroker(BrokerInterface):
                         return
                     raise
                 item = self._convert(raw)  # None (interrupted by disconnect), a PONG: skipped
-                if isinstance(item, BrokerMessage):
+                if type(item) is BrokerMessage:
                     yield item
         finally:
             if watchdog is not None:
@@ -686,6 +692,17 @@ class RedisBroker(BrokerInterface):
             if pubsub is not None and self._pubsub is pubsub:
                 self._pubsub = None
         await _quiet_close(pubsub)
+
+
+_CLOSED = BrokerState.CLOSED  # read once per message by the listener
+# Builds a `BrokerMessage` without the Python-level ``__new__`` namedtuple generates (the
+# listener builds one per message): ``_new_tuple(BrokerMessage, (channel, data))``.
+_new_tuple = tuple.__new__
+
+
+def _as_bytes(data: Any) -> bytes:
+    """A message's payload as bytes (a client built with ``decode_responses`` gives str)."""
+    return data.encode() if isinstance(data, str) else data
 
 
 async def _quiet_close(client: Any, within: float = 1.0) -> None:

@@ -13,17 +13,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio.client import PubSub
 
-__all__ = ["NoPong", "ReadWatch"]
+__all__ = ["NoPong", "ReadWatch", "next_reply"]
 
 logger = logging.getLogger("asyncws.broker")
 
 _now = time.monotonic  # the watchdog's clock; stamped once per message read
+_PUBLISHED = (b"message", b"pmessage")
+
+
+async def next_reply(pubsub: PubSub, timeout: float | None) -> Any:
+    """The next reply on ``pubsub``, as `PubSub.get_message` returns it, except that a message
+    published on a channel comes as Redis' reply itself: a list ``[b"message", channel, data]``
+    or ``[b"pmessage", glob, channel, data]``.
+
+    The blocking read of the listener (``timeout`` None) reads that reply from the connection
+    directly: redis-py's ``get_message`` would wrap it in a retry wrapper (the pub/sub client
+    has no retries: a failure reconnects through the broker), time it for its observability
+    hooks, check a health interval asyncws does not set and build a dict for it, about as much
+    CPU per message as the rest of asyncws's listener (docs/performance.md). Every other reply
+    (confirmations, unsubscribes, PONGs) still goes through ``handle_message``, so redis-py's
+    own bookkeeping of the subscriptions is unchanged. Like ``get_message(timeout=None)`` in
+    redis-py 8, the read never times out (``socket_timeout`` applies to commands only).
+    """
+    conn: Any = pubsub.connection  # None until the first subscribe
+    if timeout is not None or conn is None or not conn.is_connected or conn.health_check_interval:
+        return await pubsub.get_message(timeout=timeout)
+    response = await conn.read_response(
+        timeout=None if conn.socket_timeout is None else math.inf,
+        disconnect_on_error=False,
+        push_request=True,
+    )
+    if type(response) is list and len(response) > 2 and response[0] in _PUBLISHED:
+        return response
+    return await pubsub.handle_message(response)  # type: ignore[no-untyped-call]
 
 
 class NoPong(TimeoutError):
@@ -65,7 +94,7 @@ class ReadWatch:
         task = asyncio.current_task()
         self.reader = task
         try:
-            raw = await pubsub.get_message(timeout=timeout)
+            raw = await next_reply(pubsub, timeout)
             if raw is not None:
                 self.last_seen = _now()  # the watchdog's only per-message cost
             return raw
