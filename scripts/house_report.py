@@ -84,7 +84,9 @@ def _imports(root: Path, path: Path, modules: set[str]) -> set[str]:
                 module = ".".join([*base, node.module] if node.module else base)
             else:
                 module = node.module or ""
-            submodules = [f"{module}.{a.name}" for a in node.names if f"{module}.{a.name}" in modules]
+            submodules = [
+                f"{module}.{a.name}" for a in node.names if f"{module}.{a.name}" in modules
+            ]
             for sub in submodules:
                 add(sub)
             if len(submodules) < len(node.names):  # a name defined in the module itself
