@@ -196,7 +196,7 @@ async def test_spec_app_validates_published_events() -> None:
         with pytest.raises(KeyError):
             await app.publish("nowhere", {}, room="lobby")
         # by send-operation id and by address too
-        assert app.find_topic("users.user.inbox") is app.find_topic("users/{user}/inbox")
+        assert app.spec.find_topic("users.user.inbox") is app.spec.find_topic("users/{user}/inbox")
 
 
 async def test_hand_written_spec_app() -> None:
@@ -230,7 +230,7 @@ async def test_client_publish_and_scopes_from_the_document() -> None:
     app.handler("order.place")(lambda data, conn: {"id": data["items"][0]["sku"], "status": "x"})
     app.handler("cancelOrder")(lambda data, conn: None)
     assert app.path == "/ws/{tenant}"
-    support = app.find_topic("support.ticket.chat")
+    support = app.spec.find_topic("support.ticket.chat")
     assert support.client_publish
     assert support.publish_scopes == ["chat"]
     assert app.operations["order.place"].scopes == ["orders:write"]
@@ -272,4 +272,4 @@ def test_asyncws_from_asyncapi() -> None:
     app = AsyncWS.from_asyncapi(ECHO_SPEC, broker="memory://")
     assert isinstance(app, SpecApp)
     assert app.title == "Echo"
-    assert sorted(app.spec_operations) == ["echo", "shout"]
+    assert sorted(app.spec.spec_operations) == ["echo", "shout"]
