@@ -290,3 +290,17 @@ def test_no_import_cycles_among_asyncws_modules() -> None:
     graph["asyncws.codes"] = graph["asyncws.codes"] | {"asyncws.app"}
     (found,) = report._cycles(graph)
     assert {"asyncws.app", "asyncws.codes"} <= set(found)
+
+
+def test_history_uses_only_the_managers_public_surface() -> None:
+    # `topic_channel`, `deliver_local`, `publish_failed`, `spawn` (and its public attributes)
+    tree = ast.parse((PACKAGE / "history.py").read_text(encoding="utf-8"))
+    private = sorted(
+        f"{ast.unparse(node.value)}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and ast.unparse(node.value).split(".")[-1] == "manager"
+    )
+    assert private == []
