@@ -264,7 +264,10 @@ class Recovery:
     async def read(self, topic: str, *, since: int | None, limit: int) -> HistoryRead:
         manager = self.manager
         return await manager.broker.read_history(
-            manager.topic_channel(topic), stream_key(manager.broker_channel, topic), since=since, limit=limit
+            manager.topic_channel(topic),
+            stream_key(manager.broker_channel, topic),
+            since=since,
+            limit=limit,
         )
 
     async def events(self, topic: str, *, limit: int = 100) -> list[tuple[Position, str]]:
