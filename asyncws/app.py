@@ -15,6 +15,11 @@ code; handler exceptions go through the exception handlers; anything unexpected 
 step: `asyncws.compiled` (what the declarations compile to), `asyncws.endpoint` (handshake
 and frame loop), `asyncws.dispatch` (one frame: control frames, publish, presence, history)
 and `asyncws.calls` (operation handlers and their exception handlers).
+
+An app built from an AsyncAPI document (`from_asyncapi`) is an `AsyncWS` too: it is given an
+`asyncws.spec.AppSpec` (``spec=``), which declares the document's operations and topics on it
+and which `compile`, the endpoint hooks (`framing_of`, `attached`, `handle_frame`), the
+websocket routes and the served document consult. Nothing subclasses `AsyncWS`.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter
 from starlette.routing import WebSocketRoute
@@ -43,11 +49,34 @@ from .limits import Limits
 from .manager import WebSocketManager
 from .presence import PresencePolicy, PresenceTracker, check_presence_framing
 from .routing import Operation, Router, Topic
+from .server_check import check_server
 from .topics import DEFAULT_LIMITS, TopicLimits
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .spec.base import AppSpec
 
 __all__ = ["AsyncWS"]
 
 logger = logging.getLogger("asyncws.app")
+
+
+#: What `SpecApp` / `DocumentApp` offered besides `AsyncWS`'s own, now on ``app.spec``.
+_MOVED_TO_SPEC = frozenset(
+    {
+        "api",
+        "check_handlers",
+        "document",
+        "endpoint_channel",
+        "endpoints",
+        "find_topic",
+        "frame",
+        "has_own_servers",
+        "served_document",
+        "spec_operations",
+    }
+)
 
 
 def _slug(text: str) -> str:
@@ -117,6 +146,10 @@ class AsyncWS(Router):
             (`DocumentFraming`), to implement an existing wire protocol.
         asyncapi_version: The version of the document it serves: ``"3.0.0"`` or
             ``"3.1.0"``.
+        spec: An AsyncAPI document read for this app (`asyncws.spec.AppSpec`, what
+            `from_asyncapi` passes): it declares the document's operations and topics, and
+            the app serves that document, checks its handlers against it at `compile`, and
+            takes its framing, routes and frame handler when the document has its own.
         max_queue: Deprecated: ``limits=Limits(max_queue=...)``.
         max_queue_bytes: Deprecated: ``limits=Limits(max_queue_bytes=...)``.
         slow_consumer: Deprecated: ``limits=Limits(slow_consumer=...)``.
@@ -156,6 +189,7 @@ class AsyncWS(Router):
         tags: Sequence[str] = (),
         framing: Framing | None = None,
         asyncapi_version: str = "3.0.0",
+        spec: AppSpec | None = None,
         # deprecated: fields of `limits` now (a DeprecationWarning each)
         max_queue: int | None = None,
         max_queue_bytes: int | None = None,
@@ -165,6 +199,10 @@ class AsyncWS(Router):
     ) -> None:
         super().__init__(tags=tags)
         self._has_history = False
+        if spec is not None and spec.framing is not None:
+            if framing is not None and framing is not spec.framing:
+                raise ValueError("the document fixes the framing: give no framing= with it")
+            framing = spec.framing
         self.framing: Framing = framing if framing is not None else AsyncWSFraming()
         if asyncapi_version not in ("3.0.0", "3.1.0"):
             raise ValueError(
@@ -227,6 +265,10 @@ class AsyncWS(Router):
         self._compiled: Compiled | None = None
         self._asgi_router: APIRouter | None = None
         self._presence: PresenceTracker | None = None
+        self.spec: AppSpec | None = spec
+        self._spec_frames = spec.frame_handler if spec is not None else None
+        if spec is not None:
+            spec.bind(self)  # declares the document's operations and topics
 
     @property
     def presence(self) -> PresenceTracker:
@@ -355,8 +397,6 @@ class AsyncWS(Router):
         AsyncAPI page (`asyncws.asyncapi.link_openapi`).
         """
         self.compile()
-        from .serve import check_server
-
         check_server(self)  # warns when uvicorn lets bigger (compressed) frames through
         if app is not None:
             from .asyncapi import link_openapi
@@ -382,11 +422,13 @@ class AsyncWS(Router):
         """An APIRouter with the websocket endpoint and the AsyncAPI document and docs routes."""
         if self._asgi_router is None:
             router = APIRouter()
-            # A plain Starlette route: the endpoint resolves its own dependencies per frame, so
-            # FastAPI's per-connection dependency machinery (3.6 KiB a connection) buys nothing.
-            router.routes.append(
-                WebSocketRoute(self.path, self.endpoint, name=f"{_slug(self.title)}-ws")
-            )
+            routes = self.spec.routes() if self.spec is not None else None
+            if routes is None:
+                # A plain Starlette route: the endpoint resolves its own dependencies per
+                # frame, so FastAPI's per-connection dependency machinery (3.6 KiB a
+                # connection) buys nothing.
+                routes = [WebSocketRoute(self.path, self.endpoint, name=f"{_slug(self.title)}-ws")]
+            router.routes.extend(routes)
             from .asyncapi import add_routes
 
             add_routes(self, router)
@@ -394,19 +436,101 @@ class AsyncWS(Router):
         return self._asgi_router
 
     @classmethod
-    def from_asyncapi(cls, document: Any, **kwargs: Any) -> Any:
+    def from_asyncapi(
+        cls,
+        document: str | Path | Any,
+        *,
+        framing: Literal["asyncws", "document"] | None = None,
+        skip_unsupported: bool = False,
+        **kwargs: Any,
+    ) -> AsyncWS:
         """An app driven by an AsyncAPI 3 document (a path or a mapping); bind handlers
-        with ``@app.handler("operationId")``. See `asyncws.spec_first` (asyncws's envelope)
-        and `asyncws.document_app` (the document's own framing)."""
-        from .spec_first import app_from_spec
+        with ``@app.handler("operationId")``. ``kwargs`` go to `AsyncWS` (``broker=``,
+        ``authenticate=``, ...; the title, version, description and path default to the
+        document's).
 
-        return app_from_spec(document, **kwargs)
+        ``framing`` says how the document's messages are framed (default: what the document
+        says): ``"asyncws"``, asyncws's envelope (`asyncws.spec.envelope`), or
+        ``"document"``, the payload is the frame (`asyncws.spec.document`, any AsyncAPI
+        WebSocket API); ``skip_unsupported`` (document framing) leaves out, with a warning,
+        what asyncws cannot serve. Raises `asyncws.spec.SpecError` listing every problem."""
+        from .spec import load_spec
+
+        spec = load_spec(document, framing=framing, skip_unsupported=skip_unsupported)
+        return cls(**{**spec.app_arguments, **kwargs}, spec=spec)
+
+    # -- apps built from a document (`asyncws.spec`) ----------------------------------------
+
+    def _spec_or_fail(self, what: str) -> AppSpec:
+        if self.spec is None:
+            raise TypeError(f"{what} is for apps built from a document (AsyncWS.from_asyncapi)")
+        return self.spec
+
+    def handler(self, operation_id: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Bind the decorated function to the receive operation ``operation_id`` of the
+        document (an app built by `from_asyncapi`). In asyncws's envelope it is called as
+        ``handler(data, conn)`` and returns the reply (see `asyncws.spec.envelope`); in the
+        document's own framing as ``handler(message, conn)`` (plus ``params=``) and returns
+        the reply frame(s) (see `asyncws.spec.document`). Sync or async."""
+        spec = self._spec_or_fail("handler()")
+
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            spec.handle(operation_id, func)
+            self._compiled = None  # compile checks the handlers against the document again
+            return func
+
+        return decorator
+
+    async def publish(self, name: str, data: Any, /, **params: Any) -> None:
+        """Publish ``data`` (an event, validated against the document) to the topic named
+        by channel id or send operation id (an app built from a document in asyncws's
+        envelope), with its address parameters."""
+        await self._spec_or_fail("publish()").publish(name, data, **params)
+
+    async def send(
+        self,
+        name: str,
+        message: Any,
+        /,
+        *,
+        connection: Connection | str | None = None,
+        user: str | None = None,
+        **params: Any,
+    ) -> None:
+        """Push ``message`` (a frame of the send operation or message ``name``, checked
+        against the document) to one connection, every connection of ``user``, or every
+        connection to the operation's address (an app built from a document in its own
+        framing; see `asyncws.spec.document.DocumentSpec.send`)."""
+        spec = self._spec_or_fail("send()")
+        await spec.send(name, message, connection=connection, user=user, **params)
+
+    def on_open(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Run ``func(conn)`` once a connection is open, before its first frame (an app
+        built from a document in its own framing; see
+        `asyncws.spec.document.DocumentSpec.on_open`)."""
+        return self._spec_or_fail("on_open()").on_open(func)
+
+    if not TYPE_CHECKING:  # (type checkers see no such attributes: they are deprecated)
+
+        def __getattr__(self, name: str) -> Any:
+            # `SpecApp` and `DocumentApp` had these; an app built from a document has a spec
+            spec = self.__dict__.get("spec")
+            if name in _MOVED_TO_SPEC and spec is not None and hasattr(spec, name):
+                warnings.warn(
+                    f"app.{name} is deprecated: use app.spec.{name}",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                return getattr(spec, name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- compilation --------------------------------------------------------------------------
 
     def compile(self) -> Compiled:
         """Build the frame validator and resolve hooks (done once, lazily)."""
         if self._compiled is None:
+            if self.spec is not None:
+                self.spec.check()  # every receive operation has a handler, and no more
             self._compiled = Compiled(self)
         return self._compiled
 
@@ -417,16 +541,25 @@ class AsyncWS(Router):
         await serve(self, websocket)
 
     def framing_of(self, conn: Connection) -> Framing:
-        """The framing of a connection's frames (one per app; spec-first apps with several
-        endpoints have one per endpoint)."""
+        """The framing of a connection's frames (one per app; an app serving a document
+        with several endpoints has one per endpoint, from its spec)."""
+        if self.spec is not None:
+            found = self.spec.framing_of(conn)
+            if found is not None:
+                return found
         return self.framing
 
     async def attached(self, conn: Connection) -> None:
         """Called once a connection is accepted and attached, before its first frame."""
+        if self.spec is not None:
+            await self.spec.attached(conn)
 
     async def handle_frame(self, conn: Connection, text: str | None) -> None:
         """Handle one client frame; raises `AsyncWSError` for the error frame to answer."""
-        await handle_frame(self, conn, text)
+        if self._spec_frames is not None:  # a document in its own framing answers its frames
+            await self._spec_frames(conn, text)
+        else:
+            await handle_frame(self, conn, text)
 
     def scopes_of(self, principal: Any) -> Sequence[str]:
         """The scopes granted to a principal: ``scopes_of=`` if given, else its ``scopes``

@@ -21,118 +21,23 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import os
-import re
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .exceptions import UsageError
+from .targets import CLIError, find_app, load_target
 
 __all__ = ["CLIError", "find_app", "load_target", "main"]
 
 
-class CLIError(UsageError):
-    """A usage problem, reported in one line with exit status 2."""
-
-
-def _asyncws_type() -> type[Any]:
-    from .app import AsyncWS
-
-    return AsyncWS
-
-
-def _routes(app: Any, depth: int = 0) -> Iterator[Any]:
-    """Every route of an ASGI app, through included routers and mounts."""
-    if depth > 16:
-        return
-    router = getattr(app, "router", app)
-    for route in getattr(router, "routes", ()):
-        yield route
-        # a Mount's app; FastAPI's lazily included routers keep the original router
-        for attr in ("app", "original_router"):
-            inner = getattr(route, attr, None)
-            if inner is not None and inner is not app and hasattr(inner, "routes"):
-                yield from _routes(inner, depth + 1)
-
-
-def find_app(obj: Any) -> Any:
-    """The `AsyncWS` that ``obj`` is or serves (through an included ``asgi_router``)."""
-    asyncws_type = _asyncws_type()
-    if isinstance(obj, asyncws_type):
-        return obj
-    found: list[Any] = []
-    for route in _routes(obj):
-        owner = getattr(getattr(route, "endpoint", None), "__self__", None)
-        if isinstance(owner, asyncws_type) and owner not in found:
-            found.append(owner)
-    if len(found) == 1:
-        return found[0]
-    if found:
-        raise CLIError(f"{len(found)} AsyncWS apps are mounted there: name one of them")
-    raise CLIError(f"{type(obj).__name__} is not an AsyncWS app and serves none")
-
-
-_FILE_TARGET = re.compile(r"^(?P<path>.+\.py)(?::(?P<attr>[A-Za-z_][\w.]*))?$")
-
-
-def _module_of_file(path_text: str) -> str:
-    """The dotted module name of a ``.py`` file; its top package's parent goes on sys.path."""
-    path = Path(path_text)
-    if not path.is_file():
-        raise CLIError(f"{path_text}: no such file (expected MODULE:APP or a .py file)")
-    path = path.resolve()
-    parts = [path.stem]
-    root = path.parent
-    while (root / "__init__.py").is_file() and root.parent != root:
-        parts.insert(0, root.name)
-        root = root.parent
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return ".".join(parts)
-
-
-def load_target(target: str) -> Any:
-    """Import ``MODULE[:ATTR]`` (or ``path/to/file.py[:ATTR]``) and return the `AsyncWS` it
-    names or holds."""
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    file_target = _FILE_TARGET.match(target)
-    if file_target is not None:
-        module_name, attr = _module_of_file(file_target["path"]), file_target["attr"] or ""
-    else:
-        module_name, _, attr = target.partition(":")
-    if not module_name:
-        raise CLIError(f"{target!r}: expected MODULE:APP")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CLIError(f"cannot import {module_name!r}: {exc}") from exc
-    if attr:
-        obj: Any = module
-        for part in attr.split("."):
-            try:
-                obj = getattr(obj, part)
-            except AttributeError:
-                raise CLIError(f"module {module_name!r} has no attribute {attr!r}") from None
-        return find_app(obj)
-    asyncws_type = _asyncws_type()
-    apps = [v for v in vars(module).values() if isinstance(v, asyncws_type)]
-    unique = list({id(a): a for a in apps}.values())
-    if len(unique) != 1:
-        raise CLIError(f"module {module_name!r} holds {len(unique)} AsyncWS apps: use MODULE:APP")
-    return unique[0]
-
-
 def _load_spec(path: str) -> dict[str, Any]:
-    from .spec_first import load_document
+    from .spec import load_document
 
     try:
         return load_document(path)
@@ -215,7 +120,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             f"{_FRAMINGS[app_framing]}: neither side would understand the other"
         )
     elif doc_framing == "document":
-        api = getattr(app, "api", None)
+        api = getattr(app.spec, "api", None)
         if api is None:  # a code-first app: its frames as its own document says them
             api = read_api(build_document(app))
         if not problems:
@@ -255,7 +160,7 @@ class _HTTPOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
 def _fetch_spec(url: str) -> dict[str, Any]:
     """An AsyncAPI document from an http(s) URL (JSON or YAML)."""
-    from .spec_first import load_document
+    from .spec import load_document
 
     opener = urllib.request.build_opener(_HTTPOnlyRedirects)
     request = urllib.request.Request(url, headers={"Accept": "application/json, application/yaml"})

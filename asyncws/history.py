@@ -247,7 +247,7 @@ class Recovery:
         data = manager.broker_header() + text.encode()
         try:
             position = await manager.broker.publish_history(
-                manager._tp + topic,
+                manager.topic_channel(topic),
                 stream_key(manager.broker_channel, topic),
                 data,
                 size=policy.size,
@@ -256,7 +256,7 @@ class Recovery:
             )
         except AsyncWSError as exc:
             manager.stats["publish_errors"] += 1
-            manager._publish_lost(topic, exc)
+            manager.publish_failed(topic, exc)
             raise
         manager.stats["published"] += 1
         return position
@@ -264,7 +264,10 @@ class Recovery:
     async def read(self, topic: str, *, since: int | None, limit: int) -> HistoryRead:
         manager = self.manager
         return await manager.broker.read_history(
-            manager._tp + topic, stream_key(manager.broker_channel, topic), since=since, limit=limit
+            manager.topic_channel(topic),
+            stream_key(manager.broker_channel, topic),
+            since=since,
+            limit=limit,
         )
 
     async def events(self, topic: str, *, limit: int = 100) -> list[tuple[Position, str]]:
@@ -318,7 +321,7 @@ class Recovery:
             if floors is not None and not floors:
                 del self._floors[topic]
             targets = now
-        self.manager._deliver(targets, frame)
+        self.manager.deliver_local(targets, frame)
 
     def unsubscribed(self, conn: Connection, topic: str) -> None:
         """``conn`` let go of ``topic``: drop what its recovery kept."""
@@ -417,7 +420,7 @@ class Recovery:
                     floor = offset
                     frames.append(frame)
             for frame in frames:
-                manager._deliver((conn,), frame)
+                manager.deliver_local((conn,), frame)
             # A live event at or below ``floor`` may still be on its way from the broker
             # (published before the read, dispatched after it): it was sent, drop it then.
             self._floors.setdefault(topic, {})[conn] = Position(floor, pos.epoch)
@@ -440,7 +443,7 @@ class Recovery:
                 self._filling[topic] = []
                 gaps[topic] = (last, policy)
         if gaps:
-            manager._spawn(self.fill_gaps(gaps))
+            manager.spawn(self.fill_gaps(gaps))
 
     async def fill_gaps(self, gaps: dict[str, tuple[Position, HistoryPolicy]]) -> None:
         """Deliver to local subscribers what was published on their history topics while

@@ -631,6 +631,27 @@ class WebSocketManager:
     async def reject(self, connection: Connection, exc: AsyncWSError, frame: Any = None) -> None:
         connection.send_text_nowait(error_frame_for(exc, frame_id(frame)))
 
+    # -- for the parts beside the bridge (history.py) ----------------------------------------
+
+    def topic_channel(self, topic: str) -> str:
+        """The broker channel of ``topic``'s subscribers (``{ns}/t/{topic}``)."""
+        return self._tp + topic
+
+    def deliver_local(self, targets: Iterable[Connection], text: str) -> int:
+        """Push the frame ``text`` to each of ``targets`` (connections of this instance) as one
+        shared message, as a broker message is delivered; how many took it (a connection
+        that is closing, or whose queue is full, does not)."""
+        return self._deliver(targets, text)
+
+    def publish_failed(self, topic: str, exc: Exception) -> None:
+        """Report a publish on ``topic`` that the broker refused, as the manager's own are
+        (a warning at the first, then at most one every few seconds with the count)."""
+        self._publish_lost(topic, exc)
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` as a background task of the manager (cancelled at `shutdown`)."""
+        self._spawn(coro)
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _spawn(self, coro: Any) -> None:

@@ -20,13 +20,13 @@ no request-header deadline     hold sockets with partial upgrade    10 s to send
 
 `run` imports the app in this process to read its limits (through its websocket routes or its
 lifespan), then calls `uvicorn.run` with the import string, so ``--workers`` and ``--reload``
-work as with uvicorn. `check_server` is called by `AsyncWS.lifespan`: under a uvicorn server
-started another way it logs a warning when uvicorn's frame limit is above the app's.
+work as with uvicorn. `check_server` (`asyncws.server_check`, below the app) is called by
+`AsyncWS.lifespan`: under a uvicorn server started another way it logs a warning when
+uvicorn's frame limit is above the app's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
 import logging
@@ -34,10 +34,11 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .app import AsyncWS
+from .app import AsyncWS
+from .server_check import check_server
+from .targets import FILE_TARGET, CLIError, module_of_file, routes
 
 __all__ = ["ServerSettings", "asyncws_apps", "check_server", "run", "server_settings"]
 
@@ -80,13 +81,10 @@ class ServerSettings:
 
 def asyncws_apps(asgi_app: Any) -> list[AsyncWS]:
     """The `AsyncWS` apps an ASGI app serves: its websocket routes' owners, its lifespan's."""
-    from .app import AsyncWS
-    from .cli import _routes
-
     found: dict[int, AsyncWS] = {}
     if isinstance(asgi_app, AsyncWS):
         found[id(asgi_app)] = asgi_app
-    for route in _routes(asgi_app):
+    for route in routes(asgi_app):
         owner = getattr(getattr(route, "endpoint", None), "__self__", None)
         if isinstance(owner, AsyncWS):
             found.setdefault(id(owner), owner)
@@ -128,14 +126,12 @@ def run(
 
     With ``show=True`` nothing is served: the settings are returned (``asyncws run --show``).
     """
-    from .cli import _FILE_TARGET, CLIError, _module_of_file
-
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
-    file_target = _FILE_TARGET.match(target)
+    file_target = FILE_TARGET.match(target)
     if file_target is not None:  # path/to/app.py:APP is imported as its dotted module
-        module_name, attr = _module_of_file(file_target["path"]), file_target["attr"] or ""
+        module_name, attr = module_of_file(file_target["path"]), file_target["attr"] or ""
     else:
         module_name, _, attr = target.partition(":")
     if not module_name or not attr:
@@ -150,8 +146,6 @@ def run(
             obj = getattr(obj, part)
         except AttributeError:
             raise CLIError(f"module {module_name!r} has no attribute {attr!r}") from None
-    from .app import AsyncWS
-
     if isinstance(obj, AsyncWS):
         raise CLIError(
             f"{target} is an AsyncWS, not an ASGI app: name the FastAPI app that includes "
@@ -176,46 +170,3 @@ def run(
         **settings.uvicorn_kwargs(),
     )
     return settings
-
-
-def _uvicorn_config() -> Any:
-    """uvicorn's Config, when the current task is uvicorn's lifespan task (else None).
-
-    uvicorn passes the ASGI app no reference to its configuration; its lifespan task runs
-    `LifespanOn.main`, whose ``self.config`` is it. Anything unexpected: None.
-    """
-    if "uvicorn" not in sys.modules:
-        return None
-    try:
-        task = asyncio.current_task()
-        coro = task.get_coro() if task is not None else None
-        frame = getattr(coro, "cr_frame", None)
-        owner = frame.f_locals.get("self") if frame is not None else None
-    except (RuntimeError, AttributeError):
-        return None
-    if type(owner).__module__.startswith("uvicorn.lifespan"):
-        return getattr(owner, "config", None)
-    return None
-
-
-def check_server(app: AsyncWS) -> list[str]:
-    """Warn when the uvicorn server running ``app`` lets through more than the app accepts.
-
-    Called at startup by `AsyncWS.lifespan`; returns the warnings (empty when not under
-    uvicorn, or when its limits are fine).
-    """
-    config = _uvicorn_config()
-    if config is None:
-        return []
-    problems: list[str] = []
-    limit = app.manager.max_frame_size
-    ws_max_size = getattr(config, "ws_max_size", None)
-    if isinstance(ws_max_size, int) and ws_max_size > limit:
-        problems.append(
-            f"uvicorn's ws_max_size ({ws_max_size} bytes) is above the app's max_frame_size "
-            f"({limit}): a compressed frame is inflated up to {ws_max_size} bytes before asyncws "
-            f"can refuse it. Serve with `asyncws run` or `uvicorn --ws-max-size {limit}`"
-        )
-    for problem in problems:
-        logger.warning("%s", problem)
-    return problems

@@ -19,12 +19,9 @@ them the browser tests skip, except under CI where that is an install bug and fa
 from __future__ import annotations
 
 import asyncio
-import http.server
 import importlib
 import json
-import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -34,13 +31,12 @@ import yaml
 from websockets.asyncio.server import ServerConnection, serve
 
 from asyncws.codegen import generate
-from tests.browser import launch_chromium, unavailable
+from tests.browser import launch_chromium, typescript_page
 from tests.servers import REPO_ROOT, UvicornServer, free_port
 
 pytestmark = pytest.mark.slow
 
 CHAT_SPEC = REPO_ROOT / "specs" / "chat.asyncapi.yaml"
-TSC = REPO_ROOT / "node_modules" / ".bin" / "tsc"
 APP = "tests.apps.chat_origins:app"  # examples.chat.app:app, plus the page's origin
 STATIC_PORT = free_port()  # the page's origin, which the chat app must allow explicitly
 ENV = {
@@ -386,49 +382,10 @@ def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The TypeScript client compiled to an ES module, and a page that loads it, served by
     a static HTTP server on 127.0.0.1 (a page served from the loopback may open websockets
     to the loopback: Chromium's local network access checks block a page of no address)."""
-    if not TSC.exists():
-        unavailable("node_modules/.bin/tsc is missing (npm ci)")
     out = tmp_path_factory.mktemp("ts")
     generate(_chat_document(), "typescript", out, name="chat")
-    site = out / "site"
-    result = subprocess.run(
-        [
-            str(TSC),
-            "--strict",
-            "--target",
-            "es2022",
-            "--module",
-            "es2022",
-            "--lib",
-            "es2022,dom",
-            "--outDir",
-            str(site),
-            str(out / "chat-client.ts"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    (site / "index.html").write_text(PAGE, encoding="utf-8")
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(site), **kwargs)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    static = http.server.ThreadingHTTPServer(("127.0.0.1", STATIC_PORT), Handler)
-    thread = threading.Thread(target=static.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{static.server_address[1]}/index.html"
-    finally:
-        static.shutdown()
-        static.server_close()
-        thread.join(timeout=5)
+    with typescript_page([out / "chat-client.ts"], out / "site", PAGE, port=STATIC_PORT) as url:
+        yield url
 
 
 class Browser:

@@ -248,8 +248,8 @@ def test_unsupported_operations_stop_or_are_listed() -> None:
     assert "in the message header" in text
     app = app_from_spec(document, skip_unsupported=True)
     assert isinstance(app, DocumentApp)
-    assert len(app.api.skipped) == 3  # both reasons, and ping left with no message
-    assert [op.id for op in app.api.endpoints[0].receive] == ["unsubscribe"]
+    assert len(app.spec.api.skipped) == 3  # both reasons, and ping left with no message
+    assert [op.id for op in app.spec.api.endpoints[0].receive] == ["unsubscribe"]
 
 
 def test_messages_nothing_tells_apart_are_refused() -> None:
@@ -278,15 +278,15 @@ def test_handlers_must_match_the_document() -> None:
 
 async def test_send_checks_against_the_document() -> None:
     app = app_from_spec(SPECS / "quotes.asyncapi.yaml")
-    assert app.frame("snapshot", {"pair": "EURUSD", "bid": 1, "ask": 2}) == (
+    assert app.spec.frame("snapshot", {"pair": "EURUSD", "bid": 1, "ask": 2}) == (
         '{"pair":"EURUSD","bid":1,"ask":2,"type":"snapshot"}'
     )
     from asyncws.exceptions import PayloadValidationError
 
     with pytest.raises(PayloadValidationError):
-        app.frame("update", {"pair": "EURUSD", "side": "middle", "price": 1})
+        app.spec.frame("update", {"pair": "EURUSD", "side": "middle", "price": 1})
     with pytest.raises(KeyError, match="receiveQuotes"):
-        app.frame("nothing", {})
+        app.spec.frame("nothing", {})
     with pytest.raises(TypeError, match="give pair"):
         await app.send("update", {"pair": "EURUSD", "side": "bid", "price": 1})
 

@@ -5,11 +5,8 @@ spec-first apps of tests/apps/framed.py in a real uvicorn process: the Python cl
 from __future__ import annotations
 
 import asyncio
-import http.server
 import importlib
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,13 +16,12 @@ from asyncws.asyncapi.reader import read_api
 from asyncws.codegen import CodegenError, describe_any, generate
 from asyncws.codegen.framed import describe_framed
 from asyncws.spec_first import load_document
-from tests.browser import launch_chromium, unavailable
+from tests.browser import launch_chromium, typescript_page
 from tests.servers import REPO_ROOT, UvicornServer
 
 pytestmark = pytest.mark.slow
 
 SPECS = REPO_ROOT / "tests" / "specs"
-TSC = REPO_ROOT / "node_modules" / ".bin" / "tsc"
 WAIT = 10.0
 NAMES = {"exchange": "coin_exchange", "quotes": "quote_feed", "notices": "team_notices"}
 
@@ -229,51 +225,12 @@ async (base) => {
 
 @pytest.fixture(scope="module")
 def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not TSC.exists():
-        unavailable("node_modules/.bin/tsc is missing (npm ci)")
     out = tmp_path_factory.mktemp("framed-ts")
     files = []
     for spec in ("exchange", "quotes", "notices", "echo"):
         files += generate(load_document(SPECS / f"{spec}.asyncapi.yaml"), "typescript", out)
-    site = out / "site"
-    result = subprocess.run(
-        [
-            str(TSC),
-            "--strict",
-            "--target",
-            "es2022",
-            "--module",
-            "es2022",
-            "--lib",
-            "es2022,dom",
-            "--outDir",
-            str(site),
-            *map(str, files),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    (site / "index.html").write_text(PAGE, encoding="utf-8")
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(site), **kwargs)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    static = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=static.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{static.server_address[1]}/index.html"
-    finally:
-        static.shutdown()
-        static.server_close()
-        thread.join(timeout=5)
+    with typescript_page(files, out / "site", PAGE) as url:
+        yield url
 
 
 @pytest.mark.browser

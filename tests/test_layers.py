@@ -4,19 +4,23 @@ specification layer: the document builders and the readers do not import each ot
 client description imports none of its readers or renderers, the renderers read only the
 description, and the Python client's runtime (shipped as it is) imports nothing of asyncws.
 Below it: the error policy sits below the connection, the connection below the manager, the
-manager below the app layer, whose parts reach the manager only through `WebSocketManager`."""
+manager below the app layer, whose parts reach the manager only through `WebSocketManager`.
+Spec-first apps are ordinary apps: `asyncws.spec` reads documents without importing the app
+layer, `app.py` imports none of the modules above it (not even inside a function), nothing
+subclasses `AsyncWS`, and no asyncws module imports another that imports it back."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "asyncws"
 APP_LAYER = {"asyncws.app", "asyncws.spec_first", "asyncws.document_app"}
-SHIM = PACKAGE / "asyncapi" / "spec_first.py"
 
 
 def _imports(path: Path) -> set[str]:
@@ -47,7 +51,11 @@ def _imports(path: Path) -> set[str]:
 
 
 SPEC_LAYER = sorted(
-    p for p in [*PACKAGE.glob("asyncapi/**/*.py"), *PACKAGE.glob("codegen/**/*.py")] if p != SHIM
+    [
+        *PACKAGE.glob("asyncapi/**/*.py"),
+        *PACKAGE.glob("codegen/**/*.py"),
+        *PACKAGE.glob("spec/*.py"),
+    ]
 )
 
 
@@ -224,3 +232,75 @@ def test_the_parts_of_the_app_do_not_import_app_py(module: str) -> None:
 @pytest.mark.parametrize("module", sorted({"app", *APP_PARTS}))
 def test_the_app_layer_reaches_the_manager_through_its_facade(module: str) -> None:
     assert _runtime_deps(module) & MANAGER_PARTS == set()
+
+
+# -- spec-first apps are ordinary apps (docs/architecture.md, "The specification layer") -----
+
+ABOVE_THE_APP = {"spec_first", "document_app", "cli", "serve", "targets"}
+APP_LAYER_MODULES = {"app", *APP_PARTS, *ABOVE_THE_APP}
+
+
+def test_app_py_imports_nothing_above_it_even_lazily() -> None:
+    # `_imports` walks function bodies too: `from_asyncapi` reads the document through
+    # `asyncws.spec`, which imports no app; the uvicorn check is `server_check.py`, below it
+    assert _runtime_deps("app") & ABOVE_THE_APP == set()
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("spec/*.py")), ids=lambda p: p.name)
+def test_the_document_readers_do_not_import_the_app_layer(path: Path) -> None:
+    own = {m.split(".")[1] for m in _own(path, "asyncws.") if m.count(".") >= 1}
+    assert own & APP_LAYER_MODULES == set()
+
+
+def test_the_server_check_sits_below_the_app() -> None:
+    assert _runtime_deps("server_check") == set()
+
+
+def test_nothing_subclasses_asyncws() -> None:
+    # an app built from a document is an `AsyncWS` given a spec, not a subclass overriding it
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = {getattr(b, "id", getattr(b, "attr", None)) for b in node.bases}
+                if "AsyncWS" in bases:
+                    found.append(f"{path.relative_to(PACKAGE)}:{node.name}")
+    assert found == []
+
+
+def _house_report() -> Any:
+    """scripts/house_report.py, which counts the import cycles of a checkout for the record."""
+    path = PACKAGE.parent / "scripts" / "house_report.py"
+    spec = importlib.util.spec_from_file_location("house_report", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_import_cycles_among_asyncws_modules() -> None:
+    # every import counts, at the top of a module or inside a function (not TYPE_CHECKING)
+    report = _house_report()
+    root = PACKAGE.parent
+    files = report._package_files(root)
+    modules = {report._module_name(root, p) for p in files}
+    graph = {report._module_name(root, p): report._imports(root, p, modules) for p in files}
+    assert report._cycles(graph) == []
+    # and the finder finds one when there is one
+    graph["asyncws.codes"] = graph["asyncws.codes"] | {"asyncws.app"}
+    (found,) = report._cycles(graph)
+    assert {"asyncws.app", "asyncws.codes"} <= set(found)
+
+
+def test_history_uses_only_the_managers_public_surface() -> None:
+    # `topic_channel`, `deliver_local`, `publish_failed`, `spawn` (and its public attributes)
+    tree = ast.parse((PACKAGE / "history.py").read_text(encoding="utf-8"))
+    private = sorted(
+        f"{ast.unparse(node.value)}.{node.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and ast.unparse(node.value).split(".")[-1] == "manager"
+    )
+    assert private == []

@@ -12,11 +12,9 @@ Chromium. The typed Python use is checked with mypy ``--strict`` the same way.
 from __future__ import annotations
 
 import asyncio
-import http.server
 import importlib
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,13 +24,11 @@ import pytest
 from asyncws.asyncapi import build_document
 from asyncws.codegen import generate
 from tests.apps import presence_app
-from tests.browser import launch_chromium, unavailable
-from tests.servers import REPO_ROOT, UvicornServer
+from tests.browser import launch_chromium, typescript_page
+from tests.servers import UvicornServer
 from tests.test_presence import WAIT, running, servers_on
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-TSC = REPO_ROOT / "node_modules" / ".bin" / "tsc"
 
 
 @pytest.fixture
@@ -231,51 +227,12 @@ async ([a, b, c]) => {
 def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The client compiled to an ES module (with the file that uses its types), and a page
     that loads it, served on 127.0.0.1."""
-    if not TSC.exists():
-        unavailable("node_modules/.bin/tsc is missing (npm ci)")
     out = tmp_path_factory.mktemp("presence-ts")
     generate(build_document(presence_app.ws), "typescript", out, name="rooms")
     (out / "uses.ts").write_text(TS_TYPES, encoding="utf-8")
-    site = out / "site"
-    result = subprocess.run(
-        [
-            str(TSC),
-            "--strict",
-            "--target",
-            "es2022",
-            "--module",
-            "es2022",
-            "--lib",
-            "es2022,dom",
-            "--outDir",
-            str(site),
-            str(out / "rooms-client.ts"),
-            str(out / "uses.ts"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    (site / "index.html").write_text(PAGE, encoding="utf-8")
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(site), **kwargs)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    static = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=static.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{static.server_address[1]}/index.html"
-    finally:
-        static.shutdown()
-        static.server_close()
-        thread.join(timeout=5)
+    sources = [out / "rooms-client.ts", out / "uses.ts"]
+    with typescript_page(sources, out / "site", PAGE) as url:
+        yield url
 
 
 @pytest.mark.browser

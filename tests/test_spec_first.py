@@ -1,6 +1,6 @@
 """Spec-first apps: an AsyncAPI document drives an app whose handlers are bound by id.
 
-"Round trip" means: a document -> `SpecApp` -> the document generated from that app's
+"Round trip" means: a document -> an app built from it -> the document generated from that app's
 declarations is equivalent to the first (`asyncws.asyncapi.checks.compare`: the same
 channels, addresses, parameters, operations, actions, scopes and message payloads after
 ``$ref`` resolution).
@@ -8,6 +8,7 @@ channels, addresses, parameters, operations, actions, scopes and message payload
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from asyncws import Connection
+from asyncws import AsyncWS, AsyncWSFraming, Connection
 from asyncws.asyncapi import build_document, describe
 from asyncws.asyncapi.checks import check_document, compare
 from asyncws.asyncapi.v3 import build
@@ -29,7 +30,7 @@ CHAT_SPEC = REPO_ROOT / "specs" / "chat.asyncapi.yaml"
 ECHO_SPEC = REPO_ROOT / "specs" / "echo.asyncapi.yaml"
 
 
-def _regenerated(app: SpecApp) -> dict[str, Any]:
+def _regenerated(app: AsyncWS) -> dict[str, Any]:
     return build(describe(app))
 
 
@@ -196,7 +197,7 @@ async def test_spec_app_validates_published_events() -> None:
         with pytest.raises(KeyError):
             await app.publish("nowhere", {}, room="lobby")
         # by send-operation id and by address too
-        assert app.find_topic("users.user.inbox") is app.find_topic("users/{user}/inbox")
+        assert app.spec.find_topic("users.user.inbox") is app.spec.find_topic("users/{user}/inbox")
 
 
 async def test_hand_written_spec_app() -> None:
@@ -230,7 +231,7 @@ async def test_client_publish_and_scopes_from_the_document() -> None:
     app.handler("order.place")(lambda data, conn: {"id": data["items"][0]["sku"], "status": "x"})
     app.handler("cancelOrder")(lambda data, conn: None)
     assert app.path == "/ws/{tenant}"
-    support = app.find_topic("support.ticket.chat")
+    support = app.spec.find_topic("support.ticket.chat")
     assert support.client_publish
     assert support.publish_scopes == ["chat"]
     assert app.operations["order.place"].scopes == ["orders:write"]
@@ -267,9 +268,87 @@ async def test_served_document_is_the_given_one() -> None:
 
 
 def test_asyncws_from_asyncapi() -> None:
-    from asyncws import AsyncWS
-
     app = AsyncWS.from_asyncapi(ECHO_SPEC, broker="memory://")
     assert isinstance(app, SpecApp)
     assert app.title == "Echo"
-    assert sorted(app.spec_operations) == ["echo", "shout"]
+    assert sorted(app.spec.spec_operations) == ["echo", "shout"]
+
+
+# -- spec-first apps are ordinary apps ---------------------------------------------------------
+
+
+QUOTES_SPEC = REPO_ROOT / "tests" / "specs" / "quotes.asyncapi.yaml"
+
+
+def test_an_app_built_from_a_document_is_an_ordinary_asyncws() -> None:
+    from asyncws.document_app import DocumentApp
+    from asyncws.spec import DocumentSpec, EnvelopeSpec
+
+    envelope = AsyncWS.from_asyncapi(ECHO_SPEC)
+    framed = AsyncWS.from_asyncapi(QUOTES_SPEC)
+    assert type(envelope) is AsyncWS and type(framed) is AsyncWS
+    assert isinstance(envelope.spec, EnvelopeSpec) and isinstance(framed.spec, DocumentSpec)
+    assert isinstance(envelope, SpecApp) and not isinstance(envelope, DocumentApp)
+    assert isinstance(framed, DocumentApp) and not isinstance(framed, SpecApp)
+    assert not isinstance(AsyncWS(), SpecApp) and not isinstance(object(), DocumentApp)
+    assert framed.framing is framed.spec.framing and framed.framing.name == "document"
+
+
+def test_a_spec_given_to_asyncws_directly() -> None:
+    """`load_spec` reads; `AsyncWS(spec=...)` binds it: the document's declarations, its
+    path and title (the app's own arguments win), its handlers checked at compile."""
+    from asyncws.spec import load_spec
+
+    spec = load_spec(ECHO_SPEC)
+    app = AsyncWS(**{**spec.app_arguments, "title": "Mine"}, spec=spec)
+    assert app.spec is spec and spec.app is app
+    assert (app.title, app.path) == ("Mine", "/echo")
+    assert sorted(op.type for op in app.operations.values()) == ["echo", "shout"]
+    assert [t.address for t in app.topics] == ["news/{section}"]
+    with pytest.raises(RuntimeError, match="one app"):
+        AsyncWS(spec=spec)  # a spec declares on the app it drives
+    with pytest.raises(SpecError, match="no handler for operation 'echo'"):
+        app.compile()
+    app.handler("echo")(lambda data, conn: data)
+    app.handler("shout")(lambda data, conn: data)
+    assert app.compile() is app.compile()
+    framed = load_spec(QUOTES_SPEC)
+    with pytest.raises(ValueError, match="fixes the framing"):
+        AsyncWS(framing=AsyncWSFraming(), spec=framed)
+
+
+def test_what_is_only_for_apps_built_from_a_document() -> None:
+    code_first = AsyncWS()
+    with pytest.raises(TypeError, match="built from a document"):
+        code_first.handler("echo")
+    with pytest.raises(AttributeError):
+        code_first.document  # noqa: B018
+    envelope = AsyncWS.from_asyncapi(ECHO_SPEC)
+    framed = AsyncWS.from_asyncapi(QUOTES_SPEC)
+    with pytest.raises(TypeError, match="own framing: use publish"):
+        asyncio.run(envelope.send("x", {}))
+    with pytest.raises(TypeError, match="envelope: use send"):
+        asyncio.run(framed.publish("x", {}))
+    with pytest.raises(TypeError, match="own framing"):
+        envelope.on_open(lambda conn: None)
+
+
+def test_the_old_names_still_work_with_a_deprecation_warning() -> None:
+    from asyncws.document_app import DocumentApp
+
+    with pytest.warns(DeprecationWarning, match=r"SpecApp\(\.\.\.\) is deprecated"):
+        old = SpecApp(ECHO_SPEC, broker="memory://")
+    assert type(old) is AsyncWS and old.title == "Echo"
+    with pytest.warns(DeprecationWarning, match="DocumentApp"):
+        framed = DocumentApp(QUOTES_SPEC, skip_unsupported=True)
+    assert type(framed) is AsyncWS and framed.framing.name == "document"
+    # what only SpecApp / DocumentApp had is on the spec now; the old way warns
+    with pytest.warns(DeprecationWarning, match=r"app.document is deprecated: use app.spec"):
+        assert old.document is old.spec.document  # type: ignore[attr-defined]
+    with pytest.warns(DeprecationWarning, match="app.api"):
+        assert framed.api is framed.spec.api  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        old.api  # type: ignore[attr-defined]  # noqa: B018  (an envelope spec has no api)
+    from asyncws.asyncapi import spec_first as shim
+
+    assert shim.SpecApp is SpecApp and shim.SpecError is SpecError

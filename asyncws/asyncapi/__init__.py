@@ -2,11 +2,11 @@
 
 Layers: `model.describe` reads an app into a version-neutral `AppDescription`; `v3.build`
 (asyncws's envelope) or `framed_v3.build_framed` (the document framing) turns that into an
-AsyncAPI 3.0.0 (or 3.1.0) document; `build_document` does both (or, for a spec-first app,
-returns the document it was built from); `reader.read_api` reads any document into a
-neutral `WireAPI` for spec-first apps, codegen and ``asyncws check``. Nothing here imports
-the app layer: spec-first apps (`asyncws.spec_first`, `asyncws.document_app`) are built on
-this package. `add_routes` serves the document as JSON
+AsyncAPI 3.0.0 (or 3.1.0) document; `build_document` does both (or, for an app built from
+a document, returns that document through ``app.spec``); `reader.read_api` reads any document
+into a neutral `WireAPI` for spec-first apps (`asyncws.spec`), codegen and ``asyncws check``.
+Nothing here imports the app layer: it reads an app by its attributes. `add_routes` serves
+the document as JSON
 and YAML and, when `asyncws.docs` is installed, as an HTML page.
 
 The document is generated once per app (again only if the app's declarations change). When
@@ -70,8 +70,9 @@ def build_document(
     (``"3.0.0"`` or ``"3.1.0"``) overrides the app's ``asyncapi_version``; a spec-first app
     serves its document as it is.
     """
-    if _is_spec_first(app):
-        return app.served_document(server_url)  # type: ignore[attr-defined, no-any-return]
+    spec = getattr(app, "spec", None)
+    if spec is not None:  # built from a document: that document, its servers filled in
+        return spec.served_document(server_url, app.servers)  # type: ignore[no-any-return]
     desc = describe(app)
     if asyncapi_version is not None:
         if asyncapi_version not in ("3.0.0", "3.1.0"):
@@ -126,15 +127,10 @@ class _Cached:
 _cache: weakref.WeakKeyDictionary[Any, _Cached] = weakref.WeakKeyDictionary()
 
 
-def _is_spec_first(app: AsyncWS) -> bool:
-    """A spec-first app (`asyncws.spec_first`, `asyncws.document_app`): it serves the
-    document it read (this package reads apps, it does not import them)."""
-    return callable(getattr(app, "served_document", None))
-
-
 def _own_servers(app: AsyncWS) -> bool:
-    if _is_spec_first(app):
-        return bool(app.has_own_servers())  # type: ignore[attr-defined]
+    spec = getattr(app, "spec", None)
+    if spec is not None:
+        return bool(spec.has_own_servers(app.servers))
     return bool(app.servers)
 
 
@@ -145,7 +141,7 @@ def _cached(app: AsyncWS) -> _Cached:
         own = _own_servers(app)
         per_server = (
             not own
-            and not _is_spec_first(app)  # a given document is served as it is
+            and getattr(app, "spec", None) is None  # a given document is served as it is
             and has_relative_security_urls(describe(app))
         )
         entry = _Cached(compiled, build_document(app), fill_servers=not own, per_server=per_server)
