@@ -21,7 +21,8 @@ and RSS is not comparable then. Both are taken in an extra round after the RSS r
 
 Systems: ``raw`` (benchmarks/raw_app.py), ``declarative`` (benchmarks/bench_app.py: FastAPI,
 ``app.include_router(ws.asgi_router)``), ``declarative_front`` (the same app served as
-``ws.in_front_of(app)``), ``compat`` (benchmarks/compat_app.py, FastAPI ``@app.websocket`` +
+``ws.in_front_of(app)``), ``declarative_idle_timeout`` (``Limits(idle_timeout=600)``),
+``compat`` (benchmarks/compat_app.py, FastAPI ``@app.websocket`` +
 ``WebSocketManager``).
 Exit status 1 if a connection or subscription failed or a server logged an error.
 """
@@ -55,6 +56,7 @@ SYSTEMS: dict[str, tuple[str, dict[str, str]]] = {
     "raw": ("benchmarks.raw_app:app", {}),
     "declarative": ("benchmarks.bench_app:app", {}),
     "declarative_front": ("benchmarks.bench_app:app", {"ASYNCWS_BENCH_FRONT": "1"}),
+    "declarative_idle_timeout": ("benchmarks.bench_app:app", {"ASYNCWS_BENCH_IDLE_TIMEOUT": "600"}),
     "compat": ("benchmarks.compat_app:app", {}),
 }
 
@@ -228,7 +230,7 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=1.0, help="seconds before each RSS read")
     ap.add_argument("--concurrency", type=int, default=128, help="handshakes in flight/process")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="bound on each open")
-    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--systems", default="raw,declarative,declarative_front,compat")
     ap.add_argument("--census", action="store_true", help="count live objects per connection")
     ap.add_argument("--trace", action="store_true", help="tracemalloc lines per connection")
     ap.add_argument("--asyncws-path", default=None, help="measure the asyncws package here")
