@@ -14,8 +14,8 @@ Wire (server -> client):  {"type":"BenchMsg","topic":"bench/t","data":{"seq":..,
 
 Served as ``ws.in_front_of(app)`` (`AsyncWS.in_front_of`): the websocket endpoint is served
 before the FastAPI app's middleware and router, which an idle connection would otherwise stay
-suspended in (about 3-5 KiB per connection with FastAPI 0.165; the FastAPI app has no
-middleware here, and everything else, the lifespan included, still goes to it).
+suspended in (about 3-5 KiB per connection with FastAPI 0.165; the FastAPI app has no middleware of
+its own here, and everything else, the lifespan included, still goes to it).
 ``PEERBENCH_ASYNCWS_MOUNT=include`` serves the FastAPI app itself instead
 (``app.include_router(ws.asgi_router)``, the default way), for comparison.
 
