@@ -47,7 +47,12 @@ logger = logging.getLogger("asyncws.app")
 
 
 async def serve(app: AsyncWS, websocket: WebSocket) -> None:
-    """The websocket endpoint: handshake (origin, auth, hooks), then the frame loop."""
+    """The websocket endpoint: handshake (origin, auth, hooks), then the frame loop.
+
+    An idle connection waits in this coroutine and the receive it awaits, nothing else: the
+    frame loop is written inline, because every coroutine an idle connection is suspended in
+    costs it a frame (about 250 bytes each, kept for the connection's life).
+    """
     compiled = app.compile()
     conn = await _open(app, websocket, compiled)
     if conn is None:
@@ -60,7 +65,50 @@ async def serve(app: AsyncWS, websocket: WebSocket) -> None:
             logger.exception("connection %s: opening it failed; closing with 1011", conn.id)
             await conn.close(OPEN_FAILED.code, OPEN_FAILED.reason)
             return
-        await _frame_loop(app, conn)
+        # The frame loop: one frame at a time, in order, within the rate and idle limits.
+        limits = app.limits
+        framing = app.framing_of(conn)
+        bucket = TokenBucket(limits.rate, limits.burst)
+        over_rate = 0
+        while True:
+            try:
+                if limits.idle_timeout is None:
+                    text = await conn.receive_text()
+                else:
+                    # asyncio.timeout, not wait_for: wait_for (Python 3.11) runs the receive in
+                    # a task of its own, one more task per idle connection
+                    async with asyncio.timeout(limits.idle_timeout):
+                        text = await conn.receive_text()
+            except WebSocketDisconnect:
+                break
+            except TimeoutError:
+                await conn.close(IDLE.code, IDLE.reason)
+                break
+            if not bucket.take():
+                over_rate += 1
+                if over_rate > limits.rate_strikes:
+                    logger.warning("connection %s: sustained flood; closing with 1008", conn.id)
+                    await conn.close(FLOOD.code, FLOOD.reason)
+                    break
+                send_frame(
+                    conn,
+                    framing.error(
+                        RateLimitedError(f"over {limits.rate:g} frames per second; slow down"),
+                        framing.correlation_in(text),
+                    ),
+                )
+                continue
+            over_rate = 0
+            try:
+                await app.handle_frame(conn, text)
+            except Exception as exc:
+                answer = decide(exc, Where.FRAME, "a frame")
+                if not await apply(conn, answer, framing.error, framing.correlation_in(text)):
+                    break
+            else:
+                conn.good_frame()
+            if not _is_open(conn):  # closed while handling the frame
+                break
     finally:
         if expiry is not None:
             expiry.cancel()
@@ -121,7 +169,10 @@ async def _open(app: AsyncWS, websocket: WebSocket, compiled: Compiled) -> Conne
             )
             await deny(websocket, USER_OVER_CAPACITY)
             return None
-        subprotocol = getattr(websocket.state, "asyncws_subprotocol", None)
+        # scope["state"] is what ``websocket.state`` wraps: read it without building a State
+        # object that the websocket would keep for the connection's life
+        state = websocket.scope.get("state")
+        subprotocol = state.get("asyncws_subprotocol") if state else None
         # The slot passes to the connection: attach registers it before its first await.
         app._handshaking -= 1
         held = False
@@ -132,50 +183,6 @@ async def _open(app: AsyncWS, websocket: WebSocket, compiled: Compiled) -> Conne
     if not _is_open(conn):  # refused (shutting down): no websocket
         return None
     return conn
-
-
-async def _frame_loop(app: AsyncWS, conn: Connection) -> None:
-    """Handle the connection's frames, one at a time, until it ends or is closed."""
-    limits = app.limits
-    framing = app.framing_of(conn)
-    bucket = TokenBucket(limits.rate, limits.burst)
-    over_rate = 0
-    while True:
-        try:
-            if limits.idle_timeout is None:
-                text = await conn.receive_text()
-            else:
-                text = await asyncio.wait_for(conn.receive_text(), limits.idle_timeout)
-        except WebSocketDisconnect:
-            break
-        except TimeoutError:
-            await conn.close(IDLE.code, IDLE.reason)
-            break
-        if not bucket.take():
-            over_rate += 1
-            if over_rate > limits.rate_strikes:
-                logger.warning("connection %s: sustained flood; closing with 1008", conn.id)
-                await conn.close(FLOOD.code, FLOOD.reason)
-                break
-            send_frame(
-                conn,
-                framing.error(
-                    RateLimitedError(f"over {limits.rate:g} frames per second; slow down"),
-                    framing.correlation_in(text),
-                ),
-            )
-            continue
-        over_rate = 0
-        try:
-            await app.handle_frame(conn, text)
-        except Exception as exc:
-            answer = decide(exc, Where.FRAME, "a frame")
-            if not await apply(conn, answer, framing.error, framing.correlation_in(text)):
-                break
-        else:
-            conn.good_frame()
-        if not _is_open(conn):  # closed while handling the frame
-            break
 
 
 def _expiry_timer(app: AsyncWS, conn: Connection) -> asyncio.TimerHandle | None:

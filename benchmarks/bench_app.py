@@ -12,6 +12,9 @@
 * with ``ASYNCWS_BENCH_HISTORY=1``, also topic ``hist/{n}`` (the same model, clients may publish,
   ``history=HistoryPolicy(size=5000, ttl=600)``: benchmarks/history_fanout.py); off by default,
   so the other scenarios measure an app without history topics;
+* with ``ASYNCWS_BENCH_IDLE_TIMEOUT=S``, ``Limits(idle_timeout=S)`` (benchmarks/memprobe.py);
+* with ``ASYNCWS_BENCH_FRONT=1``, ``app`` is ``ws.in_front_of(fastapi_app)`` (the endpoint is
+  served before FastAPI's middleware and routing; docs/performance.md, idle memory);
 * ``GET /_bench/stats``: the manager's counters (``broker_messages`` ...), connections, pid.
 
 The user id comes from the ``user`` query parameter (benchmark only: no authentication).
@@ -81,6 +84,7 @@ ws = AsyncWS(
         max_connections=100_000,
         fanout_bytes_rate=float(1 << 40),  # the byte-bound scenario floods 20 KB messages
         max_fanout_bytes=1 << 30,
+        idle_timeout=float(os.environ.get("ASYNCWS_BENCH_IDLE_TIMEOUT") or 0) or None,
     ),
     asyncapi_url=None,
     asyncapi_yaml_url=None,
@@ -111,11 +115,16 @@ async def whoami(conn: Connection) -> WhoAmI:
 
 ws.include_router(router)
 
-app = FastAPI(lifespan=ws.lifespan)
-app.include_router(ws.asgi_router)
+fastapi_app = FastAPI(lifespan=ws.lifespan)
+fastapi_app.include_router(ws.asgi_router)
+# ASYNCWS_BENCH_FRONT=1: serve the websocket endpoint in front of FastAPI (`AsyncWS.in_front_of`:
+# the app's middleware does not run for /ws); /_bench/stats is still FastAPI's.
+app: Any = (
+    ws.in_front_of(fastapi_app) if os.environ.get("ASYNCWS_BENCH_FRONT") == "1" else fastapi_app
+)
 
 
-@app.get("/_bench/stats")
+@fastapi_app.get("/_bench/stats")
 async def bench_stats() -> dict[str, Any]:
     manager = ws.manager
     return {

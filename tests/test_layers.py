@@ -175,7 +175,7 @@ def test_the_python_client_runtime_imports_nothing_of_asyncws() -> None:
 # -- the connection, manager and app layers (docs/architecture.md, "Modules and imports") ----
 
 MANAGER_PARTS = {"registry", "channels", "bridge", "claims", "seed"}
-APP_PARTS = {"endpoint", "dispatch", "calls", "compiled"}
+APP_PARTS = {"endpoint", "dispatch", "calls", "compiled", "front_door"}
 UPPER = {"app", *APP_PARTS, "spec_first", "document_app", "asyncapi", "codegen", "cli"}
 
 

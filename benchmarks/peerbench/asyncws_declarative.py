@@ -12,6 +12,13 @@ Wire (server -> client):  {"type":"BenchMsg","topic":"bench/t","data":{"seq":..,
                           (the topic is the concrete one: bench/i3 in phase 3)
                           (the validated model, ``model_dump_json`` once per publish)
 
+Served as ``ws.in_front_of(app)`` (`AsyncWS.in_front_of`): the websocket endpoint is served
+before the FastAPI app's middleware and router, which an idle connection would otherwise stay
+suspended in (about 3-5 KiB per connection with FastAPI 0.165; the FastAPI app has no middleware of
+its own here, and everything else, the lifespan included, still goes to it).
+``PEERBENCH_ASYNCWS_MOUNT=include`` serves the FastAPI app itself instead
+(``app.include_router(ws.asgi_router)``, the default way), for comparison.
+
 Loaded by peerbench as ``adapters.asyncws_declarative`` when ``PEERBENCH_ADAPTERS`` points at
 this folder (see benchmarks/peerbench.sh). Needs asyncws installed in the peerbench venv.
 """
@@ -77,7 +84,9 @@ def _build_app() -> Any:
 
     app = FastAPI(lifespan=ws.lifespan)
     app.include_router(ws.asgi_router)
-    return app
+    if os.environ.get("PEERBENCH_ASYNCWS_MOUNT") == "include":
+        return app
+    return ws.in_front_of(app)
 
 
 def __getattr__(name: str) -> Any:  # build the server only when uvicorn asks for it
