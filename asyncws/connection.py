@@ -26,6 +26,10 @@ A `Connection` can also be built by hand around a websocket (the seed's way): it
 the websocket's (OPEN if it is accepted already), ``async for message in connection`` yields the
 client's frames as seed `Message` objects, and ``connection.topics`` is a `TopicSet` whose changes
 reach the manager's routing index once the connection is registered.
+
+Size (over 600 lines): one concept, the connection's lifecycle and its send path, kept in
+one file because the inline send, the writer and the queue bounds share state that a split
+would expose (see docs/architecture.md).
 """
 
 from __future__ import annotations
