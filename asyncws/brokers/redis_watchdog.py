@@ -47,7 +47,10 @@ async def next_reply(pubsub: PubSub, timeout: float | None) -> Any:
         return await pubsub.get_message(timeout=timeout)
     response = await conn.read_response(
         timeout=None if conn.socket_timeout is None else math.inf,
-        disconnect_on_error=False,
+        # On any error (a dropped socket, the watchdog's interrupt) the connection is closed
+        # here, as redis-py's own pub/sub read does through its reconnect: the broker then
+        # drops this pub/sub, and a half-open transport must not outlive it.
+        disconnect_on_error=True,
         push_request=True,
     )
     if type(response) is list and len(response) > 2 and response[0] in _PUBLISHED:
