@@ -49,7 +49,14 @@ from ..topics import is_pattern
 from . import redis_scripts as scripts
 from .base import BrokerInterface, BrokerMessage, BrokerState, encode_payload, seed_view
 from .redis_batch import PublishBatcher
-from .redis_claims import ClaimBatcher, PubSubCommand, SubscriptionBatcher, runs
+from .redis_claims import (
+    ClaimBatcher,
+    PubSubCommand,
+    SubscriptionBatcher,
+    claim_within,
+    release_quietly,
+    runs,
+)
 from .redis_watchdog import ReadWatch
 
 __all__ = ["RedisBroker", "pattern_to_glob"]
@@ -498,19 +505,13 @@ class RedisBroker(BrokerInterface):
         one pipelined write (`redis_claims`). Raises `BrokerError` when Redis cannot answer."""
         if self._redis is None:
             raise BrokerError("the broker is not connected")
-        item = ("claim", key, owner, max(1, int(ttl * 1000)))
-        try:
-            # bounded even behind batches that wait for a frozen Redis (each one its timeout)
-            async with asyncio.timeout(self._connect_timeout + 2 * self._command_timeout):
-                return bool(await self._claims.submit(item))
-        except TimeoutError as exc:
-            raise BrokerError("the broker did not answer the claim in time") from exc
+        within = self._connect_timeout + 2 * self._command_timeout
+        return await claim_within(self._claims, key, owner, ttl, within)
 
     async def release(self, key: str, owner: str) -> None:
         if self._redis is None:
             return
-        with contextlib.suppress(BrokerError):  # it expires anyway
-            await self._claims.submit(("release", key, owner, 0))
+        await release_quietly(self._claims, key, owner)
 
     @property
     def claim_batches(self) -> int:

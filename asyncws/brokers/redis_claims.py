@@ -15,6 +15,7 @@ with its own `BrokerError`. At most `redis_batch.MAX_BATCH` calls go in one batc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,14 @@ from .redis_batch import TickBatcher
 if TYPE_CHECKING:
     from .cluster_commands import ClusterCommands
 
-__all__ = ["ClaimBatcher", "ClusterClaimBatcher", "SubscriptionBatcher", "runs"]
+__all__ = [
+    "ClaimBatcher",
+    "ClusterClaimBatcher",
+    "SubscriptionBatcher",
+    "claim_within",
+    "release_quietly",
+    "runs",
+]
 
 #: A claim or a release: ("claim" or "release", key, owner, ttl in ms (0 for a release)).
 Claim = tuple[str, str, str, int]
@@ -39,6 +47,25 @@ PubSubCommand = tuple[str, str]
 _CONFIRMED = ("subscribe", "psubscribe")  # Redis confirms these; we wait for it
 _SCRIPTS = {"claim": scripts.CLAIM, "release": scripts.RELEASE}
 _SHAS = {op: hashlib.sha1(text.encode()).hexdigest() for op, text in _SCRIPTS.items()}
+
+
+async def claim_within(
+    claims: TickBatcher[Claim, int], key: str, owner: str, ttl: float, within: float
+) -> bool:
+    """Claim ``key`` for ``owner`` (``ttl`` seconds) through ``claims``, waiting at most
+    ``within`` seconds, even behind batches that wait for a frozen Redis (each one its
+    timeout): `BrokerError` when Redis did not answer in time."""
+    try:
+        async with asyncio.timeout(within):
+            return bool(await claims.submit(("claim", key, owner, max(1, int(ttl * 1000)))))
+    except TimeoutError as exc:
+        raise BrokerError("the broker did not answer the claim in time") from exc
+
+
+async def release_quietly(claims: TickBatcher[Claim, int], key: str, owner: str) -> None:
+    """Release ``key`` if ``owner`` holds it; a failure is ignored (the claim expires)."""
+    with contextlib.suppress(BrokerError):
+        await claims.submit(("release", key, owner, 0))
 
 
 class ClaimBatcher(TickBatcher[Claim, int]):

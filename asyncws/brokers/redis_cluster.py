@@ -64,7 +64,14 @@ from .cluster_layout import (
 )
 from .cluster_node import NodeLink, watch_links
 from .redis_batch import ClusterPublishBatcher
-from .redis_claims import ClusterClaimBatcher, PubSubCommand, SubscriptionBatcher, runs
+from .redis_claims import (
+    ClusterClaimBatcher,
+    PubSubCommand,
+    SubscriptionBatcher,
+    claim_within,
+    release_quietly,
+    runs,
+)
 
 if TYPE_CHECKING:
     from .cluster_presence import ClusterPresenceStore
@@ -585,19 +592,13 @@ class RedisClusterBroker(BrokerInterface):
         primary (`redis_claims.ClusterClaimBatcher`)."""
         if not self._started:
             raise BrokerError("the broker is not connected")
-        item = ("claim", key, owner, max(1, int(ttl * 1000)))
-        try:
-            # bounded even behind batches that wait for a frozen node (each one its timeout)
-            async with asyncio.timeout(self._connect_timeout + 2 * self._command_timeout):
-                return bool(await self._claims.submit(item))
-        except TimeoutError as exc:
-            raise BrokerError("the broker did not answer the claim in time") from exc
+        within = self._connect_timeout + 2 * self._command_timeout
+        return await claim_within(self._claims, key, owner, ttl, within)
 
     async def release(self, key: str, owner: str) -> None:
         if not self._started:
             return
-        with contextlib.suppress(BrokerError):  # it expires anyway
-            await self._claims.submit(("release", key, owner, 0))
+        await release_quietly(self._claims, key, owner)
 
     @property
     def claim_batches(self) -> int:
