@@ -33,7 +33,7 @@ BURST = 3000  # more than one socket read's worth (redis-py reads 64 KiB at a ti
 @pytest.fixture(params=["resp3", "resp2", "no-hiredis-parser"])
 def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     if request.param == "no-hiredis-parser":
-        monkeypatch.setattr(redis_watchdog, "_HIREDIS", None)
+        monkeypatch.setattr(redis_watchdog, "HIREDIS_PARSER", None)
     yield str(request.param)
 
 

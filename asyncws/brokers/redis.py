@@ -114,7 +114,7 @@ class RedisBroker(BrokerInterface):
         **redis_kwargs: Any,
     ) -> None:
         self.url = redis_url
-        self._batcher = PublishBatcher(lambda: self._redis, flush_delay)
+        self._batcher = PublishBatcher(lambda: self._redis, flush_delay, command_timeout)
         self._claims = ClaimBatcher(lambda: self._redis)
         self._pubsub_commands = SubscriptionBatcher(self._send_commands)
         self._confirming: set[asyncio.Task[None]] = set()  # waits for batches' confirmations
@@ -198,6 +198,8 @@ class RedisBroker(BrokerInterface):
         # redis-py would reconnect the pub/sub connection (and leak it).
         await self._guard.interrupt(self._read_lock)
         pubsub, self._pubsub = self._pubsub, None
+        with contextlib.suppress(RedisError, OSError, TimeoutError, RuntimeError):
+            await asyncio.wait_for(self._batcher.lane.close(), 2.0)
         for client in (pubsub, self._sub_redis, self._redis):
             await _quiet_close(client, 2.0)
         self._redis = self._sub_redis = None

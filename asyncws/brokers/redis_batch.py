@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from redis.asyncio import Redis
 
 from ..exceptions import BrokerError
+from .redis_lane import PublishLane
 
 if TYPE_CHECKING:
     from .cluster_commands import ClusterCommands
@@ -161,11 +162,18 @@ class TickBatcher(ABC, Generic[T, R]):
 
 class PublishBatcher(TickBatcher[tuple[str, bytes], None]):
     """Batches the publishes made on ``client()`` (the broker's current command client): one
-    pipelined write per batch."""
+    write per batch, on a connection of its own (`redis_lane.PublishLane`; through redis-py's
+    pipeline when that is off). ``timeout`` bounds each batch (the broker's command timeout)."""
 
-    def __init__(self, client: Callable[[], Redis | None], flush_delay: float | None) -> None:
+    def __init__(
+        self,
+        client: Callable[[], Redis | None],
+        flush_delay: float | None,
+        timeout: float | None = None,
+    ) -> None:
         super().__init__(flush_delay)
         self._client = client
+        self.lane = PublishLane(client, timeout)
 
     async def publish(self, channel: str, message: bytes) -> None:
         """Publish; returns once Redis took it. Raises `BrokerError` if it did not."""
@@ -175,6 +183,10 @@ class PublishBatcher(TickBatcher[tuple[str, bytes], None]):
         redis = self._client()
         if redis is None:
             raise BrokerError("the broker is not connected")
+        if self.lane.usable:
+            results = await self.lane.publish(items)
+            if results is not None:
+                return results
         if len(items) == 1:
             channel, message = items[0]
             await redis.publish(channel, message)

@@ -26,17 +26,20 @@ from redis.exceptions import ResponseError
 # answers while no whole reply is buffered, and hiredis' type of a RESP3 push (redis-py 8
 # speaks RESP3 by default: every published message is one). Without them (redis-py or hiredis
 # moved them) the listener reads through `Connection.read_response` only.
-_HIREDIS: Any = None
-_NOT_ENOUGH_DATA: Any = object()
-_PUSH: Any = None
+HIREDIS_PARSER: Any = None
+NOT_ENOUGH_DATA: Any = object()
+PUSH: Any = None
 with contextlib.suppress(ImportError):
-    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
-    from redis._parsers.hiredis import _AsyncHiredisParser as _HIREDIS
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA
+    from redis._parsers.hiredis import _AsyncHiredisParser as HIREDIS_PARSER
 with contextlib.suppress(ImportError):
-    from hiredis import PushNotification as _PUSH
+    from hiredis import PushNotification as PUSH
 
 __all__ = [
+    "HIREDIS_PARSER",
+    "NOT_ENOUGH_DATA",
     "PUBLISHED",
+    "PUSH",
     "REPLY_LISTS",
     "NoPong",
     "ReadWatch",
@@ -52,7 +55,7 @@ _now = time.monotonic  # the watchdog's clock; stamped once per message read
 PUBLISHED = (b"message", b"pmessage")  # the kinds of reply a published message comes as
 #: The types an array reply comes as: a list (RESP2, or redis-py's Python parsers) or, from
 #: hiredis on RESP3, a `hiredis.PushNotification` (a list).
-REPLY_LISTS = frozenset(t for t in (list, _PUSH) if t is not None)
+REPLY_LISTS = frozenset(t for t in (list, PUSH) if t is not None)
 
 
 def is_published(reply: Any) -> bool:
@@ -82,7 +85,7 @@ async def next_reply(pubsub: PubSub, timeout: float | None) -> Any:
     if timeout is not None or conn is None or not conn.is_connected or conn.health_check_interval:
         return await pubsub.get_message(timeout=timeout)
     parser = conn._parser
-    if _HIREDIS is None or type(parser) is not _HIREDIS or not parser._connected:
+    if HIREDIS_PARSER is None or type(parser) is not HIREDIS_PARSER or not parser._connected:
         response = await conn.read_response(
             timeout=None if conn.socket_timeout is None else math.inf,
             # On any error (a dropped socket, the watchdog's interrupt) the connection is
@@ -93,7 +96,7 @@ async def next_reply(pubsub: PubSub, timeout: float | None) -> Any:
         )
     else:
         response = _take(conn, parser)
-        while response is _NOT_ENOUGH_DATA:
+        while response is NOT_ENOUGH_DATA:
             try:
                 await parser.read_from_socket()
             except OSError as exc:  # as redis-py's read: closed, then a ConnectionError
@@ -125,17 +128,17 @@ def buffered_reply(pubsub: PubSub) -> Any:
     if conn is None or conn.health_check_interval:
         return None
     parser = conn._parser
-    if _HIREDIS is None or type(parser) is not _HIREDIS or not parser._connected:
+    if HIREDIS_PARSER is None or type(parser) is not HIREDIS_PARSER or not parser._connected:
         return None
     response = _take(conn, parser)
-    return None if response is _NOT_ENOUGH_DATA else response
+    return None if response is NOT_ENOUGH_DATA else response
 
 
 async def settle(pubsub: PubSub, reply: Any) -> Any:
     """What redis-py makes of a ``reply`` that is not a published message, taken from hiredis
     by `next_reply` or `buffered_reply`: a RESP3 push goes to the parser's push handlers (as
     its read would send it; None when they consume it), then to ``handle_message``."""
-    if _PUSH is not None and type(reply) is _PUSH:
+    if PUSH is not None and type(reply) is PUSH:
         conn: Any = pubsub.connection
         reply = await conn._parser.handle_push_response(reply)
         if reply is None:
@@ -144,10 +147,10 @@ async def settle(pubsub: PubSub, reply: Any) -> Any:
 
 
 def _take(conn: Any, parser: Any) -> Any:
-    """The next whole reply in hiredis' reader (``_NOT_ENOUGH_DATA`` when none), with the
+    """The next whole reply in hiredis' reader (``NOT_ENOUGH_DATA`` when none), with the
     errors raised as redis-py's read raises them."""
     response = parser._reader.gets()
-    if response is _NOT_ENOUGH_DATA:
+    if response is NOT_ENOUGH_DATA:
         return response
     if type(response) in REPLY_LISTS:
         if response and isinstance(response[0], RedisConnectionError):
