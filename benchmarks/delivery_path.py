@@ -4,6 +4,7 @@
     python benchmarks/delivery_path.py                     # raw, compat, declarative; µs
     python benchmarks/delivery_path.py -n 1,100,200 -k 2000 --rounds 5
     python benchmarks/delivery_path.py --callgrind         # instructions (valgrind), repeatable
+    python benchmarks/delivery_path.py --callgrind -n 1 -k 200 --spaced 20   # one message per wake
 
 What it measures is what peerbench's delivering instance does per broker message, without
 the sockets: each system's app (``benchmarks/raw_app.py``, ``compat_app.py``,
@@ -17,6 +18,10 @@ blocked, so the K messages wait in the socket, and the CPU this process spends u
 N sends were counted is the figure: ``process_time`` (median of ``--rounds``), or with
 ``--callgrind`` the instructions counted by callgrind between two client requests (a small C
 helper compiled at run time), which do not move with the machine's load.
+
+With ``--spaced MS`` the K messages are published one every MS milliseconds while the loop
+runs instead (a fixed rate: each message wakes the listener alone), and the count covers the
+idle loop between them too.
 
 From two values of N the cost splits into a part per broker message and a part per delivery
 (least squares over the N given). Bounded: K messages per round, ``--rounds`` rounds, every
