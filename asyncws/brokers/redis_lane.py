@@ -25,11 +25,13 @@ off and publishes go through redis-py (`RedisLane.usable` False).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from . import redis_watchdog as reads
 
@@ -134,7 +136,9 @@ class PublishLane:
         parser = conn._parser
         parser.on_disconnect()
         conn._close()
-        await owner.connection_pool.release(conn)
+        # (closed already: a pool that was reset meanwhile no longer knows it, and says so)
+        with contextlib.suppress(KeyError, ValueError, RedisError, OSError):
+            await owner.connection_pool.release(conn)
 
     async def close(self) -> None:
         await self._drop()
