@@ -199,25 +199,54 @@ async def _capture(redis_url: str, publisher: FakeSocket, frame: bytes) -> tuple
 _REPLAY = r"""
 import re, sys, time, redis
 url, channel, body, k, base = sys.argv[1], sys.argv[2].encode(), bytes.fromhex(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+spaced = float(sys.argv[6])
 m = re.match(rb"^(aws1:[^:\n]+:)(\d+)(:\d+)?\n", body)
-pipe = redis.Redis.from_url(url).pipeline(transaction=False)
+client = redis.Redis.from_url(url)
+pipe = client.pipeline(transaction=False)
 for i in range(k):
     if m:
         head = b"%s%d:%d\n" % (m.group(1), base + i, time.time_ns() // 1000)
-        pipe.publish(channel, head + body[m.end():])
+        data = head + body[m.end():]
     else:
-        pipe.publish(channel, body)
-pipe.execute()
+        data = body
+    if spaced:
+        client.publish(channel, data)
+        time.sleep(spaced)
+    else:
+        pipe.publish(channel, data)
+if not spaced:
+    pipe.execute()
 """
+
+
+def _replay_cmd(
+    redis_url: str, channel: bytes, body: bytes, k: int, base: int, spaced: float
+) -> list[str]:
+    return [
+        sys.executable,
+        "-c",
+        _REPLAY,
+        redis_url,
+        channel.decode(),
+        body.hex(),
+        str(k),
+        str(base),
+        str(spaced),
+    ]
 
 
 def _replay(redis_url: str, channel: bytes, body: bytes, k: int, base: int) -> None:
     """Publish ``body`` K times from another process (blocks this loop: the messages wait)."""
-    subprocess.run(
-        [sys.executable, "-c", _REPLAY, redis_url, channel.decode(), body.hex(), str(k), str(base)],
-        check=True,
-        timeout=60,
-    )
+    subprocess.run(_replay_cmd(redis_url, channel, body, k, base, 0.0), check=True, timeout=60)
+
+
+async def _replay_spaced(
+    redis_url: str, channel: bytes, body: bytes, k: int, base: int, spaced: float
+) -> asyncio.subprocess.Process:
+    """Publish ``body`` K times from another process, one every ``spaced`` seconds, while
+    this loop runs (each message arrives alone and wakes the listener, as at a fixed rate)."""
+    cmd = _replay_cmd(redis_url, channel, body, k, base, spaced)
+    return await asyncio.create_subprocess_exec(*cmd)
 
 
 async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -266,15 +295,26 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             for r in range(args.rounds):
                 sink.target = sink.count + args.k * n
                 sink.done.clear()
-                _replay(args.redis, channel, body, args.k, base)
+                replayer = None
+                if args.spaced:
+                    if cg is not None:
+                        cg.zero()
+                    t0 = time.process_time()
+                    replayer = await _replay_spaced(
+                        args.redis, channel, body, args.k, base, args.spaced / 1000
+                    )
+                else:
+                    _replay(args.redis, channel, body, args.k, base)
+                    if cg is not None:
+                        cg.zero()
+                    t0 = time.process_time()
                 base += args.k
-                if cg is not None:
-                    cg.zero()
-                t0 = time.process_time()
-                await asyncio.wait_for(sink.done.wait(), 120.0)
+                await asyncio.wait_for(sink.done.wait(), 600.0)
                 t1 = time.process_time()
                 if cg is not None:
                     cg.dump(f"{args.worker}-n{n}-r{r}")
+                if replayer is not None:
+                    await asyncio.wait_for(replayer.wait(), 30.0)
                 rounds.append(t1 - t0)
                 await asyncio.sleep(0.05)
             results["per_n"][n] = {
@@ -322,6 +362,14 @@ def main() -> int:
     parser.add_argument("-k", type=int, default=2000, help="broker messages per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--callgrind", action="store_true", help="count instructions (valgrind)")
+    parser.add_argument(
+        "--spaced",
+        type=float,
+        default=0.0,
+        help="publish one message every this many ms while the app runs (a fixed rate: each "
+        "message wakes the listener alone; includes the idle loop's own work) instead of K "
+        "messages queued at once",
+    )
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)
@@ -364,6 +412,8 @@ def main() -> int:
                 str(args.k),
                 "--rounds",
                 str(1 if args.callgrind else args.rounds),
+                "--spaced",
+                str(args.spaced),
             ]
             if args.callgrind:
                 cmd = [
@@ -399,7 +449,8 @@ def main() -> int:
 def _report(out: dict[str, Any], args: argparse.Namespace) -> None:
     unit = "instructions" if args.callgrind else "µs CPU"
     rounds = 1 if args.callgrind else args.rounds
-    print(f"per broker message, K={args.k}, {unit} (median of {rounds} round(s))")
+    how = f"one every {args.spaced:g} ms" if args.spaced else "queued at once"
+    print(f"per broker message, K={args.k} ({how}), {unit} (median of {rounds} round(s))")
     print(
         "system        "
         + "".join(f"{'N=' + str(n):>12}" for n in args.n)

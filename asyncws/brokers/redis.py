@@ -57,7 +57,7 @@ from .redis_claims import (
     release_quietly,
     runs,
 )
-from .redis_watchdog import ReadWatch
+from .redis_watchdog import REPLY_LISTS, ReadWatch, is_published, settle
 
 __all__ = ["RedisBroker", "pattern_to_glob"]
 
@@ -529,7 +529,7 @@ class RedisBroker(BrokerInterface):
         """A message, a subscription confirmation (its waiters are woken), or None."""
         if raw is None:
             return None
-        if type(raw) is list:  # a published message as Redis sent it (`next_reply`)
+        if type(raw) in REPLY_LISTS:  # a published message as Redis sent it (`next_reply`)
             channel, data = raw[-2], raw[-1]  # [kind, (glob,) channel, data]
             if type(channel) is bytes:
                 try:
@@ -642,10 +642,16 @@ class RedisBroker(BrokerInterface):
                         self._restored()
                         backoff = self.reconnect_min
                         continue
-                    async with self._read_lock:
-                        if self._buffer or self.state is _CLOSED:
-                            continue
-                        raw = await self._guard.read(pubsub, None)
+                    # What the last read left in the parser comes first, without the lock
+                    # and the five coroutines of a read (`buffered_reply`).
+                    raw = None if self._read_lock.locked() else self._guard.take(pubsub)
+                    if raw is None:
+                        async with self._read_lock:
+                            if self._buffer or self.state is _CLOSED:
+                                continue
+                            raw = await self._guard.read(pubsub, None)
+                    elif not is_published(raw):
+                        raw = await settle(pubsub, raw)
                 except (RedisError, OSError, TimeoutError, BrokerError) as exc:
                     if self.is_closed():
                         return
