@@ -120,7 +120,7 @@ class PublishLane:
             return conn
         await self._drop()
         conn = await redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-        if reads.HIREDIS_PARSER is None or type(conn._parser) is not reads.HIREDIS_PARSER:
+        if reads.hiredis_parser(conn) is None:
             await redis.connection_pool.release(conn)
             self.usable = False  # (a pool's connections all have the same parser)
             return None

@@ -44,6 +44,7 @@ __all__ = [
     "NoPong",
     "ReadWatch",
     "buffered_reply",
+    "hiredis_parser",
     "is_published",
     "next_reply",
     "settle",
@@ -84,8 +85,8 @@ async def next_reply(pubsub: PubSub, timeout: float | None) -> Any:
     conn: Any = pubsub.connection  # None until the first subscribe
     if timeout is not None or conn is None or not conn.is_connected or conn.health_check_interval:
         return await pubsub.get_message(timeout=timeout)
-    parser = conn._parser
-    if HIREDIS_PARSER is None or type(parser) is not HIREDIS_PARSER or not parser._connected:
+    parser = hiredis_parser(conn)
+    if parser is None:
         response = await conn.read_response(
             timeout=None if conn.socket_timeout is None else math.inf,
             # On any error (a dropped socket, the watchdog's interrupt) the connection is
@@ -127,11 +128,20 @@ def buffered_reply(pubsub: PubSub) -> Any:
     conn: Any = pubsub.connection
     if conn is None or conn.health_check_interval:
         return None
-    parser = conn._parser
-    if HIREDIS_PARSER is None or type(parser) is not HIREDIS_PARSER or not parser._connected:
+    parser = hiredis_parser(conn)
+    if parser is None:
         return None
     response = _take(conn, parser)
     return None if response is NOT_ENOUGH_DATA else response
+
+
+def hiredis_parser(conn: Any) -> Any:
+    """``conn``'s parser if it is redis-py's hiredis parser and connected (its replies can be
+    taken from hiredis' reader), else None."""
+    parser = conn._parser
+    if HIREDIS_PARSER is None or type(parser) is not HIREDIS_PARSER or not parser._connected:
+        return None
+    return parser
 
 
 async def settle(pubsub: PubSub, reply: Any) -> Any:
